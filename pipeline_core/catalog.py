@@ -1,0 +1,371 @@
+"""The dataset catalog: one declarative file per dataset in `datasets/`.
+
+Parsing is strict (unknown keys, wrong types and unsafe identifiers are errors that name the file
+and the field) so that a bad catalog fails CI and deploys, never a production run.
+`datasets/schema.json` describes the same shape for editors and the test suite.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipeline_core.errors import ConfigurationError, UnknownDataset
+from pipeline_core.identifiers import safe_identifier
+
+DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "datasets"
+COMPUTE_MODES = ("serverless", "cluster")
+INPUT_FORMATS = ("csv",)
+_PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    prefix: str
+    key_pattern: re.Pattern[str]
+    format: str
+    header: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    arguments: dict[str, str] = field(default_factory=dict)
+    spark_conf: dict[str, str] = field(default_factory=dict)
+    timeout_minutes: int = 60
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    instance_types: tuple[str, ...]
+    capacity: int
+    spot: bool = False
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    release_label: str
+    idle_timeout_minutes: int
+    master: NodeGroup
+    core: NodeGroup
+    task: NodeGroup | None = None
+
+
+@dataclass(frozen=True)
+class Compute:
+    mode: str
+    cluster: ClusterConfig | None = None
+
+
+@dataclass(frozen=True)
+class Quality:
+    rules_file: str
+    history_runs: int = 10
+
+
+@dataclass(frozen=True)
+class TableLoad:
+    name: str
+    merge_keys: tuple[str, ...] = ()
+    replace_by: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Load:
+    schema: str
+    tables: tuple[TableLoad, ...]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    date_offset_days: int = -1
+
+
+@dataclass(frozen=True)
+class Cost:
+    max_run_usd: float | None = None
+    monthly_budget_usd: float | None = None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    description: str
+    source: Source
+    job: Job
+    compute: Compute
+    quality: Quality
+    load: Load
+    schedule: Schedule
+    cost: Cost
+    path: Path | None = None
+
+    def partition_for_key(self, key: str) -> str | None:
+        """The partition encoded in a raw key, or None when the key is not this dataset's."""
+        if not key.startswith(self.source.prefix):
+            return None
+        match = self.source.key_pattern.match(key)
+        return match.group("partition") if match else None
+
+    @property
+    def rules_path(self) -> Path:
+        base = self.path.parent if self.path else DEFAULT_CATALOG_DIR
+        return base / self.quality.rules_file
+
+
+class _Reader:
+    """Walks one raw mapping, collecting the path for error messages."""
+
+    def __init__(self, data: Any, where: str):
+        if not isinstance(data, dict):
+            raise ConfigurationError(f"{where}: expected a mapping, got {type(data).__name__}")
+        self.data = data
+        self.where = where
+        self.seen: set[str] = set()
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., ) -> Any:
+        self.seen.add(key)
+        if key not in self.data:
+            if default is ...:
+                raise ConfigurationError(f"{self.where}: missing required field {key!r}")
+            return default
+        value = self.data[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigurationError(
+                f"{self.where}.{key}: expected {getattr(kind, '__name__', kind)}, "
+                f"got {type(value).__name__}"
+            )
+        return value
+
+    def sub(self, key: str, default: Any = ...) -> _Reader | None:
+        value = self.get(key, dict, default)
+        return None if value is None else _Reader(value, f"{self.where}.{key}")
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.seen)
+        if unknown:
+            raise ConfigurationError(f"{self.where}: unknown field(s) {', '.join(unknown)}")
+
+
+def _str_map(reader: _Reader, key: str) -> dict[str, str]:
+    raw = reader.get(key, dict, {}) or {}
+    out = {}
+    for k, v in raw.items():
+        if not isinstance(v, str | int | float) or isinstance(v, bool):
+            raise ConfigurationError(f"{reader.where}.{key}.{k}: expected a string or number")
+        out[str(k)] = str(v)
+    return out
+
+
+def _names(reader: _Reader, key: str, what: str) -> tuple[str, ...]:
+    values = reader.get(key, list, [])
+    return tuple(safe_identifier(v, f"{reader.where}.{key}: {what}") for v in values)
+
+
+def _node_group(reader: _Reader | None) -> NodeGroup | None:
+    if reader is None:
+        return None
+    types = reader.get("instance_types", list)
+    if not types or not all(isinstance(t, str) and re.match(r"^[a-z0-9-]+\.[a-z0-9]+$", t)
+                            for t in types):
+        raise ConfigurationError(f"{reader.where}.instance_types: list instance types like m7g.xlarge")
+    group = NodeGroup(tuple(types), reader.get("capacity", int), reader.get("spot", bool, False))
+    if group.capacity < 1:
+        raise ConfigurationError(f"{reader.where}.capacity: must be at least 1")
+    reader.done()
+    return group
+
+
+def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
+    """Build a Dataset from one parsed catalog file, or raise ConfigurationError naming the field."""
+    where = path.name if path else "dataset"
+    root = _Reader(data, where)
+    name = safe_identifier(root.get("name", str), f"{where}: dataset name")
+    if path is not None and path.stem != name:
+        raise ConfigurationError(f"{where}: dataset name {name!r} must match the file name")
+
+    src = root.sub("source")
+    prefix = src.get("prefix", str)
+    if not prefix.endswith("/") or prefix.startswith("/"):
+        raise ConfigurationError(f"{where}.source.prefix: must end with '/' and not start with '/'")
+    try:
+        pattern = re.compile(src.get("key_pattern", str))
+    except re.error as e:
+        raise ConfigurationError(f"{where}.source.key_pattern: invalid regex: {e}") from e
+    if "partition" not in pattern.groupindex:
+        raise ConfigurationError(f"{where}.source.key_pattern: needs a (?P<partition>...) group")
+    fmt = src.get("format", str)
+    if fmt not in INPUT_FORMATS:
+        raise ConfigurationError(f"{where}.source.format: {fmt!r} is not one of {INPUT_FORMATS}")
+    header = src.get("header", list)
+    if not header or not all(isinstance(h, str) and h for h in header):
+        raise ConfigurationError(f"{where}.source.header: list the expected column names")
+    src.done()
+    source = Source(prefix, pattern, fmt, tuple(header))
+
+    job_r = root.sub("job")
+    job = Job(
+        name=safe_identifier(job_r.get("name", str), f"{where}.job.name"),
+        arguments=_str_map(job_r, "arguments"),
+        spark_conf=_str_map(job_r, "spark_conf"),
+        timeout_minutes=job_r.get("timeout_minutes", int, 60),
+    )
+    if not 1 <= job.timeout_minutes <= 24 * 60:
+        raise ConfigurationError(f"{where}.job.timeout_minutes: must be between 1 and 1440")
+    job_r.done()
+
+    comp_r = root.sub("compute")
+    mode = comp_r.get("mode", str)
+    if mode not in COMPUTE_MODES:
+        raise ConfigurationError(f"{where}.compute.mode: {mode!r} is not one of {COMPUTE_MODES}")
+    cl = comp_r.sub("cluster", None)
+    cluster = None
+    if cl is not None:
+        cluster = ClusterConfig(
+            release_label=cl.get("release_label", str),
+            idle_timeout_minutes=cl.get("idle_timeout_minutes", int, 15),
+            master=_node_group(cl.sub("master")),
+            core=_node_group(cl.sub("core")),
+            task=_node_group(cl.sub("task", None)),
+        )
+        if not 1 <= cluster.idle_timeout_minutes <= 7 * 24 * 60:
+            raise ConfigurationError(f"{where}.compute.cluster.idle_timeout_minutes: 1 to 10080")
+        cl.done()
+    if mode == "cluster" and cluster is None:
+        raise ConfigurationError(f"{where}.compute: mode 'cluster' needs a 'cluster' section")
+    comp_r.done()
+
+    q = root.sub("quality")
+    quality = Quality(q.get("rules_file", str), q.get("history_runs", int, 10))
+    if "/" in quality.rules_file or not quality.rules_file.endswith(".dqdl"):
+        raise ConfigurationError(f"{where}.quality.rules_file: a .dqdl file name beside the catalog")
+    if not 1 <= quality.history_runs <= 100:
+        raise ConfigurationError(f"{where}.quality.history_runs: must be between 1 and 100")
+    q.done()
+
+    ld = root.sub("load")
+    tables = []
+    for i, raw in enumerate(ld.get("tables", list)):
+        t = _Reader(raw, f"{where}.load.tables[{i}]")
+        table = TableLoad(
+            name=safe_identifier(t.get("name", str), f"{t.where}: table name"),
+            merge_keys=_names(t, "merge_keys", "merge key"),
+            replace_by=_names(t, "replace_by", "column"),
+        )
+        if not table.merge_keys and not table.replace_by:
+            raise ConfigurationError(f"{t.where}: give merge_keys, replace_by or both")
+        t.done()
+        tables.append(table)
+    if not tables:
+        raise ConfigurationError(f"{where}.load.tables: at least one table")
+    load = Load(safe_identifier(ld.get("schema", str), f"{where}.load.schema"), tuple(tables))
+    ld.done()
+
+    sch = root.sub("schedule", None)
+    schedule = Schedule()
+    if sch is not None:
+        schedule = Schedule(sch.get("date_offset_days", int, -1))
+        sch.done()
+
+    co = root.sub("cost", None)
+    cost = Cost()
+    if co is not None:
+        cost = Cost(co.get("max_run_usd", float, None), co.get("monthly_budget_usd", float, None))
+        for label, value in (("max_run_usd", cost.max_run_usd),
+                             ("monthly_budget_usd", cost.monthly_budget_usd)):
+            if value is not None and value <= 0:
+                raise ConfigurationError(f"{where}.cost.{label}: must be positive")
+        co.done()
+
+    dataset = Dataset(
+        name=name,
+        description=root.get("description", str, ""),
+        source=source,
+        job=job,
+        compute=Compute(mode, cluster),
+        quality=quality,
+        load=load,
+        schedule=schedule,
+        cost=cost,
+        path=path,
+    )
+    root.done()
+    return dataset
+
+
+@dataclass(frozen=True)
+class Catalog:
+    datasets: dict[str, Dataset]
+
+    def get(self, name: str) -> Dataset:
+        try:
+            return self.datasets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.datasets)) or "none"
+            raise UnknownDataset(f"dataset {name!r} is not in the catalog (known: {known})") from None
+
+    def match_key(self, key: str) -> tuple[Dataset, str]:
+        """The dataset and partition for a raw object key, or UnknownDataset/InvalidInput."""
+        from pipeline_core.errors import InvalidInput
+
+        for dataset in self.datasets.values():
+            if key.startswith(dataset.source.prefix):
+                partition = dataset.partition_for_key(key)
+                if partition is None:
+                    raise InvalidInput(
+                        f"key {key!r} is under dataset {dataset.name!r}'s prefix but does not match "
+                        f"its key pattern {dataset.source.key_pattern.pattern!r}"
+                    )
+                return dataset, validate_partition(partition)
+        prefixes = ", ".join(d.source.prefix for d in self.datasets.values())
+        raise UnknownDataset(f"key {key!r} is outside every dataset prefix ({prefixes})")
+
+
+def validate_partition(partition: str) -> str:
+    """A partition is a real calendar date written YYYY-MM-DD."""
+    import datetime as dt
+
+    from pipeline_core.errors import InvalidInput
+
+    if not isinstance(partition, str) or not _PARTITION.match(partition):
+        raise InvalidInput(f"partition {partition!r} is not a date written YYYY-MM-DD")
+    try:
+        dt.date.fromisoformat(partition)
+    except ValueError as e:
+        raise InvalidInput(f"partition {partition!r} is not a real date: {e}") from e
+    return partition
+
+
+def load_catalog(directory: Path | str | None = None) -> Catalog:
+    """Read and validate every `*.yaml` dataset file in the catalog directory."""
+    import yaml  # only needed where catalog files are read (Lambdas, tests), not in Spark jobs
+
+    directory = Path(directory) if directory else DEFAULT_CATALOG_DIR
+    if not directory.is_dir():
+        raise ConfigurationError(f"catalog directory {directory} does not exist")
+    datasets: dict[str, Dataset] = {}
+    prefixes: dict[str, str] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as e:
+            raise ConfigurationError(f"{path.name}: not valid YAML: {e}") from e
+        dataset = parse_dataset(raw, path)
+        if not dataset.rules_path.is_file():
+            raise ConfigurationError(f"{path.name}: rules file {dataset.quality.rules_file} is missing")
+        for other_prefix, other in prefixes.items():
+            if dataset.source.prefix.startswith(other_prefix) or other_prefix.startswith(
+                dataset.source.prefix
+            ):
+                raise ConfigurationError(
+                    f"{path.name}: prefix {dataset.source.prefix!r} overlaps dataset {other!r}"
+                )
+        prefixes[dataset.source.prefix] = dataset.name
+        datasets[dataset.name] = dataset
+    if not datasets:
+        raise ConfigurationError(f"catalog directory {directory} holds no dataset files")
+    return Catalog(datasets)
