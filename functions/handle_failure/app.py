@@ -1,0 +1,34 @@
+"""HandleFailure: cancel what the run started, ledger FAILED, alert; `$.failure_summary`."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline_aws.alerts import AlertPublisher
+from pipeline_aws.failure import FailureHandler, FailureRequest, default_cleaner
+from pipeline_aws.ledger import RunLedger
+from pipeline_aws.observability import build_observability
+from pipeline_aws.redshift import RedshiftData
+from pipeline_aws.settings import HandleFailureSettings
+from pipeline_core.catalog import load_catalog
+
+settings = HandleFailureSettings.from_environ()
+obs = build_observability("handle_failure", settings.environment)
+redshift_client = boto3.client("redshift-data")
+handler = FailureHandler(
+    settings=settings,
+    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
+    # Cancelling needs only the statement id, so no connection settings are required here.
+    redshift=RedshiftData(redshift_client, {}),
+    cleaner=default_cleaner(settings),
+    catalog=lambda: load_catalog(settings.catalog_dir),
+    logger=obs.logger,
+    metrics=obs.metrics,
+)
+
+
+@obs.instrument
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handler.handle(FailureRequest.parse(event))

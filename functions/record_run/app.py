@@ -1,0 +1,24 @@
+"""RecordRun: the load finished; mark the run SUCCEEDED in the ledger; result at `$.record`."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline_aws.ledger import RunLedger
+from pipeline_aws.observability import build_observability
+from pipeline_aws.record import RecordRequest, RunRecorder
+from pipeline_aws.settings import RecordRunSettings
+
+settings = RecordRunSettings.from_environ()
+obs = build_observability("record_run", settings.environment)
+recorder = RunRecorder(
+    RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    logger=obs.logger,
+    metrics=obs.metrics,
+)
+
+
+@obs.instrument
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return recorder.record(RecordRequest.parse(event))

@@ -1,0 +1,29 @@
+"""ResolveRun: trigger event -> run manifest at `$.run` (see docs/architecture.md)."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline_aws.ledger import RunLedger
+from pipeline_aws.observability import build_observability
+from pipeline_aws.resolve import ResolveRequest, RunResolver
+from pipeline_aws.s3_objects import S3Objects
+from pipeline_aws.settings import ResolveRunSettings
+from pipeline_core.catalog import load_catalog
+
+settings = ResolveRunSettings.from_environ()
+obs = build_observability("resolve_run", settings.environment)
+resolver = RunResolver(
+    settings=settings,
+    catalog=lambda: load_catalog(settings.catalog_dir),
+    objects=S3Objects(boto3.client("s3")),
+    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    logger=obs.logger,
+    metrics=obs.metrics,
+)
+
+
+@obs.instrument
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return resolver.resolve(ResolveRequest.parse(event))

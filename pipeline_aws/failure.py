@@ -1,0 +1,277 @@
+"""HandleFailure: stop what the run started, record why it failed, and tell a person.
+
+Order matters: cancelling the Redshift statement and the EMR resources comes first (they cost
+money and may still write), then the ledger, then the alert. Each step is idempotent, so a
+retried invocation repeats them safely. The input object is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline_aws.alerts import Alert, AlertPublisher, clip
+from pipeline_aws.ledger import RunLedger
+from pipeline_aws.load import validation_problems
+from pipeline_aws.settings import HandleFailureSettings
+from pipeline_core.catalog import Catalog
+from pipeline_core.errors import InvalidInput, PipelineError
+
+CAUSE_MAX = 2000
+# States that run after the EMR work started; a failure before them started nothing on EMR.
+_NOTHING_STARTED = ("ResolveRun",)
+_SECONDARY = ("TerminateClusterOnFailure",)
+
+
+class _Execution(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    Id: str = Field(min_length=1)
+    Name: str = Field(min_length=1)
+    StartTime: str | None = None
+
+
+class FailureRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    state: dict[str, Any]
+    execution: _Execution
+    state_name: str | None = None
+
+    @classmethod
+    def parse(cls, event: Any) -> FailureRequest:
+        try:
+            return cls.model_validate(event)
+        except ValidationError as e:
+            raise InvalidInput(f"HandleFailure input: {validation_problems(e)}") from e
+
+
+@dataclass(frozen=True)
+class FailureInfo:
+    state: str
+    error: str
+    cause: str
+    raw_cause: Any
+    also_failed: dict[str, str]
+
+
+class _Canceller(Protocol):
+    def cancel(self, statement_id: str) -> str: ...
+
+
+class _Cleaner(Protocol):
+    def cleanup_execution(self, execution_arn: str) -> list[dict[str, Any]]: ...
+
+
+def default_cleaner(settings: HandleFailureSettings) -> _Cleaner:
+    """The EMR cleaner of pipeline_aws.cleanup (imported here so tests can inject a fake)."""
+    from pipeline_aws.cleanup import Cleaner
+
+    return Cleaner.from_env(settings)
+
+
+def _find(data: Any, names: tuple[str, ...], depth: int = 0) -> Any:
+    """The first value under any of `names` (case-insensitive) in nested JSON."""
+    if depth > 6:
+        return None
+    wanted = {n.lower() for n in names}
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if str(key).lower() in wanted and value not in (None, "", {}, []):
+                return value
+        for value in data.values():
+            found = _find(value, names, depth + 1)
+            if found is not None:
+                return found
+    elif isinstance(data, list):
+        for value in data:
+            found = _find(value, names, depth + 1)
+            if found is not None:
+                return found
+    return None
+
+
+def _parse_json(text: Any) -> Any:
+    if isinstance(text, Mapping | list):
+        return text
+    if isinstance(text, str) and text.lstrip()[:1] in ("{", "["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return None
+    return None
+
+
+def summarize_cause(cause: Any) -> str:
+    """A readable cause: a Lambda's `Type: message` without its stack, EMR's state details, or
+    the text itself, clipped to CAUSE_MAX characters."""
+    if cause is None or cause == "":
+        return ""
+    data = _parse_json(cause)
+    if isinstance(data, Mapping):
+        if "errorMessage" in data:
+            kind = data.get("errorType") or "Error"
+            return clip(f"{kind}: {data['errorMessage']}", CAUSE_MAX)
+        for names in (("StateDetails", "stateDetails"), ("FailureDetails",), ("Message",),
+                      ("Error",)):
+            found = _find(data, names)
+            if isinstance(found, Mapping):
+                found = found.get("Message") or found.get("Reason") or json.dumps(found)
+            if found:
+                return clip(str(found), CAUSE_MAX)
+    text = cause if isinstance(cause, str) else json.dumps(cause, default=str)
+    return clip(text, CAUSE_MAX)
+
+
+def failure_of(state: Mapping[str, Any], state_name: str | None) -> FailureInfo:
+    """Which state failed and how, from `state.failure` ({<State>: {Error, Cause}})."""
+    failures = state.get("failure")
+    if not isinstance(failures, Mapping) or not failures:
+        return FailureInfo(state_name or "unknown", "Unknown",
+                           "the state machine passed no failure details", None, {})
+    names = list(failures)
+    primary = next((n for n in names if n not in _SECONDARY), names[0])
+    detail = failures[primary] if isinstance(failures[primary], Mapping) else {}
+    also = {}
+    for name in names:
+        if name != primary:
+            other = failures[name] if isinstance(failures[name], Mapping) else {}
+            also[name] = f"{other.get('Error', 'Unknown')}: {summarize_cause(other.get('Cause'))}"
+    return FailureInfo(primary, str(detail.get("Error") or "Unknown"),
+                       summarize_cause(detail.get("Cause")), detail.get("Cause"), also)
+
+
+def log_location(state: Mapping[str, Any], failure: FailureInfo, artifacts_bucket: str
+                 ) -> str | None:
+    """Where the job's logs are, when a job ran: EMR Serverless or EMR cluster layout."""
+    cause = _parse_json(failure.raw_cause)
+    job_run = state.get("job_run") if isinstance(state.get("job_run"), Mapping) else {}
+    app_id = job_run.get("application_id") or _find(cause, ("ApplicationId",))
+    job_run_id = job_run.get("job_run_id") or _find(cause, ("JobRunId",))
+    if isinstance(app_id, str) and isinstance(job_run_id, str):
+        return (f"s3://{artifacts_bucket}/logs/emr-serverless/applications/{app_id}/jobs/"
+                f"{job_run_id}/")
+    cluster = state.get("cluster") if isinstance(state.get("cluster"), Mapping) else {}
+    cluster_id = cluster.get("cluster_id") or _find(cause, ("ClusterId",))
+    if isinstance(cluster_id, str) and re.match(r"^j-[A-Z0-9]+$", cluster_id):
+        step = state.get("cluster_step") if isinstance(state.get("cluster_step"), Mapping) else {}
+        step_id = step.get("step_id") or _find(cause, ("StepId",))
+        if not step_id and isinstance(cause, Mapping):
+            step_obj = _find(cause, ("Step",))
+            step_id = step_obj.get("Id") if isinstance(step_obj, Mapping) else None
+        base = f"s3://{artifacts_bucket}/logs/emr/{cluster_id}/"
+        return f"{base}steps/{step_id}/" if isinstance(step_id, str) else base
+    return None
+
+
+class FailureHandler:
+    def __init__(self, *, settings: HandleFailureSettings, ledger: RunLedger,
+                 alerts: AlertPublisher, redshift: _Canceller, cleaner: _Cleaner,
+                 catalog: Catalog | Callable[[], Catalog] | None = None, logger: Any = None,
+                 metrics: Any = None):
+        self._settings = settings
+        self._ledger = ledger
+        self._alerts = alerts
+        self._redshift = redshift
+        self._cleaner = cleaner
+        self._catalog = catalog
+        self._logger = logger
+        self._metrics = metrics
+
+    def _where(self, state: Mapping[str, Any]) -> tuple[str, str | None]:
+        """Dataset and partition: from the manifest, else from the trigger, else "unknown"."""
+        run = state.get("run")
+        if isinstance(run, Mapping) and run.get("dataset"):
+            return str(run["dataset"]), run.get("partition")
+        key = _find(state.get("detail"), ("key",)) or state.get("key")
+        try:
+            if isinstance(key, str) and self._catalog is not None:
+                catalog = self._catalog() if callable(self._catalog) else self._catalog
+                dataset, partition = catalog.match_key(key)
+                return dataset.name, partition
+        except PipelineError:
+            pass
+        dataset = state.get("dataset")
+        if isinstance(dataset, str) and re.match(r"^[a-z_][a-z0-9_]{0,62}$", dataset):
+            date = state.get("date")
+            return dataset, date if isinstance(date, str) else None
+        return "unknown", None
+
+    def _cleanup(self, request: FailureRequest, failure: FailureInfo) -> list[dict[str, Any]]:
+        state = request.state
+        actions: list[dict[str, Any]] = []
+        load = state.get("load") if isinstance(state.get("load"), Mapping) else {}
+        statement_id = load.get("statement_id")
+        if isinstance(statement_id, str) and statement_id:
+            action: dict[str, Any] = {"action": "cancel_statement", "id": statement_id}
+            try:
+                action["result"] = self._redshift.cancel(statement_id)
+            except PipelineError as e:
+                action.update(result="failed", error=str(e))
+            actions.append(action)
+        if failure.state not in _NOTHING_STARTED and isinstance(state.get("run"), Mapping):
+            try:
+                actions.extend(self._cleaner.cleanup_execution(request.execution.Id))
+            except PipelineError as e:
+                actions.append({"action": "cleanup_execution", "id": request.execution.Id,
+                                "result": "failed", "error": str(e)})
+        return actions
+
+    def handle(self, request: FailureRequest) -> dict[str, Any]:
+        state = request.state
+        failure = failure_of(state, request.state_name)
+        run = state.get("run") if isinstance(state.get("run"), Mapping) else {}
+        run_id = str(run.get("run_id") or request.execution.Name)
+        dataset, partition = self._where(state)
+        logs = log_location(state, failure, self._settings.artifacts_bucket)
+        cleanup = self._cleanup(request, failure)
+
+        record = {"state": failure.state, "error": failure.error, "cause": failure.cause,
+                  "logs": logs}
+        if failure.also_failed:
+            record["also_failed"] = failure.also_failed
+        inp = run.get("input") if isinstance(run.get("input"), Mapping) else None
+        defaults = {"dataset": dataset, "partition": partition,
+                    "execution_arn": request.execution.Id,
+                    "started_at": run.get("started_at") or request.execution.StartTime,
+                    "trigger": run.get("trigger"), "attempt": run.get("attempt"),
+                    "input": ({k: inp.get(k) for k in ("bucket", "key", "etag", "size")}
+                              if inp else None)}
+        self._ledger.mark_failed(run_id, record, cleanup=cleanup, defaults=defaults)
+
+        env = self._settings.environment
+        input_uri = inp.get("uri") if inp else None
+        self._alerts.publish(Alert(
+            subject=f"[{env}] {dataset} {partition or ''} failed at {failure.state}: "
+                    f"{failure.error}",
+            title=f"Pipeline run failed in {failure.state} ({self._settings.app_name}, {env})",
+            fields={
+                "Dataset": dataset,
+                "Partition": partition,
+                "Run id": run_id,
+                "Attempt": run.get("attempt"),
+                "Failed state": failure.state,
+                "Error": failure.error,
+                "Cause": failure.cause,
+                "Logs": logs or "no job ran; see the execution history",
+                "Also failed": failure.also_failed or None,
+                "Input (kept in place)": input_uri,
+                "Execution": request.execution.Id,
+                "Cleanup": cleanup,
+                "Re-run": (f'start the state machine with {{"dataset": "{dataset}", '
+                           f'"date": "{partition}", "rerun": true}}') if partition else None,
+            },
+            attributes={"dataset": dataset, "environment": env, "event": "run_failed",
+                        "failed_state": failure.state},
+        ))
+        if self._metrics:
+            self._metrics.add_metric(name="RunsFailed", unit="Count", value=1)
+        if self._logger:
+            self._logger.error("run failed", extra={"run_id": run_id, "failed_state": failure.state,
+                                                    "error": failure.error, "logs": logs,
+                                                    "cleanup": cleanup})
+        return {"failed_state": failure.state, "error": failure.error, "cause": failure.cause,
+                "logs": logs, "cleanup": cleanup}

@@ -1,0 +1,132 @@
+"""StartLoad: bring the warehouse schema up to date and submit this run's load as one batch.
+
+The Lambda only submits; the state machine polls the statement (WaitForLoad/DescribeLoad), so
+a slow COPY costs Step Functions transitions, not Lambda time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from pipeline_aws.ledger import utc_now_iso
+from pipeline_aws.redshift import RedshiftData
+from pipeline_core.catalog import Catalog
+from pipeline_core.errors import InvalidInput
+from pipeline_core.load_sql import (
+    Migration,
+    applied_versions_sql,
+    build_load_batch,
+    ensure_meta_sqls,
+    pending_migrations,
+)
+
+FIRST_WAIT_SECONDS = 2
+SMALL_QUERY_BUDGET_SECONDS = 20.0
+
+
+def validation_problems(error: ValidationError, prefix: str = "") -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
+        parts.append(f"{where}: {item['msg'].lower()}")
+    return "; ".join(parts)
+
+
+class RunRef(BaseModel):
+    """The parts of the run manifest (`$.run`) the load needs."""
+
+    model_config = ConfigDict(extra="ignore")
+    run_id: str = Field(min_length=1, max_length=128)
+    dataset: str = Field(min_length=1)
+    partition: str = Field(min_length=1)
+    attempt: int = Field(ge=1)
+    outputs: dict[str, str]
+
+
+class _LoadState(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    run: RunRef
+
+
+class _Execution(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    Id: str = Field(min_length=1)
+
+
+class LoadRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    state: _LoadState
+    execution: _Execution
+
+    @classmethod
+    def parse(cls, event: Any) -> LoadRequest:
+        try:
+            return cls.model_validate(event)
+        except ValidationError as e:
+            raise InvalidInput(f"StartLoad input: {validation_problems(e)}") from e
+
+
+class LoadStarter:
+    """Applies pending migrations and submits stage/COPY/replace/insert for every table."""
+
+    def __init__(self, *, catalog: Catalog | Callable[[], Catalog], redshift: RedshiftData,
+                 migrations: Sequence[Migration] | Callable[[], Sequence[Migration]],
+                 copy_role_arn: str, clock: Callable[[], datetime] | None = None,
+                 logger: Any = None):
+        self._catalog = catalog
+        self._redshift = redshift
+        self._migrations = migrations
+        self._copy_role_arn = copy_role_arn
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._logger = logger
+
+    def _resolved_catalog(self) -> Catalog:
+        if callable(self._catalog):
+            self._catalog = self._catalog()
+        return self._catalog
+
+    def _resolved_migrations(self) -> Sequence[Migration]:
+        if callable(self._migrations):
+            self._migrations = self._migrations()
+        return self._migrations
+
+    def applied_versions(self, run_id: str) -> list[int]:
+        """Create the bookkeeping table if needed, then read which migrations are applied."""
+        self._redshift.run(ensure_meta_sqls(), statement_name=f"{run_id}-ensure-meta",
+                           timeout_seconds=SMALL_QUERY_BUDGET_SECONDS)
+        rows = self._redshift.query(applied_versions_sql(),
+                                    statement_name=f"{run_id}-applied-migrations",
+                                    timeout_seconds=SMALL_QUERY_BUDGET_SECONDS)
+        return [int(row[0]) for row in rows if row and row[0] is not None]
+
+    def start(self, request: LoadRequest) -> dict[str, Any]:
+        run = request.state.run
+        dataset = self._resolved_catalog().get(run.dataset)
+        missing = [t.name for t in dataset.load.tables if t.name not in run.outputs]
+        if missing:
+            raise InvalidInput(f"run {run.run_id} has no output for table(s) {missing}")
+        pending = pending_migrations(self._resolved_migrations(), self.applied_versions(run.run_id))
+        batch = build_load_batch(
+            schema=dataset.load.schema, tables=dataset.load.tables, outputs=run.outputs,
+            copy_role_arn=self._copy_role_arn, pending=pending, run_id=run.run_id,
+            applied_at=utc_now_iso(self._clock),
+        )
+        statement_id = self._redshift.batch_execute(
+            batch.sqls, statement_name=f"load {run.dataset} {run.partition} {run.run_id}",
+            token=f"{run.run_id}-load-a{run.attempt}",
+        )
+        if self._logger:
+            self._logger.info("load submitted", extra={
+                "statement_id": statement_id, "statements": len(batch.sqls),
+                "migrations_applied": batch.migrations, "tables": batch.insert_index})
+        return {
+            "statement_id": statement_id,
+            "tables": batch.insert_index,
+            "migrations_applied": batch.migrations,
+            "wait_seconds": FIRST_WAIT_SECONDS,
+            "polls": 0,
+        }

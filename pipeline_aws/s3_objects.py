@@ -1,0 +1,147 @@
+"""Cheap checks on raw objects before a job is paid for: exists, not empty, gzip, header.
+
+Reads at most the first 64 KiB of an object with one ranged GET and never writes, moves or
+deletes anything: input objects are kept exactly as delivered.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from pipeline_aws import domain_error, error_code
+from pipeline_core.errors import InvalidInput
+
+PEEK_BYTES = 64 * 1024
+GZIP_MAGIC = b"\x1f\x8b"
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    etag: str  # without the quotes S3 puts around it
+    size: int
+    version_id: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def is_gzip(data: bytes) -> bool:
+    return data[:2] == GZIP_MAGIC
+
+
+def first_line(data: bytes, *, gz: bool, complete: bool, where: str) -> str:
+    """The first line of (possibly truncated) csv or csv.gz bytes, BOM and CR removed.
+
+    `complete` says whether `data` is the whole object; without a newline in a truncated
+    prefix the header is longer than we are willing to read.
+    """
+    if gz:
+        try:
+            data = zlib.decompressobj(wbits=31).decompress(data, PEEK_BYTES * 16)
+        except zlib.error as e:
+            raise InvalidInput(f"{where}: gzip data is corrupt: {e}") from e
+    end = data.find(b"\n")
+    if end < 0:
+        if not complete:
+            raise InvalidInput(f"{where}: no line break in the first {len(data)} bytes of text")
+        end = len(data)
+    line = data[:end]
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InvalidInput(f"{where}: the header line is not UTF-8 text ({e.reason})") from e
+    return text.rstrip("\r")
+
+
+def parse_header(line: str) -> list[str]:
+    row = next(csv.reader(io.StringIO(line)), [])
+    return [name.strip() for name in row]
+
+
+class S3Objects:
+    """Reads object metadata and first bytes with an S3 client."""
+
+    def __init__(self, s3_client: Any):
+        self._s3 = s3_client
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """Metadata of the object, or None when it does not exist."""
+        try:
+            response = self._s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as e:
+            if error_code(e) in _NOT_FOUND:
+                return None
+            raise domain_error(e, f"reading s3://{bucket}/{key}") from e
+        except BotoCoreError as e:
+            raise domain_error(e, f"reading s3://{bucket}/{key}") from e
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            etag=str(response.get("ETag", "")).strip('"'),
+            size=int(response.get("ContentLength", 0)),
+            version_id=response.get("VersionId"),
+        )
+
+    def peek(self, obj: ObjectInfo, max_bytes: int = PEEK_BYTES) -> bytes:
+        """The first bytes of the object (one ranged GET, pinned to the ETag we checked)."""
+        if obj.size == 0:
+            return b""
+        kwargs: dict[str, Any] = {
+            "Bucket": obj.bucket, "Key": obj.key, "Range": f"bytes=0-{max_bytes - 1}",
+        }
+        if obj.etag:
+            kwargs["IfMatch"] = f'"{obj.etag}"'
+        try:
+            body = self._s3.get_object(**kwargs)["Body"]
+            try:
+                return body.read(max_bytes)
+            finally:
+                body.close()
+        except ClientError as e:
+            if error_code(e) in ("PreconditionFailed", "412"):
+                raise InvalidInput(
+                    f"{obj.uri} changed while it was being checked (ETag is no longer "
+                    f"{obj.etag}); the new version starts its own run"
+                ) from e
+            raise domain_error(e, f"reading the first bytes of {obj.uri}") from e
+        except BotoCoreError as e:
+            raise domain_error(e, f"reading the first bytes of {obj.uri}") from e
+
+    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str]) -> None:
+        """Refuse an empty object, a `.gz` that is not gzip (or gzip without `.gz`), or a
+        header that differs from the catalog's, with a message naming expected vs found."""
+        if obj.size == 0:
+            raise InvalidInput(f"{obj.uri} is empty (0 bytes)")
+        data = self.peek(obj)
+        gz_key = obj.key.endswith(".gz")
+        if gz_key and not is_gzip(data):
+            raise InvalidInput(f"{obj.uri} ends with .gz but is not gzip data")
+        if not gz_key and is_gzip(data):
+            raise InvalidInput(f"{obj.uri} is gzip data but its key does not end with .gz")
+        line = first_line(data, gz=gz_key, complete=obj.size <= len(data), where=obj.uri)
+        found = parse_header(line)
+        if found != list(expected_header):
+            missing = [c for c in expected_header if c not in found]
+            extra = [c for c in found if c not in expected_header]
+            detail = []
+            if missing:
+                detail.append(f"missing {missing}")
+            if extra:
+                detail.append(f"unexpected {extra}")
+            if not detail:
+                detail.append("same columns in a different order")
+            raise InvalidInput(
+                f"{obj.uri}: header does not match the catalog ({'; '.join(detail)}): "
+                f"expected {list(expected_header)}, found {found}"
+            )

@@ -1,0 +1,187 @@
+"""Builds the SQL of one load: pending migrations, then stage-COPY-replace-insert per table.
+
+Pure (no AWS calls). The batch is submitted with one BatchExecuteStatement, which Redshift runs
+as one transaction: either every table of the run is replaced and every migration is recorded,
+or nothing changes. Every identifier goes through safe_identifier and every literal through
+quote_literal.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from pipeline_core.catalog import TableLoad
+from pipeline_core.errors import ConfigurationError, InvalidInput
+from pipeline_core.identifiers import quote_literal, safe_identifier
+
+META_SCHEMA = "pipeline_meta"
+MIGRATIONS_TABLE = f"{META_SCHEMA}.schema_migrations"
+DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "warehouse" / "migrations"
+_MIGRATION_FILE = re.compile(r"^V(?P<version>\d{3,})__(?P<name>[a-z0-9_]+)\.sql$")
+# COPY reads every object under the prefix: `part-` keeps out _SUCCESS and other markers.
+DATA_FILE_PREFIX = "part-"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LoadBatch:
+    sqls: list[str]
+    insert_index: dict[str, int]  # table -> index of its INSERT in sqls (its ResultRows)
+    migrations: list[str]  # "V001__name" of the migrations this batch applies
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split SQL text on semicolons outside quotes and comments; drop empty statements."""
+    statements: list[str] = []
+    current: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+            current.append("\n")
+            continue
+        if ch == "/" and sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            if end < 0:
+                raise ConfigurationError("unterminated /* comment in SQL")
+            i = end + 2
+            current.append(" ")
+            continue
+        if ch in ("'", '"'):
+            end = i + 1
+            while True:
+                end = sql.find(ch, end)
+                if end < 0:
+                    raise ConfigurationError(f"unterminated {ch} quote in SQL")
+                if sql.startswith(ch * 2, end):
+                    end += 2
+                    continue
+                break
+            current.append(sql[i : end + 1])
+            i = end + 1
+            continue
+        if ch == ";":
+            statements.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+        i += 1
+    statements.append("".join(current))
+    return [s.strip() for s in statements if s.strip()]
+
+
+def load_migrations(directory: Path | str | None = None) -> list[Migration]:
+    """Every `V<NNN>__<name>.sql` file in version order; malformed names or gaps are errors."""
+    directory = Path(directory) if directory else DEFAULT_MIGRATIONS_DIR
+    if not directory.is_dir():
+        raise ConfigurationError(f"migrations directory {directory} does not exist")
+    migrations: list[Migration] = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise ConfigurationError(
+                f"{path.name}: migration files are named V<NNN>__<lower_snake_name>.sql"
+            )
+        statements = tuple(split_statements(path.read_text(encoding="utf-8")))
+        if not statements:
+            raise ConfigurationError(f"{path.name}: holds no SQL statement")
+        migrations.append(Migration(int(match["version"]), match["name"], statements))
+    migrations.sort(key=lambda m: m.version)
+    for expected, migration in enumerate(migrations, start=1):
+        if migration.version != expected:
+            raise ConfigurationError(
+                f"migration versions must be 1, 2, 3... without gaps or repeats; "
+                f"found V{migration.version:03d} where V{expected:03d} was expected"
+            )
+    return migrations
+
+
+def ensure_meta_sqls() -> list[str]:
+    """Creates the migration bookkeeping table when missing (safe to run every time)."""
+    return [
+        f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}",
+        f"CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE} ("
+        "version integer NOT NULL, name varchar(256) NOT NULL, applied_at timestamp NOT NULL, "
+        "run_id varchar(128))",
+    ]
+
+
+def applied_versions_sql() -> str:
+    return f"SELECT DISTINCT version FROM {MIGRATIONS_TABLE} ORDER BY version"
+
+
+def pending_migrations(migrations: Sequence[Migration], applied: Sequence[int]) -> list[Migration]:
+    done = set(applied)
+    return [m for m in migrations if m.version not in done]
+
+
+def _where_equal(target: str, stage: str, columns: Sequence[str]) -> str:
+    return " AND ".join(f"{target}.{c} = {stage}.{c}" for c in columns)
+
+
+def table_load_sqls(schema: str, table: TableLoad, output_uri: str, copy_role_arn: str
+                    ) -> list[str]:
+    """Stage, COPY, delete what the run replaces, insert: the INSERT is the last statement.
+
+    The staging table is dropped first in case the session is reused (Data API sessions kept
+    alive, or the local runtime's single connection): a temp table lives as long as its session.
+    """
+    schema = safe_identifier(schema, "load schema")
+    name = safe_identifier(table.name, "load table")
+    stage = safe_identifier(f"stage_{name}", "staging table")
+    target = f"{schema}.{name}"
+    if not output_uri.startswith("s3://") or not output_uri.endswith("/"):
+        raise InvalidInput(f"output of table {name} must be an s3:// prefix ending with '/', "
+                           f"got {output_uri!r}")
+    keys = table.replace_by or table.merge_keys
+    columns = [safe_identifier(c, f"key column of {name}") for c in keys]
+    if not columns:
+        raise ConfigurationError(f"table {name}: give replace_by or merge_keys")
+    return [
+        f"DROP TABLE IF EXISTS {stage}",
+        f"CREATE TEMP TABLE {stage} (LIKE {target})",
+        f"COPY {stage} FROM {quote_literal(output_uri + DATA_FILE_PREFIX)} "
+        f"IAM_ROLE {quote_literal(copy_role_arn)} FORMAT AS PARQUET",
+        f"DELETE FROM {target} USING {stage} WHERE {_where_equal(target, stage, columns)}",
+        f"INSERT INTO {target} SELECT * FROM {stage}",
+    ]
+
+
+def build_load_batch(*, schema: str, tables: Sequence[TableLoad], outputs: Mapping[str, str],
+                     copy_role_arn: str, pending: Sequence[Migration], run_id: str,
+                     applied_at: str) -> LoadBatch:
+    """The whole batch: pending migrations (each recorded), then every table of the run."""
+    if not re.match(r"^arn:aws[\w-]*:iam::\d{12}:role/", copy_role_arn):
+        raise ConfigurationError(f"COPY role {copy_role_arn!r} is not an IAM role ARN")
+    if not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", applied_at):
+        raise ValueError("applied_at must be an ISO-8601 timestamp")
+    sqls: list[str] = []
+    applied: list[str] = []
+    stamp = applied_at.replace("T", " ").rstrip("Z")[:19]
+    for migration in pending:
+        sqls.extend(migration.statements)
+        sqls.append(
+            f"INSERT INTO {MIGRATIONS_TABLE} (version, name, applied_at, run_id) VALUES "
+            f"({int(migration.version)}, {quote_literal(migration.name)}, "
+            f"CAST({quote_literal(stamp)} AS timestamp), {quote_literal(run_id)})"
+        )
+        applied.append(f"V{migration.version:03d}__{migration.name}")
+    insert_index: dict[str, int] = {}
+    for table in tables:
+        safe_identifier(table.name, "load table")
+        if table.name not in outputs:
+            raise InvalidInput(f"the run manifest has no output for table {table.name!r}")
+        sqls.extend(table_load_sqls(schema, table, outputs[table.name], copy_role_arn))
+        insert_index[table.name] = len(sqls) - 1
+    return LoadBatch(sqls, insert_index, applied)

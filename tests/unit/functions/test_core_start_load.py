@@ -1,0 +1,298 @@
+"""StartLoad: the load SQL (pure), the migration files, the Data API calls (botocore Stubber,
+which checks every request against the real API model: moto has no BatchExecuteStatement), the
+events/start_load files through the handler, and the SQL's meaning on a real PostgreSQL."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.stub import ANY, Stubber
+from core_run_helpers import ENV, REPO, event_files, read_event
+
+from pipeline_core.catalog import TableLoad
+from pipeline_core.errors import ConfigurationError, InvalidInput
+from pipeline_core.load_sql import (
+    Migration,
+    applied_versions_sql,
+    build_load_batch,
+    ensure_meta_sqls,
+    load_migrations,
+    split_statements,
+)
+
+ROLE = ENV["REDSHIFT_COPY_ROLE_ARN"]
+OUT = "s3://emr-pipelines-dev-curated/online_retail/{t}/partition=2010-12-01/run_id=r1/"
+TABLES = (TableLoad("sales_line_items", replace_by=("order_date",)),
+          TableLoad("customer_daily_sales", merge_keys=("order_date", "customer_id"),
+                    replace_by=("order_date",)))
+OUTPUTS = {t.name: OUT.format(t=t.name) for t in TABLES}
+SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
+
+
+# -- pure SQL building ------------------------------------------------------------------------
+
+
+def test_split_statements_respects_quotes_and_comments() -> None:
+    sql = ("-- a comment; with a semicolon\nCREATE TABLE a (x varchar(3) DEFAULT ';');\n"
+           "/* block; */ INSERT INTO a VALUES ('it''s;');\n\n;")
+    assert split_statements(sql) == ["CREATE TABLE a (x varchar(3) DEFAULT ';')",
+                                     "INSERT INTO a VALUES ('it''s;')"]
+    with pytest.raises(ConfigurationError, match="unterminated"):
+        split_statements("SELECT 'oops")
+
+
+def test_the_real_migrations_load_in_order() -> None:
+    migrations = load_migrations()
+    assert migrations[0].version == 1 and migrations[0].name == "analytics_online_retail"
+    text = " ".join(migrations[0].statements)
+    assert "GETDATE" not in text.upper() and "IDENTITY" not in text.upper()
+    assert len(migrations[0].statements) == 3
+
+
+def test_migration_names_and_gaps_are_checked(tmp_path: Path) -> None:
+    (tmp_path / "V001__a.sql").write_text("SELECT 1;")
+    (tmp_path / "V003__c.sql").write_text("SELECT 3;")
+    with pytest.raises(ConfigurationError, match="V003 where V002 was expected"):
+        load_migrations(tmp_path)
+    (tmp_path / "V003__c.sql").unlink()
+    (tmp_path / "v2-bad.sql").write_text("SELECT 2;")
+    with pytest.raises(ConfigurationError, match=r"v2-bad\.sql"):
+        load_migrations(tmp_path)
+
+
+def test_batch_layout_and_insert_indexes() -> None:
+    migration = Migration(1, "m", ("CREATE SCHEMA IF NOT EXISTS analytics",))
+    batch = build_load_batch(schema="analytics", tables=TABLES, outputs=OUTPUTS,
+                             copy_role_arn=ROLE, pending=[migration], run_id="r1",
+                             applied_at="2026-11-21T10:14:00Z")
+    assert batch.migrations == ["V001__m"]
+    assert batch.insert_index == {"sales_line_items": 6, "customer_daily_sales": 11}
+    sqls = batch.sqls
+    assert sqls[1] == ("INSERT INTO pipeline_meta.schema_migrations (version, name, applied_at, "
+                       "run_id) VALUES (1, 'm', CAST('2026-11-21 10:14:00' AS timestamp), 'r1')")
+    assert sqls[2] == "DROP TABLE IF EXISTS stage_sales_line_items"
+    assert sqls[3] == "CREATE TEMP TABLE stage_sales_line_items (LIKE analytics.sales_line_items)"
+    assert sqls[4] == (f"COPY stage_sales_line_items FROM '{OUTPUTS['sales_line_items']}part-' "
+                       f"IAM_ROLE '{ROLE}' FORMAT AS PARQUET")
+    assert sqls[5] == ("DELETE FROM analytics.sales_line_items USING stage_sales_line_items WHERE "
+                       "analytics.sales_line_items.order_date = stage_sales_line_items.order_date")
+    assert sqls[6] == "INSERT INTO analytics.sales_line_items SELECT * FROM stage_sales_line_items"
+    assert sqls[11].startswith("INSERT INTO analytics.customer_daily_sales")
+
+
+def test_merge_keys_are_used_without_replace_by() -> None:
+    table = TableLoad("customer_daily_sales", merge_keys=("order_date", "customer_id"))
+    batch = build_load_batch(schema="analytics", tables=[table], outputs=OUTPUTS,
+                             copy_role_arn=ROLE, pending=[], run_id="r1",
+                             applied_at="2026-11-21T10:14:00Z")
+    assert batch.sqls[3].endswith(
+        "analytics.customer_daily_sales.order_date = stage_customer_daily_sales.order_date AND "
+        "analytics.customer_daily_sales.customer_id = stage_customer_daily_sales.customer_id")
+
+
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"schema": "analytics; drop"}, ConfigurationError, "not a safe SQL identifier"),
+    ({"tables": [TableLoad("select", replace_by=("d",))]}, ConfigurationError, "not a safe"),
+    ({"tables": [TableLoad("t", replace_by=("order date",))], "outputs": {"t": OUT}},
+     ConfigurationError, "not a safe"),
+    ({"outputs": {"sales_line_items": OUT}}, InvalidInput, "no output for table"),
+    ({"outputs": {**OUTPUTS, "sales_line_items": "s3://b/x' IAM_ROLE 'y/"}}, None, None),
+    ({"outputs": {**OUTPUTS, "sales_line_items": "/tmp/x/"}}, InvalidInput, "s3:// prefix"),
+    ({"copy_role_arn": "arn:aws:iam::123456789012:user/me"}, ConfigurationError, "IAM role"),
+])
+def test_bad_names_and_uris_never_reach_sql(kwargs, error, message) -> None:
+    args: dict[str, Any] = {"schema": "analytics", "tables": TABLES, "outputs": OUTPUTS,
+                            "copy_role_arn": ROLE, "pending": [], "run_id": "r1",
+                            "applied_at": "2026-11-21T10:14:00Z", **kwargs}
+    if error is None:  # a quote in a URI is escaped, not interpreted
+        batch = build_load_batch(**args)
+        assert "FROM 's3://b/x'' IAM_ROLE ''y/part-'" in batch.sqls[2]
+        return
+    with pytest.raises(error, match=message):
+        build_load_batch(**args)
+
+
+# -- the Lambda, with the Data API stubbed ----------------------------------------------------
+
+
+CONNECTION = {"Database": "analytics", "WorkgroupName": "emr-pipelines-dev",
+              "SecretArn": ENV["REDSHIFT_SECRET_ARN"]}
+
+
+def expect_applied_versions(stub: Stubber, versions: list[int]) -> None:
+    stub.add_response("batch_execute_statement", {"Id": SID},
+                      {"Sqls": ensure_meta_sqls(), "StatementName": ANY, **CONNECTION})
+    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED"}, {"Id": SID})
+    stub.add_response("execute_statement", {"Id": SID},
+                      {"Sql": applied_versions_sql(), "StatementName": ANY, **CONNECTION})
+    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED", "HasResultSet": True},
+                      {"Id": SID})
+    stub.add_response("get_statement_result",
+                      {"Records": [[{"longValue": v}] for v in versions], "TotalNumRows": 1},
+                      {"Id": SID})
+
+
+def test_every_event_file_is_exercised() -> None:
+    assert event_files("start_load") == ["serverless_pass.json", "serverless_warn.json"]
+
+
+@pytest.mark.parametrize("name", ["serverless_pass.json", "serverless_warn.json"])
+def test_handler_submits_one_batch(aws, load_handler, context, name) -> None:
+    app = load_handler("start_load")
+    event = read_event("start_load", name)
+    run = event["state"]["run"]
+    submitted: dict[str, Any] = {}
+    with Stubber(app.redshift_client) as stub:
+        expect_applied_versions(stub, [])
+        stub.add_response("batch_execute_statement", {"Id": SID}, {
+            "Sqls": ANY, "StatementName": ANY, "ClientToken": f"{run['run_id']}-load-a1",
+            "Database": "analytics", "WorkgroupName": "emr-pipelines-dev",
+            "SecretArn": ENV["REDSHIFT_SECRET_ARN"]})
+        original = app.redshift_client.batch_execute_statement
+
+        def spy(**kwargs: Any) -> Any:
+            submitted.setdefault("calls", []).append(kwargs["Sqls"])
+            return original(**kwargs)
+
+        app.redshift_client.batch_execute_statement = spy
+        result = app.lambda_handler(event, context)
+        stub.assert_no_pending_responses()
+    assert result == {"statement_id": SID,
+                      "tables": {"sales_line_items": 8, "customer_daily_sales": 13},
+                      "migrations_applied": ["V001__analytics_online_retail"],
+                      "wait_seconds": 2, "polls": 0}
+    load_sqls = submitted["calls"][-1]
+    assert load_sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
+                            "stage_sales_line_items")
+    assert f"FROM '{run['outputs']['customer_daily_sales']}part-'" in load_sqls[11]
+
+
+def test_applied_migrations_are_not_repeated(aws, load_handler, context) -> None:
+    app = load_handler("start_load")
+    with Stubber(app.redshift_client) as stub:
+        expect_applied_versions(stub, [1])
+        stub.add_response("batch_execute_statement", {"Id": SID})
+        result = app.lambda_handler(read_event("start_load", "serverless_pass.json"), context)
+    assert result["migrations_applied"] == []
+    assert result["tables"] == {"sales_line_items": 4, "customer_daily_sales": 9}
+
+
+def test_handler_refuses_a_state_without_run(aws, load_handler, context) -> None:
+    app = load_handler("start_load")
+    with pytest.raises(InvalidInput, match=r"state\.run: field required"):
+        app.lambda_handler({"state": {}, "execution": {"Id": "x"}}, context)
+
+
+def test_handler_refuses_a_run_without_an_output(aws, load_handler, context) -> None:
+    app = load_handler("start_load")
+    event = read_event("start_load", "serverless_pass.json")
+    del event["state"]["run"]["outputs"]["customer_daily_sales"]
+    with pytest.raises(InvalidInput, match=r"no output for table\(s\) \['customer_daily_sales'\]"):
+        app.lambda_handler(event, context)
+
+
+# -- the SQL's meaning, on PostgreSQL ---------------------------------------------------------
+
+_REDSHIFT_ONLY = re.compile(
+    r"\s+ENCODE\s+\w+|\bDISTSTYLE\s+\w+|\bDISTKEY\s*\([^)]*\)|\b(?:COMPOUND\s+)?SORTKEY\s*\([^)]*\)",
+    re.IGNORECASE)
+
+
+def portable(sql: str) -> str:
+    """What the local runtime does to Redshift DDL: drop the physical-design clauses."""
+    return _REDSHIFT_ONLY.sub("", sql)
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pgserver = pytest.importorskip("pgserver")
+    psycopg = pytest.importorskip("psycopg")
+    server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        yield conn
+
+
+def run_batch(conn: Any, sqls: list[str]) -> list[int]:
+    """One transaction, like BatchExecuteStatement; COPY is replaced by the rows the test gives."""
+    counts = []
+    with conn.transaction(), conn.cursor() as cur:
+        for sql in sqls:
+            cur.execute(sql)
+            counts.append(cur.rowcount)
+    return counts
+
+
+def test_migration_and_load_replace_a_day_on_postgres(postgres) -> None:
+    conn = postgres
+    migrations = load_migrations()
+    run_batch(conn, ensure_meta_sqls())
+    run_batch(conn, ensure_meta_sqls())  # safe to repeat
+    batch = build_load_batch(schema="analytics", tables=TABLES, outputs=OUTPUTS,
+                             copy_role_arn=ROLE, pending=migrations, run_id="r1",
+                             applied_at="2026-11-21T10:14:00Z")
+    sqls = [portable(s) for s in batch.sqls]
+    rows = {
+        "sales_line_items": [
+            "('536365','85123A','HEART',6,2.55,'2010-12-01 08:26','2010-12-01','17850','UK',"
+            "false,15.3,'r1')",
+            "('C536379','D','Discount',-1,27.5,'2010-12-01 09:41','2010-12-01','14527','UK',"
+            "true,-27.5,'r1')"],
+        "customer_daily_sales": [
+            "('2010-12-01','17850',1,6,15.30,0,'2010-12-01 08:26','2010-12-01 08:26','r1')"],
+    }
+
+    def with_rows(statements: list[str], day_rows: dict[str, list[str]]) -> list[str]:
+        out = []
+        for sql in statements:
+            match = re.match(r"COPY (stage_(\w+)) FROM", sql)
+            out.append(f"INSERT INTO {match[1]} VALUES {', '.join(day_rows[match[2]])}"
+                       if match else sql)
+        return out
+
+    # Yesterday's row must survive a load of 2010-12-01.
+    run_batch(conn, [portable(s) for s in migrations[0].statements])
+    conn.execute("INSERT INTO analytics.sales_line_items VALUES ('1','x','old',1,1,"
+                 "'2010-11-30 10:00','2010-11-30','1','UK',false,1,'r0')")
+    counts = run_batch(conn, with_rows(sqls, rows))
+    assert counts[batch.insert_index["sales_line_items"]] == 2
+    assert counts[batch.insert_index["customer_daily_sales"]] == 1
+
+    # A re-run of the day replaces its rows instead of adding to them; no migration is pending.
+    applied = [r[0] for r in conn.execute(applied_versions_sql()).fetchall()]
+    assert applied == [1]
+    rerun = build_load_batch(schema="analytics", tables=TABLES, outputs=OUTPUTS,
+                             copy_role_arn=ROLE, pending=[], run_id="r1-r2",
+                             applied_at="2026-11-21T11:00:00Z")
+    run_batch(conn, with_rows([portable(s) for s in rerun.sqls],
+                              {"sales_line_items": rows["sales_line_items"][:1],
+                               "customer_daily_sales": rows["customer_daily_sales"]}))
+    by_day = conn.execute("SELECT order_date::text, count(*) FROM analytics.sales_line_items "
+                          "GROUP BY 1 ORDER BY 1").fetchall()
+    assert by_day == [("2010-11-30", 1), ("2010-12-01", 1)]
+    assert conn.execute("SELECT count(*) FROM analytics.customer_daily_sales").fetchone() == (1,)
+
+    # Column order is the Spark job's (COPY ... PARQUET maps by position).
+    columns = [r[0] for r in conn.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'analytics' "
+        "AND table_name = 'customer_daily_sales' ORDER BY ordinal_position").fetchall()]
+    assert columns == ["order_date", "customer_id", "orders", "units", "revenue",
+                       "returned_value", "first_purchase_ts", "last_purchase_ts", "run_id"]
+
+
+def test_a_failing_statement_rolls_back_the_whole_batch(postgres) -> None:
+    conn = postgres
+    run_batch(conn, ensure_meta_sqls())
+    before = conn.execute("SELECT count(*) FROM pipeline_meta.schema_migrations").fetchone()
+    with pytest.raises(Exception, match="does_not_exist"):
+        run_batch(conn, ["INSERT INTO pipeline_meta.schema_migrations VALUES "
+                         "(99, 'x', now(), 'r')", "SELECT * FROM does_not_exist"])
+    after = conn.execute("SELECT count(*) FROM pipeline_meta.schema_migrations").fetchone()
+    assert before == after
+
+
+def test_migration_files_exist_in_the_layer_path() -> None:
+    assert (REPO / "layers" / "common" / "warehouse" / "migrations" /
+            "V001__analytics_online_retail.sql").is_file()
