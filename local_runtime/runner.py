@@ -1,0 +1,339 @@
+"""One execution of the real state machine on the local stack: event, live timeline, summary."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from local_runtime.stack import LocalRuntimeError, LocalStack
+
+# -- EventBridge --------------------------------------------------------------------------------
+
+def s3_object_created_event(bucket: str, key: str, size: int, etag: str,
+                            region: str = "us-east-1", account: str = "123456789012"
+                            ) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created",
+        "source": "aws.s3", "account": account, "time": now, "region": region,
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {"version": "0", "bucket": {"name": bucket},
+                   "object": {"key": key, "size": size, "etag": etag,
+                              "sequencer": f"{int(time.time() * 1e6):X}"},
+                   "request-id": uuid.uuid4().hex[:16].upper(), "requester": account,
+                   "source-ip-address": "127.0.0.1", "reason": "PutObject"},
+    }
+
+
+def pattern_matches(pattern: Any, event: Any) -> bool:
+    """EventBridge pattern matching: exact values, prefix, suffix, anything-but, exists."""
+    if isinstance(pattern, dict):
+        if not isinstance(event, dict):
+            return False
+        for key, sub in pattern.items():
+            if isinstance(sub, dict):
+                if not pattern_matches(sub, event.get(key)):
+                    return False
+            elif isinstance(sub, list) and not _match_values(sub, event.get(key, _MISSING)):
+                return False
+        return True
+    return False
+
+
+_MISSING = object()
+
+
+def _match_values(options: list[Any], value: Any) -> bool:
+    values = value if isinstance(value, list) else [value]
+    for opt in options:
+        if isinstance(opt, dict):
+            if "exists" in opt:
+                if (value is not _MISSING) == bool(opt["exists"]):
+                    return True
+                continue
+            for v in values:
+                if v is _MISSING or not isinstance(v, str):
+                    continue
+                if "prefix" in opt and v.startswith(opt["prefix"]):
+                    return True
+                if "suffix" in opt and v.endswith(opt["suffix"]):
+                    return True
+                if "anything-but" in opt:
+                    ab = opt["anything-but"]
+                    if v not in (ab if isinstance(ab, list) else [ab]):
+                        return True
+        elif any(v == opt for v in values if v is not _MISSING):
+            return True
+    return False
+
+
+# -- a run --------------------------------------------------------------------------------------
+
+@dataclass
+class RunResult:
+    status: str
+    execution_arn: str
+    output: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    cause: str | None = None
+    timeline: list[dict[str, Any]] = field(default_factory=list)
+    transitions: int = 0
+    wall_seconds: float = 0.0
+    ledger: dict[str, Any] | None = None
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    job_seconds: float = 0.0
+    sql_seconds: float = 0.0
+    lambda_seconds: float = 0.0
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class Timeline:
+    """Prints each state as it exits: name, duration, outcome."""
+
+    def __init__(self, out: TextIO | None):
+        self.out = out
+        self.seen = 0
+        self.entered: dict[str, dt.datetime] = {}
+        self.errors: dict[str, str] = {}
+        self.rows: list[dict[str, Any]] = []
+        self.transitions = 0
+
+    def feed(self, events: list[dict[str, Any]]) -> None:
+        for ev in events[self.seen:]:
+            typ = ev["type"]
+            ts = ev["timestamp"]
+            if typ.endswith("StateEntered"):
+                name = ev["stateEnteredEventDetails"]["name"]
+                self.entered[name] = ts
+                self.transitions += 1
+            elif typ.endswith("Failed") and typ != "ExecutionFailed":
+                details = next((v for k, v in ev.items() if k.endswith("EventDetails")), {})
+                if isinstance(details, dict) and details.get("error"):
+                    self.errors[self._current()] = details["error"]
+            elif typ.endswith("StateExited"):
+                name = ev["stateExitedEventDetails"]["name"]
+                start = self.entered.pop(name, ts)
+                seconds = (ts - start).total_seconds()
+                err = self.errors.pop(name, None)
+                outcome = f"caught {err}" if err else "ok"
+                row = {"state": name, "seconds": round(seconds, 3), "outcome": outcome}
+                self.rows.append(row)
+                if self.out:
+                    mark = "x" if err else "+"
+                    print(f"  {mark} {name:<28} {seconds:7.2f}s  {outcome}", file=self.out,
+                          flush=True)
+            self.seen += 1
+
+    def _current(self) -> str:
+        return next(reversed(self.entered), "?") if self.entered else "?"
+
+
+def put_raw_object(stack: LocalStack, key: str, body: bytes) -> tuple[str, int, str]:
+    bucket = stack.bucket("raw")
+    resp = stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    return bucket, len(body), resp["ETag"].strip('"')
+
+
+def check_event(stack: LocalStack, event: dict[str, Any]) -> None:
+    """The event must match one of the template's rules that start the state machine."""
+    if not stack.event_patterns:
+        return
+    if not any(pattern_matches(p, event) for p in stack.event_patterns):
+        key = event.get("detail", {}).get("object", {}).get("key")
+        raise LocalRuntimeError(
+            f"no EventBridge rule of the template matches this event (key {key!r}): the "
+            "object would not start the pipeline")
+
+
+def run_execution(stack: LocalStack, payload: dict[str, Any], *, out: TextIO | None = None,
+                  name: str | None = None, timeout_s: float = 900) -> RunResult:
+    sfn = stack.client("stepfunctions")
+    job0, sql0, lam0 = stack.runner.job_seconds(), stack.engine.sql_seconds(), \
+        stack.lambda_seconds
+    t0 = time.monotonic()
+    arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn,
+                              name=name or f"local-{uuid.uuid4().hex[:12]}",
+                              input=json.dumps(payload))["executionArn"]
+    timeline = Timeline(out)
+    while True:
+        desc = sfn.describe_execution(executionArn=arn)
+        events = _history(sfn, arn)
+        timeline.feed(events)
+        if desc["status"] != "RUNNING":
+            break
+        if time.monotonic() - t0 > timeout_s:
+            sfn.stop_execution(executionArn=arn, error="LocalTimeout")
+            break
+        time.sleep(0.1)
+    timeline.feed(_history(sfn, arn))
+    output = json.loads(desc.get("output") or "{}")
+    res = RunResult(status=desc["status"], execution_arn=arn, output=output,
+                    error=desc.get("error"), cause=desc.get("cause"), timeline=timeline.rows,
+                    transitions=timeline.transitions, wall_seconds=time.monotonic() - t0)
+    res.job_seconds = stack.runner.job_seconds() - job0
+    res.sql_seconds = stack.engine.sql_seconds() - sql0
+    res.lambda_seconds = stack.lambda_seconds - lam0
+    if res.status == "FAILED" and not output:
+        # a Fail state: the output is the last state's input; take it from the history
+        for ev in reversed(events):
+            d = ev.get("stateEnteredEventDetails")
+            if d and d.get("input"):
+                with contextlib.suppress(ValueError):
+                    res.output = json.loads(d["input"])
+                break
+    res.ledger = ledger_item(stack, (res.output.get("run") or {}).get("run_id"))
+    res.alerts = drain_alerts(stack)
+    res.summary = summarize(res)
+    dump_ledger(stack)
+    return res
+
+
+def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"executionArn": arn, "maxResults": 1000}
+    while True:
+        page = sfn.get_execution_history(**kwargs)
+        events.extend(page["events"])
+        if not page.get("nextToken"):
+            return events
+        kwargs["nextToken"] = page["nextToken"]
+
+
+def ledger_item(stack: LocalStack, run_id: str | None) -> dict[str, Any] | None:
+    if not run_id:
+        return None
+    table = stack.session.resource("dynamodb").Table(stack.ledger_table)
+    return table.get_item(Key={"run_id": run_id}).get("Item")
+
+
+def drain_alerts(stack: LocalStack) -> list[dict[str, Any]]:
+    sqs = stack.client("sqs")
+    alerts = []
+    for topic, url in stack.alert_queues.items():
+        while True:
+            msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+            if not msgs:
+                break
+            for m in msgs:
+                body = json.loads(m["Body"])
+                alerts.append({"topic": topic, "subject": body.get("Subject"),
+                               "message": body.get("Message"),
+                               "attributes": body.get("MessageAttributes", {})})
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    return alerts
+
+
+def _num(value: Any) -> Any:
+    import decimal
+
+    if isinstance(value, decimal.Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _num(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_num(v) for v in value]
+    return value
+
+
+def summarize(res: RunResult) -> dict[str, Any]:
+    out = res.output
+    ledger = _num(res.ledger or {})
+    run = out.get("run") or {}
+    quality = out.get("quality") or {}
+    lines = ledger.get("lines") or quality.get("lines") or {}
+    rows = ledger.get("rows_loaded") or (out.get("record") or {}).get("rows_loaded") or {}
+    cost = (ledger.get("cost") or {}).get("total_usd")
+    if cost is None:
+        cost = (out.get("cost") or {}).get("total_usd")
+    failure = ledger.get("failure") or out.get("failure_summary") or {}
+    return {
+        "status": res.status, "execution_arn": res.execution_arn,
+        "run_id": run.get("run_id"), "dataset": run.get("dataset"),
+        "partition": run.get("partition"), "compute": run.get("compute"),
+        "duplicate": bool(run.get("duplicate")),
+        "ledger_status": ledger.get("status"),
+        "lines": {"in": lines.get("in"), "out": lines.get("out"),
+                  "quarantined": lines.get("quarantined"), "duplicates": lines.get("duplicates")},
+        "quality_verdict": ledger.get("quality_verdict") or quality.get("verdict"),
+        "rows_loaded": rows, "estimated_cost_usd": cost,
+        "failure": failure or None, "alerts": len(res.alerts),
+        "state_transitions": res.transitions, "seconds": round(res.wall_seconds, 2),
+        "job_seconds": round(res.job_seconds, 2), "sql_seconds": round(res.sql_seconds, 2),
+        "orchestration_seconds": round(res.wall_seconds - res.job_seconds - res.sql_seconds, 2),
+    }
+
+
+def print_summary(summary: dict[str, Any], alerts: list[dict[str, Any]], out: TextIO) -> None:
+    s = summary
+    print(f"\n  status: {s['status']}"
+          + (" (duplicate delivery: nothing to do)" if s.get("duplicate") else ""), file=out)
+    if s.get("run_id"):
+        print(f"  run: {s['run_id']} ({s.get('compute')})", file=out)
+    ln = s["lines"]
+    if any(v is not None for v in ln.values()):
+        print(f"  lines: in {ln['in']}, out {ln['out']}, quarantined {ln['quarantined']}, "
+              f"duplicates {ln['duplicates']}", file=out)
+    if s.get("quality_verdict"):
+        print(f"  quality: {s['quality_verdict']}", file=out)
+    for table, n in (s.get("rows_loaded") or {}).items():
+        print(f"  loaded: {table} {n} rows", file=out)
+    if s.get("estimated_cost_usd") is not None:
+        print(f"  estimated cost: ${float(s['estimated_cost_usd']):.4f}", file=out)
+    if s.get("failure"):
+        print(f"  failure: {json.dumps(s['failure'], default=str)[:600]}", file=out)
+    for a in alerts:
+        print(f"  alert: {a.get('subject')}: {str(a.get('message'))[:300]}", file=out)
+    print(f"  state transitions: {s['state_transitions']}; {s['seconds']} s "
+          f"(Spark {s['job_seconds']} s, SQL {s['sql_seconds']} s, other "
+          f"{s['orchestration_seconds']} s)", file=out)
+
+
+# -- ledger persistence -------------------------------------------------------------------------
+
+def ledger_file(stack: LocalStack) -> Path:
+    return Path(stack.work_dir) / "ledger.json"
+
+
+def dump_ledger(stack: LocalStack) -> None:
+    ddb = stack.client("dynamodb")
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": stack.ledger_table}
+    while True:
+        page = ddb.scan(**kwargs)
+        items.extend(page.get("Items", []))
+        if "LastEvaluatedKey" not in page:
+            break
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    path = ledger_file(stack)
+    existing = {}
+    if path.exists():
+        try:
+            existing = {i["run_id"]["S"]: i for i in json.loads(path.read_text())["items"]}
+        except (ValueError, KeyError):
+            existing = {}
+    for item in items:
+        existing[item["run_id"]["S"]] = item
+    path.write_text(json.dumps({"table": stack.ledger_table,
+                                "items": list(existing.values())}, indent=1))
+
+
+def restore_ledger(stack: LocalStack, path: Path | None = None) -> int:
+    path = path or ledger_file(stack)
+    if not path.exists():
+        return 0
+    ddb = stack.client("dynamodb")
+    items = json.loads(path.read_text())["items"]
+    for item in items:
+        ddb.put_item(TableName=stack.ledger_table, Item=item)
+    return len(items)
+
+
+def default_out() -> TextIO:
+    return sys.stdout

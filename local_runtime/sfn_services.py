@@ -1,0 +1,206 @@
+"""Step Functions service integrations for EMR Serverless and EMR on EC2 (moto interpreter).
+
+Errors:
+- emr-serverless startJobRun.sync: a job run that ends FAILED or CANCELLED fails the task with
+  `EMRServerless.JobRunFailed` (cause: the job's stateDetails, with the log tail).
+- elasticmapreduce addStep.sync: a FAILED/CANCELLED step fails with `States.TaskFailed`, cause
+  the DescribeStep JSON (as Step Functions does); createCluster.sync: a cluster that ends
+  TERMINATED_WITH_ERRORS fails with `States.TaskFailed`.
+- AWS API errors are named `EMRServerless.<Code>` / `EMR.<Code>` (what the ASL Retry matches).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, Final
+
+from botocore.exceptions import ClientError
+from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
+from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import (
+    CustomErrorName,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+    FailureEvent,
+    FailureEventException,
+)
+from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import (
+    StatesErrorName,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import (
+    ResourceCondition,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
+    StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
+
+_PATTERNS: Final = {ResourceCondition.Sync, ResourceCondition.WaitForTaskToken}
+SERVERLESS_FAILED = "EMRServerless.JobRunFailed"
+
+
+class _EmrTaskBase(StateTaskServiceCallback):
+    _error_prefix = "EMR"
+    _boto_service = "emr"
+
+    def __init__(self):
+        super().__init__(supported_integration_patterns=_PATTERNS)
+
+    def _get_supported_parameters(self) -> set[str] | None:  # any parameter is passed on
+        return set()
+
+    def _validate_service_integration_is_supported(self) -> None:
+        return None
+
+    def _client(self, resource_runtime_part: Any, state_credentials: Any) -> Any:
+        return boto_client_for(service=self._boto_service, region=resource_runtime_part.region,
+                               state_credentials=state_credentials)
+
+    def _fail(self, env: Any, error: str, cause: str) -> FailureEventException:
+        error_name = (StatesErrorName.from_name(error) if error.startswith("States.")
+                      else CustomErrorName(error))
+        return FailureEventException(failure_event=FailureEvent(
+            env=env,
+            error_name=error_name,
+            event_type=HistoryEventType.TaskFailed,
+            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
+                error=error, cause=cause, resource=self._get_sfn_resource(),
+                resourceType=self._get_sfn_resource_type())),
+        ))
+
+    def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
+        if isinstance(ex, ClientError):
+            code = ex.response["Error"].get("Code", "Exception")
+            return self._fail(env, f"{self._error_prefix}.{code}",
+                              ex.response["Error"].get("Message", str(ex))).failure_event
+        return super()._from_error(env=env, ex=ex)
+
+    def _action(self) -> str:
+        return self.resource.api_action.split(".")[0].lower()
+
+
+class StateTaskServiceEmrServerless(_EmrTaskBase):
+    _error_prefix = "EMRServerless"
+    _boto_service = "emr-serverless"
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters,
+                           state_credentials):
+        client = self._client(resource_runtime_part, state_credentials)
+        action = self._action()
+        params = dict(normalised_parameters)
+        if action == "startjobrun":
+            self._to_boto_request(params, client.meta.service_model.operation_model(
+                "StartJobRun").input_shape)
+            resp = client.start_job_run(**params)
+            env.stack.append({"ApplicationId": resp["applicationId"],
+                              "JobRunId": resp["jobRunId"], "Arn": resp["arn"]})
+        elif action == "canceljobrun":
+            self._to_boto_request(params, client.meta.service_model.operation_model(
+                "CancelJobRun").input_shape)
+            resp = client.cancel_job_run(**params)
+            env.stack.append({"ApplicationId": resp["applicationId"],
+                              "JobRunId": resp["jobRunId"]})
+        else:
+            raise self._fail(env, "States.Runtime",
+                             f"emr-serverless:{self.resource.api_action} is not supported locally")
+
+    def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters,
+                             state_credentials) -> Callable[[], Any] | None:
+        started = env.stack.pop()
+        if self._action() != "startjobrun":
+            return lambda: started
+        client = self._client(resource_runtime_part, state_credentials)
+
+        def resolve() -> Any:
+            run = client.get_job_run(applicationId=started["ApplicationId"],
+                                     jobRunId=started["JobRunId"])["jobRun"]
+            state = run["state"]
+            if state == "SUCCESS":
+                return started
+            if state in ("FAILED", "CANCELLED"):
+                raise self._fail(env, SERVERLESS_FAILED,
+                                 run.get("stateDetails") or f"Job run {state}")
+            return None
+
+        return resolve
+
+
+class StateTaskServiceEmr(_EmrTaskBase):
+    """createCluster(.sync), addStep(.sync), terminateCluster, and a few more EMR actions."""
+
+    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters,
+                           state_credentials):
+        client = self._client(resource_runtime_part, state_credentials)
+        action = self._action()
+        params = dict(normalised_parameters)
+        if action == "createcluster":
+            resp = client.run_job_flow(**params)
+            env.stack.append({"ClusterId": resp["JobFlowId"],
+                              "ClusterArn": resp.get("ClusterArn", "")})
+        elif action == "addstep":
+            resp = client.add_job_flow_steps(JobFlowId=params["ClusterId"],
+                                             Steps=[params["Step"]])
+            step_id = resp["StepIds"][0]
+            runtime = _runtime()
+            runtime.start_cluster_step(params["ClusterId"], step_id, params["Step"])
+            env.stack.append({"StepId": step_id})
+        elif action == "terminatecluster":
+            client.terminate_job_flows(JobFlowIds=[params["ClusterId"]])
+            env.stack.append({})
+        elif action == "cancelstep":
+            _runtime().cancel_cluster_step(params["ClusterId"], params["StepId"])
+            env.stack.append({})
+        elif action == "setclusterterminationprotection":
+            client.set_termination_protection(JobFlowIds=[params["ClusterId"]],
+                                              TerminationProtected=params["TerminationProtected"])
+            env.stack.append({})
+        else:
+            raise self._fail(env, "States.Runtime",
+                             f"elasticmapreduce:{self.resource.api_action} is not supported "
+                             "locally")
+
+    def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters,
+                             state_credentials) -> Callable[[], Any] | None:
+        out = env.stack.pop()
+        client = self._client(resource_runtime_part, state_credentials)
+        action = self._action()
+        if action == "createcluster":
+            def resolve_cluster() -> Any:
+                state = client.describe_cluster(ClusterId=out["ClusterId"])["Cluster"]["Status"]
+                if state["State"] in ("WAITING", "RUNNING"):
+                    return out
+                if state["State"] in ("TERMINATED", "TERMINATED_WITH_ERRORS"):
+                    raise self._fail(env, "States.TaskFailed", json.dumps(
+                        {"Cluster": {"Id": out["ClusterId"], "Status": state}}, default=str))
+                return None
+            return resolve_cluster
+        if action == "addstep":
+            cluster_id = normalised_parameters["ClusterId"]
+
+            def resolve_step() -> Any:
+                step = client.describe_step(ClusterId=cluster_id, StepId=out["StepId"])["Step"]
+                state = step["Status"]["State"]
+                if state == "COMPLETED":
+                    return out
+                if state in ("FAILED", "CANCELLED", "INTERRUPTED"):
+                    result = _runtime().step_result(out["StepId"])
+                    if result is not None:
+                        step["Status"]["FailureDetails"] = {
+                            "Reason": "Step failed", "Message": result.details[-4000:],
+                            "LogFile": str(result.work_dir or "")}
+                    raise self._fail(env, "States.TaskFailed",
+                                     json.dumps({"Step": step}, default=str))
+                return None
+            return resolve_step
+        return lambda: out
+
+
+
+
+def _runtime() -> Any:
+    from local_runtime.sfn_hooks import STATE
+
+    if STATE.runtime is None:
+        raise RuntimeError("the local runtime is not installed")
+    return STATE.runtime

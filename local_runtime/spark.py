@@ -1,0 +1,350 @@
+"""Runs a Spark job locally (pyspark, local[*]) in a subprocess, staging s3:// arguments.
+
+Inputs (--input, --rules, the entry point and --py-files) are downloaded from moto S3 into the
+job's work directory before it starts; outputs (--output-root with its {table} placeholder,
+--quarantine, --metrics, --quality) are written to local paths and every file written there is
+uploaded after a successful exit (Spark's .crc side files excepted).
+
+Usage is MEASURED from the job's process tree:
+  vCPU-hours   = CPU seconds (user + system, the job and all its descendants) / 3600
+  memory GB-h  = peak resident set size of the tree (GB) x wall-clock hours
+  storage GB-h = bytes written to the work directory (GB) x wall-clock hours
+CPU seconds are the larger of os.wait4's rusage (reaped descendants) and psutil's sampled tree
+totals; the peak RSS is the largest sampled sum of the tree's RSS (sampled every 0.25 s).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+INPUT_ARGS = {"--input", "--rules"}
+OUTPUT_DIR_ARGS = {"--output-root", "--quarantine"}
+OUTPUT_FILE_ARGS = {"--metrics", "--quality"}
+# spark-submit options that take a value and mean nothing for a local run
+_SUBMIT_OPTS_WITH_VALUE = {"--deploy-mode", "--master", "--conf", "--py-files", "--jars",
+                           "--files", "--archives", "--num-executors", "--executor-memory",
+                           "--executor-cores", "--driver-memory", "--driver-cores", "--name",
+                           "--class", "--packages", "--queue", "--properties-file"}
+
+
+@dataclass
+class JobResult:
+    exit_code: int | None = None
+    state: str = "SUBMITTED"
+    details: str = ""
+    log_tail: str = ""
+    started_at: float | None = None
+    ended_at: float | None = None
+    cpu_seconds: float = 0.0
+    peak_rss_bytes: int = 0
+    storage_bytes: int = 0
+    work_dir: Path | None = None
+
+    @property
+    def wall_seconds(self) -> float:
+        if self.started_at is None:
+            return 0.0
+        return (self.ended_at or time.time()) - self.started_at
+
+    def utilization(self) -> dict[str, float]:
+        hours = self.wall_seconds / 3600
+        return {
+            "vCPUHour": round(self.cpu_seconds / 3600, 6),
+            "memoryGBHour": round(self.peak_rss_bytes / 1e9 * hours, 6),
+            "storageGBHour": round(self.storage_bytes / 1e9 * hours, 6),
+        }
+
+
+def parse_spark_submit(args: list[str]) -> tuple[str, list[str], dict[str, str], list[str]]:
+    """spark-submit argv -> (entry point, job args, --conf pairs, --py-files); others dropped."""
+    args = list(args)
+    if args and args[0].endswith("spark-submit"):
+        args = args[1:]
+    conf: dict[str, str] = {}
+    py_files: list[str] = []
+    i = 0
+    while i < len(args) and args[i].startswith("--"):
+        opt = args[i]
+        if opt in _SUBMIT_OPTS_WITH_VALUE and i + 1 < len(args):
+            value = args[i + 1]
+            if opt == "--conf" and "=" in value:
+                k, v = value.split("=", 1)
+                conf[k] = v
+            elif opt == "--py-files":
+                py_files.extend(p for p in value.split(",") if p)
+            i += 2
+        else:
+            i += 1
+    if i >= len(args):
+        raise ValueError(f"no entry point in spark-submit arguments {args}")
+    return args[i], args[i + 1:], conf, py_files
+
+
+def parse_submit_parameters(params: str | None) -> tuple[dict[str, str], list[str]]:
+    if not params:
+        return {}, []
+    _, _, conf, py_files = parse_spark_submit([*shlex.split(params), "x.py"])
+    return conf, py_files
+
+
+@dataclass
+class SparkRunner:
+    """Stages, runs and measures one job at a time per call; safe to use from many threads."""
+
+    s3: Any  # a boto3 S3 client (moto)
+    work_root: Path
+    python: str = sys.executable
+    extra_env: dict[str, str] = field(default_factory=dict)
+    base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    on_event: Callable[[str], None] | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    job_seconds_total: float = 0.0
+
+    def _download(self, uri: str, dest: Path) -> Path:
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        self.s3.download_file(bucket, key, str(dest))
+        return dest
+
+    def _upload_tree(self, local: Path, uri: str) -> int:
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        if local.is_file():
+            self.s3.upload_file(str(local), bucket, prefix)
+            return 1
+        n = 0
+        if not local.exists():
+            return 0
+        for path in sorted(local.rglob("*")):
+            if path.is_dir() or path.name.endswith(".crc"):
+                continue
+            rel = path.relative_to(local).as_posix()
+            key = prefix.rstrip("/") + "/" + rel if prefix else rel
+            self.s3.upload_file(str(path), bucket, key)
+            n += 1
+        return n
+
+    def stage(self, job_id: str, entry_point: str, args: list[str], py_files: list[str]
+              ) -> tuple[Path, list[str], list[tuple[Path, str]], list[Path]]:
+        work = self.work_root / job_id
+        (work / "in").mkdir(parents=True, exist_ok=True)
+        (work / "out").mkdir(parents=True, exist_ok=True)
+        code = work / "code"
+        entry = (self._download(entry_point, code / Path(entry_point).name)
+                 if entry_point.startswith("s3://") else Path(entry_point))
+        paths = []
+        for p in py_files:
+            paths.append(self._download(p, code / Path(p).name) if p.startswith("s3://")
+                         else Path(p))
+        local_args: list[str] = []
+        uploads: list[tuple[Path, str]] = []
+        i = 0
+        while i < len(args):
+            a = args[i]
+            if i + 1 < len(args) and args[i + 1].startswith("s3://"):
+                uri = args[i + 1]
+                name = a.lstrip("-")
+                if a in OUTPUT_DIR_ARGS or (a not in INPUT_ARGS and a not in OUTPUT_FILE_ARGS
+                                            and (uri.endswith("/") or "{table}" in uri)):
+                    local = work / "out" / name
+                    if "{table}" in uri:
+                        local_args += [a, str(local / "{table}") + "/"]
+                        uploads.append((local, uri))
+                    else:
+                        local_args += [a, str(local) + "/"]
+                        uploads.append((local, uri))
+                elif a in OUTPUT_FILE_ARGS:
+                    local = work / "out" / name / Path(uri).name
+                    local.parent.mkdir(parents=True, exist_ok=True)
+                    local_args += [a, str(local)]
+                    uploads.append((local, uri))
+                else:
+                    local = self._download(uri, work / "in" / name / Path(uri).name)
+                    local_args += [a, str(local)]
+                i += 2
+                continue
+            local_args.append(a)
+            i += 1
+        return entry, local_args, uploads, [work, *paths]
+
+    def _upload_outputs(self, uploads: list[tuple[Path, str]]) -> None:
+        for local, uri in uploads:
+            if "{table}" in uri:
+                if local.exists():
+                    for table_dir in sorted(p for p in local.iterdir() if p.is_dir()):
+                        self._upload_tree(table_dir, uri.replace("{table}", table_dir.name))
+            else:
+                self._upload_tree(local, uri)
+
+    def run(self, job_id: str, entry_point: str, args: list[str], *, py_files: list[str],
+            conf: dict[str, str], result: JobResult, timeout_s: float | None = None) -> JobResult:
+        """Stage, run and upload; fills `result` in place (state RUNNING then SUCCESS/FAILED)."""
+        try:
+            entry, local_args, uploads, extra = self.stage(job_id, entry_point, args, py_files)
+        except Exception as e:
+            result.state, result.details = "FAILED", f"staging failed: {e}"
+            result.ended_at = time.time()
+            return result
+        work = extra[0]
+        result.work_dir = work
+        env = {**self.base_env, **self.extra_env}
+        pypath = [str(p) for p in extra[1:]] + [env.get("PYTHONPATH", "")]
+        env["PYTHONPATH"] = os.pathsep.join(p for p in pypath if p)
+        env["PYSPARK_PYTHON"] = self.python
+        env["PYSPARK_DRIVER_PYTHON"] = self.python
+        env["LOCAL_RUNTIME_SPARK_CONF"] = " ".join(f"{k}={v}" for k, v in conf.items())
+        env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        stdout = open(work / "stdout.log", "wb")  # noqa: SIM115 - closed below
+        stderr = open(work / "stderr.log", "wb")  # noqa: SIM115
+        cmd = [self.python, str(entry), *local_args]
+        (work / "command.txt").write_text(shlex.join(cmd))
+        result.started_at = time.time()
+        try:
+            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=stdout, stderr=stderr,
+                                    start_new_session=True)
+        except OSError as e:
+            stdout.close()
+            stderr.close()
+            result.state, result.details = "FAILED", f"could not start the job: {e}"
+            result.ended_at = time.time()
+            return result
+        with self._lock:
+            self._procs[job_id] = proc
+        result.state = "RUNNING"
+        sampler = _TreeSampler(proc.pid)
+        sampler.start()
+        try:
+            _, status, rusage = _wait4(proc, timeout_s)
+            exit_code = os.waitstatus_to_exitcode(status) if status is not None else -9
+        finally:
+            sampler.stop()
+            stdout.close()
+            stderr.close()
+            with self._lock:
+                self._procs.pop(job_id, None)
+        proc.returncode = exit_code
+        result.ended_at = time.time()
+        result.exit_code = exit_code
+        cpu_rusage = (rusage.ru_utime + rusage.ru_stime) if rusage else 0.0
+        result.cpu_seconds = max(cpu_rusage, sampler.cpu_seconds)
+        result.peak_rss_bytes = max(sampler.peak_rss, (rusage.ru_maxrss * 1024) if rusage else 0)
+        result.storage_bytes = sum(p.stat().st_size for p in (work / "out").rglob("*")
+                                   if p.is_file())
+        with self._lock:
+            self.job_seconds_total += result.wall_seconds
+        result.log_tail = _tail(work / "stderr.log") or _tail(work / "stdout.log")
+        if result.state == "CANCELLING" or result.state == "CANCELLED":
+            result.state = "CANCELLED"
+            result.details = "Job run was cancelled."
+            return result
+        if exit_code != 0:
+            result.state = "FAILED"
+            job_error = _job_error_line(work / "stderr.log")
+            result.details = (f"Job failed with exit code {exit_code}"
+                              + (f": {job_error}" if job_error else "")
+                              + f". Log tail:\n{result.log_tail}")
+            return result
+        try:
+            self._upload_outputs(uploads)
+        except Exception as e:
+            result.state, result.details = "FAILED", f"uploading outputs failed: {e}"
+            return result
+        result.state = "SUCCESS"
+        result.details = ""
+        return result
+
+    def cancel(self, job_id: str) -> bool:
+        with self._lock:
+            proc = self._procs.get(job_id)
+        if proc is None:
+            return False
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        return True
+
+    def job_seconds(self) -> float:
+        with self._lock:
+            return self.job_seconds_total
+
+
+def _wait4(proc: subprocess.Popen, timeout_s: float | None) -> tuple[int, int | None, Any]:
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    while True:
+        pid, status, rusage = os.wait4(proc.pid, os.WNOHANG)
+        if pid:
+            return pid, status, rusage
+        if deadline and time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        time.sleep(0.05)
+
+
+class _TreeSampler(threading.Thread):
+    """Samples the CPU time and RSS of a process tree with psutil (if installed)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self._stop_evt = threading.Event()
+        self.cpu_seconds = 0.0
+        self.peak_rss = 0
+        self._cpu_by_pid: dict[int, float] = {}
+
+    def run(self) -> None:
+        try:
+            import psutil
+        except ImportError:
+            return
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.Error:
+            return
+        while not self._stop_evt.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                break
+            rss = 0
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    self._cpu_by_pid[p.pid] = t.user + t.system
+                    rss += p.memory_info().rss
+                except psutil.Error:
+                    continue
+            self.peak_rss = max(self.peak_rss, rss)
+            self.cpu_seconds = sum(self._cpu_by_pid.values())
+            self._stop_evt.wait(0.25)
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.join(timeout=2)
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def _job_error_line(path: Path) -> str:
+    try:
+        for line in reversed(path.read_text(errors="replace").splitlines()):
+            if line.startswith("JOB ERROR:"):
+                return line
+    except OSError:
+        pass
+    return ""

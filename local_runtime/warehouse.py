@@ -1,0 +1,272 @@
+"""The local warehouse: an embedded PostgreSQL started for the run (or any PostgreSQL by URL).
+
+Order of preference: the installed server binaries (initdb/pg_ctl) into `.local/warehouse/`, on
+a free port on 127.0.0.1; else the `pgserver` package. A server left by an earlier run is reused
+when its postmaster.pid names a live postgres process of ours; a stale pid file is removed.
+As root, PostgreSQL refuses to run: the server then runs as the `postgres` system user (or
+`nobody`), which must own the data directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+LOG = logging.getLogger("local_runtime.warehouse")
+
+INSTALL_JAVA = "install Java 17: `apt-get install openjdk-17-jre-headless` (or set JAVA_HOME)"
+INSTALL_POSTGRES = ("install PostgreSQL server binaries: `apt-get install postgresql` "
+                    "(initdb and pg_ctl on PATH), or `pip install pgserver`")
+
+
+class WarehouseError(Exception):
+    """The warehouse could not be started or reached."""
+
+
+def missing_prerequisites(path: str | None = None, *, allow_pgserver: bool = True,
+                          java_home: str | None = None) -> list[str]:
+    """What is missing to run locally, each as a message saying what to install (empty: ok)."""
+    path = os.environ.get("PATH", "") if path is None else path
+    java_home = os.environ.get("JAVA_HOME") if java_home is None else java_home
+    problems = []
+    has_java = shutil.which("java", path=path) or (
+        java_home and Path(java_home, "bin", "java").is_file())
+    if not has_java:
+        problems.append(f"Java is missing (Spark needs it): {INSTALL_JAVA}")
+    if not postgres_binaries(path) and not (allow_pgserver and _has_pgserver()):
+        problems.append(f"PostgreSQL is missing (the warehouse needs it): {INSTALL_POSTGRES}")
+    return problems
+
+
+def postgres_binaries(path: str | None = None) -> dict[str, str] | None:
+    found = {}
+    for name in ("initdb", "pg_ctl"):
+        exe = shutil.which(name, path=path)
+        if not exe:
+            return None
+        found[name] = exe
+    return found
+
+
+def _has_pgserver() -> bool:
+    try:
+        import importlib.util
+
+        return importlib.util.find_spec("pgserver") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(preferred: int = 54329) -> int:
+    for port in (preferred, *range(preferred + 1, preferred + 50)):
+        if port_is_free(port):
+            return port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _pid_alive_postgres(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"postgres" in cmd
+    except OSError:
+        return True
+
+
+def _run_as_user() -> tuple[int, int] | None:
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    for name in ("postgres", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+            return pw.pw_uid, pw.pw_gid
+        except KeyError:
+            continue
+    raise WarehouseError("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
+
+
+def _can_connect(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.Error:
+        return False
+
+
+@dataclass
+class Warehouse:
+    """A PostgreSQL server: `url` is a libpq URL of its maintenance database."""
+
+    url: str
+    kind: str  # "binaries" | "pgserver" | "external"
+    data_dir: Path | None = None
+    port: int | None = None
+    reused: bool = False
+    _pgserver: object | None = None
+
+    def database_url(self, database: str) -> str:
+        base, _, _ = self.url.rpartition("/")
+        return f"{base}/{database}"
+
+    def stop(self) -> None:
+        if self.kind == "binaries" and self.data_dir is not None:
+            pg_ctl = (postgres_binaries() or {}).get("pg_ctl")
+            if pg_ctl and (self.data_dir / "postmaster.pid").exists():
+                subprocess.run(_as_user([pg_ctl, "-D", str(self.data_dir), "-m", "fast", "stop"]),
+                               capture_output=True, check=False, timeout=60)
+        elif self.kind == "pgserver" and self._pgserver is not None:
+            with contextlib.suppress(Exception):
+                self._pgserver.cleanup()  # type: ignore[attr-defined]
+
+
+def _as_user(cmd: list[str]) -> list[str]:
+    user = _run_as_user()
+    if user is None:
+        return cmd
+    import pwd
+
+    name = pwd.getpwuid(user[0]).pw_name
+    runuser = shutil.which("runuser") or shutil.which("su")
+    if runuser and runuser.endswith("runuser"):
+        return [runuser, "-u", name, "--", *cmd]
+    import shlex
+
+    return ["su", name, "-s", "/bin/sh", "-c", shlex.join(cmd)]
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for n in dirs + files:
+            with contextlib.suppress(OSError):
+                os.chown(os.path.join(root, n), uid, gid)
+
+
+def _ensure_traversable(path: Path) -> None:
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            with contextlib.suppress(OSError):
+                os.chmod(parent, mode | 0o011)  # noqa: S103 - traverse only, for the postgres user
+
+
+def start_binaries(base: Path, bins: dict[str, str], port: int | None = None) -> Warehouse:
+    data = base / "data"
+    state_file = base / "server.json"
+    base.mkdir(parents=True, exist_ok=True)
+    user = _run_as_user()
+    pid_file = data / "postmaster.pid"
+    if pid_file.exists():
+        lines = pid_file.read_text().splitlines()
+        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
+        old_port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else 0
+        url = f"postgresql://postgres@127.0.0.1:{old_port}/postgres"
+        if pid and _pid_alive_postgres(pid) and _can_connect(url):
+            LOG.info("reusing the warehouse server left running (pid %s, port %s)", pid, old_port)
+            return Warehouse(url, "binaries", data, old_port, reused=True)
+        LOG.warning("removing the stale postmaster.pid of a server that is gone (pid %s)", pid)
+        pid_file.unlink()
+    if not (data / "PG_VERSION").exists():
+        if data.exists():
+            shutil.rmtree(data)
+        data.mkdir(parents=True)
+        if user:
+            _ensure_traversable(base)
+            _chown_tree(base, *user)
+        proc = subprocess.run(
+            _as_user([bins["initdb"], "-D", str(data), "-U", "postgres", "--auth=trust",
+                      "-E", "UTF8", "--locale=C", "--no-sync"]),
+            capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise WarehouseError(f"initdb failed: {proc.stderr.strip()[-2000:]}")
+    if user:
+        _ensure_traversable(base)
+        _chown_tree(base, *user)
+    port = port if port and port_is_free(port) else free_port()
+    opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k {data} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off")
+    log_file = base / "server.log"
+    if user:
+        log_file.touch()
+        os.chown(log_file, *user)
+    proc = subprocess.run(
+        _as_user([bins["pg_ctl"], "-D", str(data), "-l", str(log_file), "-o", opts, "-w",
+                  "-t", "60", "start"]),
+        capture_output=True, text=True, check=False, timeout=90)
+    if proc.returncode != 0:
+        tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
+        raise WarehouseError(f"pg_ctl start failed: {proc.stderr.strip()} {tail}")
+    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    state_file.write_text(json.dumps({"url": url, "port": port, "kind": "binaries"}))
+    return Warehouse(url, "binaries", data, port)
+
+
+def start_pgserver(base: Path) -> Warehouse:
+    try:
+        import pgserver
+    except ImportError as e:
+        raise WarehouseError(f"PostgreSQL is missing: {INSTALL_POSTGRES}") from e
+    data = base / "pgserver"
+    data.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(data, cleanup_mode=None)
+    url = server.get_uri()
+    (base / "server.json").write_text(json.dumps({"url": url, "kind": "pgserver"}))
+    return Warehouse(url, "pgserver", data, _pgserver=server)
+
+
+def start_warehouse(base: Path, url: str | None = None, *, prefer: str = "binaries"
+                    ) -> Warehouse:
+    """Start (or reuse) the local warehouse; `url` uses an existing PostgreSQL instead."""
+    if url:
+        if not _can_connect(url):
+            raise WarehouseError(f"cannot connect to the warehouse at {url}")
+        return Warehouse(url, "external")
+    bins = postgres_binaries()
+    if bins and prefer == "binaries":
+        return start_binaries(base, bins)
+    return start_pgserver(base)
+
+
+def saved_warehouse(base: Path) -> Warehouse | None:
+    """The warehouse described by `.local/warehouse/server.json`, if it still answers."""
+    state_file = base / "server.json"
+    if not state_file.exists():
+        return None
+    state = json.loads(state_file.read_text())
+    wh = Warehouse(state["url"], state.get("kind", "binaries"), base / "data", state.get("port"))
+    return wh if _can_connect(wh.url) else None
+
+
+def wait_for(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _can_connect(url):
+            return
+        time.sleep(0.2)
+    raise WarehouseError(f"warehouse at {url} did not answer within {timeout} s")

@@ -1,0 +1,49 @@
+"""One local stack (moto + one warehouse server) for the whole e2e session, stopped at the end."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLES = REPO / "sample_data" / "online_retail"
+
+
+def _ready() -> str | None:
+    if not (REPO / "template.yaml").exists():
+        return "template.yaml is not there yet"
+    if not (REPO / "spark_jobs" / "online_retail" / "main.py").exists():
+        return "spark_jobs/online_retail/main.py is not there yet"
+    from local_runtime.warehouse import missing_prerequisites
+
+    problems = missing_prerequisites()
+    return "; ".join(problems) if problems else None
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    reason = _ready()
+    if reason:
+        pytest.skip(reason)
+    from local_runtime.stack import LocalStack
+
+    work = tmp_path_factory.mktemp("local")
+    st = LocalStack(work_dir=work).start()
+    yield st
+    st.stop(stop_warehouse=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def warehouse_db(stack):
+    import psycopg
+
+    def query(sql: str, params=None):
+        db = next((f.env["REDSHIFT_DATABASE"] for f in stack.functions.values()
+                   if f.env.get("REDSHIFT_DATABASE")), "dev")
+        with psycopg.connect(stack.warehouse.database_url(db)) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    return query

@@ -1,0 +1,52 @@
+"""An independent computation of the loaded numbers straight from the CSV (csv + decimal).
+
+Rules (from the issue): exact duplicate lines count once; a line whose quantity, unit price or
+date does not parse, or whose unit price is negative, is quarantined; customer ids lose ".0";
+money is rounded ROUND_HALF_UP to 2 places; cancellations (InvoiceNo "C...") are returns.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from pathlib import Path
+
+
+def expected_day(path: Path) -> dict:
+    seen: set[str] = set()
+    lines = quarantined = duplicates = 0
+    kept = []
+    with open(path, newline="", encoding="utf-8") as f:
+        header = f.readline()
+        del header
+        for raw in f:
+            lines += 1
+            if raw in seen:
+                duplicates += 1
+                continue
+            seen.add(raw)
+            row = next(csv.reader([raw]))
+            try:
+                qty = int(row[3])
+                price = Decimal(row[5])
+                date = row[4][:10]
+            except (ValueError, InvalidOperation, IndexError):
+                quarantined += 1
+                continue
+            if price < 0:
+                quarantined += 1
+                continue
+            cid = row[6].strip()
+            cid = cid[:-2] if cid.endswith(".0") else cid
+            kept.append((row[0], qty, price, date, cid or None))
+    per_customer: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    for inv, qty, price, date, cid in kept:
+        if cid and not inv.startswith("C"):
+            per_customer[(date, cid)] += qty * price
+    return {
+        "lines": lines, "duplicates": duplicates, "quarantined": quarantined,
+        "line_items": len(kept),
+        "customers": {k: v.quantize(Decimal("0.01"), ROUND_HALF_UP)
+                      for k, v in per_customer.items()},
+    }

@@ -1,0 +1,51 @@
+"""The embedded warehouse: free ports, leftover servers, missing prerequisites."""
+
+import socket
+
+import pytest
+
+from local_runtime.warehouse import missing_prerequisites, postgres_binaries, start_warehouse
+
+pytestmark = pytest.mark.e2e
+
+
+def test_missing_java_and_postgres_say_what_to_install(tmp_path):
+    problems = missing_prerequisites(str(tmp_path), allow_pgserver=False, java_home="")
+    text = " ".join(problems)
+    assert "openjdk-17-jre-headless" in text
+    assert "pgserver" in text and "postgresql" in text
+
+
+def test_nothing_missing_here():
+    assert missing_prerequisites() == []
+
+
+@pytest.mark.skipif(not postgres_binaries(), reason="no PostgreSQL binaries")
+def test_port_in_use_and_leftover_server(tmp_path):
+    from local_runtime.warehouse import free_port
+
+    busy = free_port(55400)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", busy))
+        s.listen()
+        from local_runtime import warehouse as w
+
+        wh = w.start_binaries(tmp_path / "wh", postgres_binaries(), port=busy)
+        try:
+            assert wh.port != busy
+            again = start_warehouse(tmp_path / "wh")
+            assert again.reused and again.port == wh.port
+        finally:
+            wh.stop()
+    # a stale pid file (server gone) is cleaned and the server starts again
+    pid_file = tmp_path / "wh" / "data" / "postmaster.pid"
+    pid_file.write_text("999999\n/x\n0\n5999\n")
+    wh2 = start_warehouse(tmp_path / "wh")
+    try:
+        assert not wh2.reused
+        import psycopg
+
+        with psycopg.connect(wh2.url) as c:
+            assert c.execute("select 1").fetchone() == (1,)
+    finally:
+        wh2.stop()
