@@ -1,0 +1,260 @@
+"""Executions of the real pipeline ASL in moto's interpreter, with every integration stubbed.
+
+The Lambda functions, the Spark job runner and the Redshift Data API are scripted fakes plugged
+into the local runtime's interpreter hooks, so these tests exercise the definition itself:
+transitions, Retry, Catch, the polling loop and the cluster teardown.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[2]
+ASL = REPO / "statemachines" / "pipeline.asl.json"
+ACCOUNT, REGION = "123456789012", "us-east-1"
+FUNCTIONS = ("ResolveRun", "EvaluateQuality", "StartLoad", "RecordRun", "TrackCost",
+             "HandleFailure")
+
+
+class TransientError(Exception):
+    """Same name as pipeline_core.errors.TransientError: the ASL retries it."""
+
+
+class InvalidInput(Exception):
+    """Same name as pipeline_core.errors.InvalidInput: not retried."""
+
+
+def manifest(compute: str = "serverless", duplicate: bool = False) -> dict[str, Any]:
+    run_id = "online_retail-2010-12-01-0123456789ab"
+    run = {
+        "run_id": run_id, "dataset": "online_retail", "partition": "2010-12-01",
+        "trigger": "s3", "duplicate": duplicate, "attempt": 1, "compute": compute,
+        "input": {"bucket": "raw", "key": "online_retail/2010-12-01.csv", "etag": "e",
+                  "size": 10, "uri": "s3://raw/online_retail/2010-12-01.csv"},
+        "job": {"name": "online_retail", "code_version": "v1",
+                "entry_point": "s3://artifacts/jobs/v1/spark_jobs/online_retail/main.py",
+                "py_files": "s3://artifacts/jobs/v1/spark_jobs.zip",
+                "arguments": ["--input", "s3://raw/online_retail/2010-12-01.csv"],
+                "spark_submit_parameters": "--py-files s3://artifacts/jobs/v1/spark_jobs.zip",
+                "client_token": f"{run_id}-a1", "timeout_minutes": 60,
+                "log_uri": "s3://artifacts/logs/emr-serverless/"},
+        "tags": {"pipeline:run-id": run_id, "pipeline:app": "pipeline-test"},
+        "cluster": None,
+    }
+    if compute == "cluster":
+        run["cluster"] = {
+            "name": run_id, "release_label": "emr-7.0.0", "log_uri": "s3://artifacts/logs/emr/",
+            "idle_timeout_seconds": 900,
+            "instances": {"InstanceGroups": [
+                {"InstanceRole": "MASTER", "InstanceType": "m5.xlarge", "InstanceCount": 1},
+                {"InstanceRole": "CORE", "InstanceType": "m5.xlarge", "InstanceCount": 1}],
+                "KeepJobFlowAliveWhenNoSteps": True},
+            "tags": [{"Key": "pipeline:run-id", "Value": run_id}],
+            "step_args": ["spark-submit", "s3://artifacts/jobs/v1/spark_jobs/online_retail/main.py"],
+        }
+    return run
+
+
+@dataclass
+class FakeLambdas:
+    """Scripted Lambda results per function: a value, an exception, or a callable."""
+
+    script: dict[str, list[Any]] = field(default_factory=dict)
+    calls: dict[str, list[Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, name: str, *results: Any) -> None:
+        self.script[name] = list(results)
+
+    def invoke(self, function_arn: str, payload: Any) -> dict[str, Any]:
+        name = function_arn.rsplit(":", 1)[-1]
+        with self.lock:
+            self.calls.setdefault(name, []).append(payload)
+            queue = self.script.get(name) or [{}]
+            result = queue.pop(0) if len(queue) > 1 else queue[0]
+        if callable(result) and not isinstance(result, type):
+            result = result(payload)
+        if isinstance(result, BaseException | type):
+            err = result if isinstance(result, BaseException) else result()
+            return {"StatusCode": 200, "FunctionError": "Unhandled",
+                    "Payload": {"errorType": type(err).__name__, "errorMessage": str(err)}}
+        return {"StatusCode": 200, "Payload": result}
+
+
+class FakeJobResult:
+    def __init__(self) -> None:
+        self.state, self.details, self.started_at, self.ended_at = "SUBMITTED", "", None, None
+        self.work_dir = None
+        self.wall_seconds = 0.0
+
+    def utilization(self) -> dict[str, float]:
+        return {"vCPUHour": 0.01, "memoryGBHour": 0.02, "storageGBHour": 0.0}
+
+
+@dataclass
+class FakeJobRunner:
+    """Stands in for local Spark: each job ends with the scripted outcome."""
+
+    outcome: str = "SUCCESS"
+    details: str = ""
+    runs: list[str] = field(default_factory=list)
+
+    def run(self, job_id: str, entry_point: str, args: list[str], *, result: Any,
+            **_: Any) -> None:
+        self.runs.append(job_id)
+        result.started_at = time.time()
+        result.state = self.outcome
+        result.details = self.details
+        result.ended_at = time.time()
+
+    def cancel(self, job_id: str) -> bool:
+        return True
+
+    def job_seconds(self) -> float:
+        return 0.0
+
+
+class _Described:
+    def __init__(self, body: dict[str, Any]):
+        self.body = body
+
+    def describe(self) -> dict[str, Any]:
+        return self.body
+
+
+@dataclass
+class FakeDataApi:
+    """describeStatement answers from a script of statuses (the last one repeats)."""
+
+    statuses: list[Any] = field(default_factory=lambda: ["STARTED", "FINISHED"])
+    error: str = "ERROR: relation \"analytics.sales_line_items\" does not exist"
+    described: int = 0
+    cancelled: list[str] = field(default_factory=list)
+
+    def get(self, statement_id: str):
+        self.described += 1
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        if isinstance(status, BaseException):
+            raise status
+        body = {"Id": statement_id, "Status": status, "HasResultSet": False,
+                "SubStatements": [{"Id": f"{statement_id}:1", "Status": status,
+                                   "ResultRows": 7}]}
+        if status == "FAILED":
+            body["Error"] = self.error
+        return _Described(body), None
+
+    def cancel(self, statement_id: str) -> bool:
+        self.cancelled.append(statement_id)
+        return True
+
+    def submit(self, *a: Any, **k: Any):  # the StartLoad Lambda is faked: never called
+        raise AssertionError("the state machine must not submit SQL itself")
+
+    def sql_seconds(self) -> float:
+        return 0.0
+
+
+class FakeClusterRuntime:
+    """Runs cluster steps instantly with the scripted outcome, keeping moto's EMR state."""
+
+    def __init__(self, outcome: str = "COMPLETED"):
+        self.outcome = outcome
+        self.steps: list[str] = []
+
+    def start_cluster_step(self, cluster_id: str, step_id: str, step: dict[str, Any]) -> None:
+        from moto.emr.models import emr_backends
+
+        cluster = emr_backends[ACCOUNT][REGION].clusters[cluster_id]
+        for s in cluster.steps:
+            if s.id == step_id:
+                s.state = self.outcome
+        self.steps.append(step_id)
+
+    def step_result(self, step_id: str) -> Any:
+        result = FakeJobResult()
+        result.details = "JOB ERROR: scripted step failure"
+        return result
+
+    def cancel_cluster_step(self, cluster_id: str, step_id: str) -> None:
+        return None
+
+
+@dataclass
+class Execution:
+    status: str
+    output: dict[str, Any]
+    history: list[dict[str, Any]]
+
+    def states_entered(self) -> list[str]:
+        return [e["stateEnteredEventDetails"]["name"] for e in self.history
+                if "stateEnteredEventDetails" in e]
+
+
+class Harness:
+    def __init__(self) -> None:
+        import boto3
+
+        from local_runtime import moto_patches, sfn_hooks
+
+        self.lambdas = FakeLambdas()
+        self.jobs = FakeJobRunner()
+        self.data_api = FakeDataApi()
+        self.clusters = FakeClusterRuntime()
+        moto_patches.install(self.jobs, self.data_api)
+        sfn_hooks.install(invoke_lambda=self.lambdas.invoke, runtime=self.clusters,
+                          time_factor=0.0)
+        # install() keeps the first runner/engine it was given: point it at this harness's.
+        moto_patches.STATE["runner"], moto_patches.STATE["engine"] = self.jobs, self.data_api
+        self.sfn = boto3.client("stepfunctions", region_name=REGION)
+        self.emr = boto3.client("emr", region_name=REGION)
+        app = boto3.client("emr-serverless", region_name=REGION).create_application(
+            name="pipeline", releaseLabel="emr-7.0.0", type="SPARK")
+        definition = ASL.read_text()
+        values = {name: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}"
+                  for name in (f"{f}FunctionArn" for f in FUNCTIONS)}
+        values.update(EmrServerlessApplicationId=app["applicationId"],
+                      EmrJobRoleArn=f"arn:aws:iam::{ACCOUNT}:role/job",
+                      EmrServiceRoleArn=f"arn:aws:iam::{ACCOUNT}:role/emr-service",
+                      EmrInstanceProfileName="emr-instance-profile")
+        definition = re.sub(r"\$\{(\w+)\}",
+                            lambda m: values[m.group(1)].replace("FunctionArn", ""), definition)
+        self.arn = self.sfn.create_state_machine(
+            name=f"pipeline-{uuid.uuid4().hex[:8]}", definition=definition,
+            roleArn=f"arn:aws:iam::{ACCOUNT}:role/sfn")["stateMachineArn"]
+        self.script_success()
+
+    def script_success(self, compute: str = "serverless") -> None:
+        self.lambdas.set("ResolveRun", manifest(compute))
+        self.lambdas.set("EvaluateQuality", {"verdict": "pass", "summary": "all rules passed",
+                                             "failed_rules": [], "warned_rules": []})
+        self.lambdas.set("StartLoad", {"statement_id": str(uuid.uuid4()),
+                                       "tables": {"sales_line_items": 1}, "wait_seconds": 2,
+                                       "polls": 0})
+        self.lambdas.set("RecordRun", {"status": "SUCCEEDED"})
+        self.lambdas.set("TrackCost", {"total_usd": 0.01, "components": {}, "errors": []})
+        self.lambdas.set("HandleFailure", lambda p: {"failed_state": next(iter(
+            p["state"].get("failure", {"?": 0}))), "cleanup": []})
+
+    def run(self, event: dict[str, Any] | None = None, timeout: float = 60) -> Execution:
+        arn = self.sfn.start_execution(stateMachineArn=self.arn,
+                                       input=json.dumps(event or {"detail": {}}))["executionArn"]
+        deadline = time.monotonic() + timeout
+        while True:
+            desc = self.sfn.describe_execution(executionArn=arn)
+            if desc["status"] != "RUNNING":
+                break
+            assert time.monotonic() < deadline, "execution did not finish"
+            time.sleep(0.02)
+        history = self.sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+        return Execution(desc["status"], json.loads(desc.get("output") or "{}"), history)
+
+    def active_clusters(self) -> list[str]:
+        return [c["Id"] for c in self.emr.list_clusters(ClusterStates=[
+            "STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING", "TERMINATING"])["Clusters"]]
