@@ -90,6 +90,14 @@ class ManualTrigger(BaseModel):
     bucket: str | None = None
     key: str | None = None
     rerun: bool = False
+    # Run this one execution on the other compute path (backfills, local cluster-mode runs).
+    compute: Literal["serverless", "cluster"] | None = None
+
+
+def compute_mode(dataset: Dataset, request: ResolveRequest) -> str:
+    """The catalog's compute mode, unless a manual trigger asks for the other path."""
+    override = getattr(request.trigger, "compute", None)
+    return override or dataset.compute.mode
 
 
 @dataclass(frozen=True)
@@ -339,7 +347,7 @@ class RunResolver:
             "trigger": request.trigger_kind,
             "duplicate": duplicate,
             "attempt": attempt,
-            "compute": dataset.compute.mode,
+            "compute": compute_mode(dataset, request),
             "started_at": started_at,
             "input": {"bucket": obj.bucket, "key": obj.key, "etag": obj.etag, "size": obj.size,
                       "uri": obj.uri},
@@ -361,7 +369,7 @@ class RunResolver:
             "cluster": None,
             "tags": tags,
         }
-        if dataset.compute.mode == "cluster":
+        if manifest["compute"] == "cluster":
             manifest["cluster"] = self._cluster_section(dataset, run_id, tags, py_files, conf,
                                                         entry_point, arguments)
         return manifest
@@ -419,7 +427,7 @@ class RunResolver:
         def item(run_id: str, attempt: int, m: dict[str, Any]) -> dict[str, Any]:
             record = {
                 "run_id": run_id, "dataset": dataset.name, "partition": partition,
-                "trigger": request.trigger_kind, "compute": dataset.compute.mode,
+                "trigger": request.trigger_kind, "compute": compute_mode(dataset, request),
                 "code_version": self._settings.job_code_version, "status": "RUNNING",
                 "attempt": attempt, "execution_arn": request.execution_arn, "started_at": now,
                 "input": {"bucket": obj.bucket, "key": obj.key, "etag": obj.etag,

@@ -493,3 +493,16 @@ def test_manifest_is_deterministic_for_the_same_inputs(aws, resolver) -> None:
     first = resolver.resolve(ResolveRequest.parse(payload(s3_event(), "exec-1")))
     again = resolver.resolve(ResolveRequest.parse(payload(s3_event(), "exec-1")))
     assert copy.deepcopy(first) == again
+
+
+def test_manual_compute_override_runs_one_execution_on_a_cluster(aws, env, tmp_path) -> None:
+    resolver = make_resolver(aws, env, yaml_catalog(tmp_path, compute=CLUSTER_COMPUTE))
+    aws.put_raw(KEY, HEADER + ROW)
+    request = ResolveRequest.parse(payload({"bucket": RAW, "key": KEY, "compute": "serverless"}))
+    manifest = resolver.resolve(request)
+    assert manifest["compute"] == "serverless" and manifest["cluster"] is None
+
+
+def test_unknown_compute_override_is_invalid_input() -> None:
+    with pytest.raises(InvalidInput, match="compute"):
+        ResolveRequest.parse(payload({"bucket": RAW, "key": KEY, "compute": "gpu"}))
