@@ -1,0 +1,110 @@
+# The one entry point for people and CI. `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+ENV ?= dev
+REGION ?= eu-west-1
+VENV := .venv
+TOOLS := .venv-tools
+PYTHON := $(VENV)/bin/python
+SAM := $(TOOLS)/bin/sam
+PYTEST := $(PYTHON) -m pytest
+PYTEST_ARGS ?=
+ASL_VALIDATOR := asl-validator@4.0.0
+STATE_MACHINES := $(sort $(wildcard statemachines/*.asl.json))
+# Job code version: <UTC date>-<git describe --always --dirty>; evaluated once per make run.
+VERSION := $(shell scripts/job_version.sh)
+
+# pyenv shims only answer for active versions; this makes python3.11 and python3.13 visible.
+export PYENV_VERSION ?= 3.11.7:3.12.1:3.13.0
+export SAM_CLI_TELEMETRY := 0
+export AWS_DEFAULT_REGION ?= $(REGION)
+
+.PHONY: help setup test test-unit test-spark test-template test-statemachine test-e2e lint \
+	build package-jobs deploy demo bench clean distclean
+
+help:
+	@echo "make setup              create/update .venv (Python 3.11) and .venv-tools (Python 3.13, SAM CLI)"
+	@echo "make demo               run the whole pipeline locally over the sample days"
+	@echo "make test               the whole suite (unit, spark, template, statemachine, e2e)"
+	@echo "make test-unit|test-spark|test-template|test-statemachine|test-e2e   one layer"
+	@echo "make lint               ruff, sam validate --lint, asl-validator"
+	@echo "make build              sam build (every function and the layer)"
+	@echo "make package-jobs       build/jobs/<version>/ (Spark job code as published)"
+	@echo "make deploy ENV=dev     publish the job code and deploy the stack (ENV=dev|prod)"
+	@echo "make bench              benchmarks (figures, not assertions)"
+	@echo "make clean / distclean  remove build outputs / also the virtualenvs"
+
+# --- environments ----------------------------------------------------------------------------
+# Idempotent: each venv carries a stamp with its requirements file's sha256.
+setup:
+	@scripts/ensure_venv.sh $(VENV) 3.11 requirements-dev.txt
+	@scripts/ensure_venv.sh $(TOOLS) 3.13 requirements-tools.txt
+
+# --- tests -----------------------------------------------------------------------------------
+# pytest exits 5 when a layer has no tests yet; that is not a failure of the layer.
+define run_pytest
+	$(PYTEST) $(1) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] && echo "no tests in $(1)" || exit $$rc; }
+endef
+
+test: setup
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-unit: setup
+	$(call run_pytest,tests/unit)
+
+test-spark: setup
+	$(call run_pytest,tests/spark)
+
+test-template: setup
+	$(call run_pytest,tests/template)
+
+test-statemachine: setup
+	$(call run_pytest,tests/statemachine)
+
+test-e2e: setup
+	$(call run_pytest,tests/e2e)
+
+# --- lint ------------------------------------------------------------------------------------
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(SAM) validate --lint --region $(REGION)
+	@command -v npx >/dev/null || { echo "error: npx (Node.js/npm) is needed for $(ASL_VALIDATOR)" >&2; exit 1; }
+	@for sm in $(STATE_MACHINES); do \
+		echo "npx --yes $(ASL_VALIDATOR) --json-path $$sm"; \
+		npx --yes $(ASL_VALIDATOR) --json-path "$$sm"; \
+	done
+
+# --- build and deploy ------------------------------------------------------------------------
+# sam build needs python3.13 (the Lambda runtime) on PATH: .venv-tools/bin has it.
+build: setup
+	PATH="$(CURDIR)/$(TOOLS)/bin:$$PATH" $(SAM) build --parallel --cached
+
+package-jobs: setup
+	$(PYTHON) scripts/package_jobs.py $(VERSION)
+
+deploy: build package-jobs
+	@case "$(ENV)" in dev|prod) ;; *) echo "error: ENV must be dev or prod" >&2; exit 1;; esac
+	$(PYTHON) scripts/deploy.py --env $(ENV) --version $(VERSION) --sam $(SAM)
+
+# --- local -----------------------------------------------------------------------------------
+demo: setup
+	$(PYTHON) -m local_runtime demo
+
+bench: setup
+	@if [ -f bench/__main__.py ]; then \
+		$(PYTHON) -m bench; \
+	else \
+		shopt -s nullglob; files=(bench/bench_*.py); \
+		[ $${#files[@]} -gt 0 ] || { echo "no benchmarks in bench/ yet"; exit 0; }; \
+		for f in "$${files[@]}"; do echo "== $$f"; $(PYTHON) "$$f"; done; \
+	fi
+
+clean:
+	rm -rf .aws-sam build .pytest_cache .ruff_cache .hypothesis spark-warehouse metastore_db derby.log
+	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV) $(TOOLS)
