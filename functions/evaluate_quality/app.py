@@ -1,0 +1,39 @@
+"""EvaluateQuality: the data-quality gate between the Spark job and the load; result at
+`$.quality`. The QualityGate Choice stops the load on "fail", with the summary as the cause."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline_aws.alerts import AlertPublisher
+from pipeline_aws.ledger import RunLedger
+from pipeline_aws.observability import build_observability
+from pipeline_aws.quality_gate import (
+    DqdlRuleEngine,
+    EmfQualityMetrics,
+    EvaluateQualitySettings,
+    GateRequest,
+    QualityGate,
+    QualityLedger,
+    S3JsonReader,
+    catalog_history_runs,
+)
+
+settings = EvaluateQualitySettings.from_environ()
+obs = build_observability("evaluate_quality", settings.environment)
+gate = QualityGate(
+    reader=S3JsonReader(boto3.client("s3")),
+    ledger=QualityLedger(RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table))),
+    alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
+    metrics=EmfQualityMetrics(obs.metrics, settings.environment),
+    engine=DqdlRuleEngine(),
+    history_runs=catalog_history_runs(settings.catalog_dir),
+    environment=settings.environment,
+    logger=obs.logger,
+)
+
+
+@obs.instrument
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return gate.evaluate(GateRequest.parse(event))
