@@ -125,7 +125,7 @@ class _Reader:
         self.where = where
         self.seen: set[str] = set()
 
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ..., ) -> Any:
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
         self.seen.add(key)
         if key not in self.data:
             if default is ...:
@@ -172,7 +172,8 @@ def _node_group(reader: _Reader | None) -> NodeGroup | None:
     types = reader.get("instance_types", list)
     if not types or not all(isinstance(t, str) and re.match(r"^[a-z0-9-]+\.[a-z0-9]+$", t)
                             for t in types):
-        raise ConfigurationError(f"{reader.where}.instance_types: list instance types like m7g.xlarge")
+        raise ConfigurationError(
+            f"{reader.where}.instance_types: list instance types like m7g.xlarge")
     group = NodeGroup(tuple(types), reader.get("capacity", int), reader.get("spot", bool, False))
     if group.capacity < 1:
         raise ConfigurationError(f"{reader.where}.capacity: must be at least 1")
@@ -181,7 +182,7 @@ def _node_group(reader: _Reader | None) -> NodeGroup | None:
 
 
 def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
-    """Build a Dataset from one parsed catalog file, or raise ConfigurationError naming the field."""
+    """Build a Dataset from one catalog file, or raise ConfigurationError naming the field."""
     where = path.name if path else "dataset"
     root = _Reader(data, where)
     name = safe_identifier(root.get("name", str), f"{where}: dataset name")
@@ -242,7 +243,8 @@ def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
     q = root.sub("quality")
     quality = Quality(q.get("rules_file", str), q.get("history_runs", int, 10))
     if "/" in quality.rules_file or not quality.rules_file.endswith(".dqdl"):
-        raise ConfigurationError(f"{where}.quality.rules_file: a .dqdl file name beside the catalog")
+        raise ConfigurationError(
+            f"{where}.quality.rules_file: a .dqdl file name beside the catalog")
     if not 1 <= quality.history_runs <= 100:
         raise ConfigurationError(f"{where}.quality.history_runs: must be between 1 and 100")
     q.done()
@@ -306,7 +308,8 @@ class Catalog:
             return self.datasets[name]
         except KeyError:
             known = ", ".join(sorted(self.datasets)) or "none"
-            raise UnknownDataset(f"dataset {name!r} is not in the catalog (known: {known})") from None
+            raise UnknownDataset(
+                f"dataset {name!r} is not in the catalog (known: {known})") from None
 
     def match_key(self, key: str) -> tuple[Dataset, str]:
         """The dataset and partition for a raw object key, or UnknownDataset/InvalidInput."""
@@ -317,7 +320,8 @@ class Catalog:
                 partition = dataset.partition_for_key(key)
                 if partition is None:
                     raise InvalidInput(
-                        f"key {key!r} is under dataset {dataset.name!r}'s prefix but does not match "
+                        f"key {key!r} is under dataset {dataset.name!r}'s prefix but does not "
+                        "match "
                         f"its key pattern {dataset.source.key_pattern.pattern!r}"
                     )
                 return dataset, validate_partition(partition)
@@ -356,7 +360,8 @@ def load_catalog(directory: Path | str | None = None) -> Catalog:
             raise ConfigurationError(f"{path.name}: not valid YAML: {e}") from e
         dataset = parse_dataset(raw, path)
         if not dataset.rules_path.is_file():
-            raise ConfigurationError(f"{path.name}: rules file {dataset.quality.rules_file} is missing")
+            raise ConfigurationError(
+                f"{path.name}: rules file {dataset.quality.rules_file} is missing")
         for other_prefix, other in prefixes.items():
             if dataset.source.prefix.startswith(other_prefix) or other_prefix.startswith(
                 dataset.source.prefix

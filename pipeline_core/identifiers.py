@@ -6,12 +6,13 @@ from pipeline_core.errors import ConfigurationError
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Words that would be legal by shape but change the meaning of generated SQL.
-_RESERVED = frozenset(
-    "all and as asc between by case cast check column constraint create delete desc distinct "
-    "drop else end false from grant group having in insert into is join limit not null offset "
-    "on or order primary references select table then to true union unique update user using "
-    "when where with".split()
-)
+_RESERVED = frozenset({
+    "all", "and", "as", "asc", "between", "by", "case", "cast", "check", "column",
+    "constraint", "create", "delete", "desc", "distinct", "drop", "else", "end", "false",
+    "from", "grant", "group", "having", "in", "insert", "into", "is", "join", "limit", "not",
+    "null", "offset", "on", "or", "order", "primary", "references", "select", "table", "then",
+    "to", "true", "union", "unique", "update", "user", "using", "when", "where", "with",
+})
 
 
 def safe_identifier(name: str, what: str = "identifier") -> str:
