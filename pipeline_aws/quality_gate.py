@@ -31,7 +31,7 @@ from pydantic import (
 )
 
 from pipeline_aws import domain_error, error_code
-from pipeline_aws.alerts import Alert
+from pipeline_aws.alerts import Alert, clip
 from pipeline_aws.settings import _LedgerEnv
 from pipeline_core.errors import InvalidInput
 
@@ -40,6 +40,7 @@ Number = StrictInt | StrictFloat
 
 _S3_URI = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+"
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
+SUMMARY_MAX = 4000
 
 
 def _problems(error: ValidationError) -> str:
@@ -491,7 +492,8 @@ class QualityGate:
         failed = [r for r in results if not r.passed and r.severity == "error"]
         warned = [r for r in results if not r.passed and r.severity == "warn"]
         verdict: Verdict = "fail" if failed else "warn" if warned else "pass"
-        summary = self._summary(run, verdict, results, failed, warned)
+        # The summary becomes the execution's failure cause: keep it far below the 32 KiB limit.
+        summary = clip(self._summary(run, verdict, results, failed, warned), SUMMARY_MAX)
 
         measured = dict(report.metrics)
         for r in results:

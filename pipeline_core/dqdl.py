@@ -44,7 +44,7 @@ import math
 import re
 import statistics
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pipeline_core.errors import ConfigurationError
@@ -348,6 +348,8 @@ class _RuleError(Exception):
 
 
 _OPERATORS = (">=", "<=", "!=", "=", ">", "<", "+", "-", "*", "/")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_IDENT = re.compile(r"[A-Za-z0-9_.]+")
 
 
 def _tokenize(text: str) -> list[_Tok]:
@@ -376,13 +378,13 @@ def _tokenize(text: str) -> list[_Tok]:
             i = j + 1
             continue
         if ch.isdigit():
-            m = re.compile(r"\d+(?:\.\d+)?").match(text, i)
+            m = _NUMBER.match(text, i)
             assert m is not None
             tokens.append(_Tok("num", m.group(), i, m.end(), float(m.group())))
             i = m.end()
             continue
         if ch.isalpha() or ch == "_":
-            m = re.compile(r"[A-Za-z0-9_.]+").match(text, i)
+            m = _IDENT.match(text, i)
             assert m is not None
             tokens.append(_Tok("ident", m.group(), i, m.end()))
             i = m.end()
@@ -442,7 +444,8 @@ class _RuleParser:
             if tok.text in _AND + _OR:
                 raise _RuleError(f"each rule joined by {tok.text!r} must be in parentheses")
             raise _RuleError(f"unexpected {tok.text!r}")
-        return rule
+        # A rule written in parentheses keeps its text as written.
+        return replace(rule, text=self.text)
 
     def top(self) -> Rule:
         start = self.peek().start
@@ -486,7 +489,7 @@ class _RuleParser:
         params: list[str] = []
         while self.at("str"):
             params.append(str(self.take().value))
-        if self.at("ident") and self.peek().text not in _CONDITION_WORDS + _CLAUSE_WORDS:
+        if self.at("ident") and self.peek().text not in _NOT_A_COLUMN:
             raise _RuleError(f"column names must be quoted: \"{self.peek().text}\"")
 
         anomaly_metric = None
@@ -669,6 +672,7 @@ class _RuleParser:
 
 _CONDITION_WORDS = ("between", "in", "not", "matches")
 _CLAUSE_WORDS = ("where", "with")
+_NOT_A_COLUMN = _CONDITION_WORDS + _CLAUSE_WORDS + _AND + _OR
 _EXAMPLES = {"number": "> 0", "value": 'in ["a", "b"]', "length": "between 1 and 10",
              "duration": "<= 24 hours"}
 
@@ -802,7 +806,7 @@ def parse_rule(text: str, line: int = 1, severity: str = "error",
     try:
         return _RuleParser(normalized, line, severity).parse()
     except _RuleError as e:
-        raise ConfigurationError(f"{source} line {line}: {e}: {normalized}") from None
+        raise ConfigurationError(f"{source} line {line}: {e}; rule: {normalized}") from None
 
 
 _SECTION = re.compile(r"\s*([A-Za-z_]+)\s*=\s*\[")
@@ -931,8 +935,8 @@ def evaluate_threshold(rule: Rule, value: float | None,
     text = condition.text
     if value is None or not math.isfinite(float(value)):
         return Outcome(False, text, "metric not measured")
-    numbers = [o for o in condition.operands if not isinstance(o, Num | BinOp | History)]
-    if numbers:
+    per_row = [o for o in condition.operands if not isinstance(o, Num | BinOp | History)]
+    if per_row:
         raise ValueError(f"{rule.rule_type}: the condition {text!r} is checked per row, "
                          "not against a metric")
     try:
@@ -965,7 +969,7 @@ def _detect_anomaly(value: float | None, history: list[float]) -> Outcome:
     center, low, high = anomaly_band(history)
     text = (f"between {format_number(round(low, 6))} and {format_number(round(high, 6))} "
             f"(median {format_number(round(center, 6))} of {len(history)} earlier runs "
-            f"± max({format_number(ANOMALY_MAD_FACTOR)}×1.4826×MAD, "
+            f"± max({format_number(ANOMALY_MAD_FACTOR)} * 1.4826 * MAD, "
             f"{format_number(ANOMALY_RELATIVE_FLOOR * 100)}% of median))")
     if value is None or not math.isfinite(float(value)):
         return Outcome(False, text, "metric not measured")
