@@ -109,6 +109,25 @@ def _install_services() -> None:
         "redshift-data")
     state_task_service_aws_sdk._SERVICE_ERROR_NAMES["redshiftdata"] = "RedshiftData"
     state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.05
+    _install_json_safe_sdk_results(state_task_service_aws_sdk.StateTaskServiceAwsSdk)
+
+
+def _install_json_safe_sdk_results(cls: Any) -> None:
+    """aws-sdk task results carry botocore's datetimes; Step Functions hands the state JSON
+    (timestamps as ISO strings), and moto's describe_execution cannot serialize datetimes."""
+    import datetime as dt
+    import json
+
+    original = cls._eval_service_task
+
+    def _eval_service_task(self, env, *args, **kwargs):
+        original(self, env, *args, **kwargs)
+        if env.stack:
+            env.stack[-1] = json.loads(json.dumps(
+                env.stack[-1], default=lambda v: v.isoformat() if isinstance(
+                    v, dt.datetime | dt.date) else str(v)))
+
+    cls._eval_service_task = _eval_service_task
 
 
 def _install_time() -> None:

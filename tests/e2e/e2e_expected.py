@@ -8,7 +8,6 @@ money is rounded ROUND_HALF_UP to 2 places; cancellations (InvoiceNo "C...") are
 from __future__ import annotations
 
 import csv
-from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 
@@ -40,13 +39,26 @@ def expected_day(path: Path) -> dict:
             cid = row[6].strip()
             cid = cid[:-2] if cid.endswith(".0") else cid
             kept.append((row[0], qty, price, date, cid or None))
-    per_customer: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    per_customer: dict[tuple[str, str], dict] = {}
     for inv, qty, price, date, cid in kept:
-        if cid and not inv.startswith("C"):
-            per_customer[(date, cid)] += qty * price
+        if not cid:
+            continue
+        acc = per_customer.setdefault((date, cid), {"orders": set(), "units": 0,
+                                                    "revenue": Decimal(0),
+                                                    "returned": Decimal(0)})
+        if inv.startswith("C"):
+            acc["returned"] += qty * price
+        else:
+            acc["orders"].add(inv)
+            acc["units"] += qty
+            acc["revenue"] += qty * price
+    cents = Decimal("0.01")
     return {
         "lines": lines, "duplicates": duplicates, "quarantined": quarantined,
         "line_items": len(kept),
-        "customers": {k: v.quantize(Decimal("0.01"), ROUND_HALF_UP)
+        # (order_date, customer_id) -> (orders, units, revenue, returned_value)
+        "customers": {k: (len(v["orders"]), v["units"],
+                          v["revenue"].quantize(cents, ROUND_HALF_UP),
+                          abs(v["returned"]).quantize(cents, ROUND_HALF_UP))
                       for k, v in per_customer.items()},
     }

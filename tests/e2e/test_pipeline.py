@@ -25,12 +25,13 @@ def test_success_matches_an_independent_computation(stack, warehouse_db):
     assert res.status == "SUCCEEDED", res.summary
     exp = expected_day(DAY1)
     assert _count(warehouse_db, "sales_line_items", "2010-12-01") == exp["line_items"]
-    got = {(str(d), c): r for d, c, r in warehouse_db(
-        "select order_date, customer_id, revenue from analytics.customer_daily_sales "
-        "where order_date = '2010-12-01'")}
+    got = {(str(d), c): (o, u, r, rv) for d, c, o, u, r, rv in warehouse_db(
+        "select order_date, customer_id, orders, units, revenue, returned_value "
+        "from analytics.customer_daily_sales where order_date = '2010-12-01'")}
     assert set(got) == set(exp["customers"])
     assert got == exp["customers"]
     assert res.summary["lines"]["in"] == exp["lines"]
+    assert res.summary["lines"]["quarantined"] == exp["quarantined"]
     assert res.ledger["status"] == "SUCCEEDED"
     assert res.summary["estimated_cost_usd"] is not None
 
@@ -53,18 +54,20 @@ def _raw_unchanged(stack, key, body):
 
 
 def test_quality_gate_failure_is_not_loaded(stack, warehouse_db, tmp_path):
-    lines = DAY3.read_text().splitlines(keepends=True)
-    out = [lines[0]]
-    for i, line in enumerate(lines[1:]):
-        parts = line.rsplit(",", 2)
-        out.append(f"{parts[0]},,{parts[2]}" if i % 2 == 0 and len(parts) == 3 else line)
+    # The same day delivered twice in one file (a classic double export): the rules see it
+    # before duplicates are dropped, and the gate stops the load.
     bad = tmp_path / "2010-12-03.csv"
-    bad.write_text("".join(out))
+    bad.write_bytes(DAY3.read_bytes() * 2)
     res = run_file(stack, bad, "online_retail/2010-12-03.csv", out=None)
     assert res.status == "FAILED"
     assert res.ledger["status"] == "FAILED"
+    assert res.ledger["failure"]["state"] == "EvaluateQuality"
+    assert "Uniqueness" in res.ledger["failure"]["cause"]
     assert res.alerts
     assert _count(warehouse_db, "sales_line_items", "2010-12-03") == 0
+    quarantine = stack.client("s3").list_objects_v2(
+        Bucket=stack.bucket("curated"), Prefix="quarantine/online_retail/partition=2010-12-03/")
+    assert quarantine.get("KeyCount", 0) > 0, "the second header line is quarantined"
     assert _raw_unchanged(stack, "online_retail/2010-12-03.csv", bad.read_bytes())
 
 
@@ -86,14 +89,14 @@ def test_failed_redshift_statement_takes_the_failure_path(stack, tmp_path):
     stack.engine.inject_failure(r"^INSERT INTO analytics\.customer_daily_sales",
                                 "ERROR: injected by the e2e test")
     try:
-        res = run_file(stack, src, "online_retail/2010-12-05.csv.gz", out=None)
+        res = run_file(stack, src, "online_retail/2010-12-01.csv.gz", out=None)
     finally:
         stack.engine.clear_failures()
     assert res.status == "FAILED"
     assert res.ledger["status"] == "FAILED"
-    assert "injected" in str(res.ledger.get("failure"))
+    assert "injected" in str(res.ledger.get("failure")), res.ledger.get("quality_failed_rules")
     assert res.alerts
-    assert _raw_unchanged(stack, "online_retail/2010-12-05.csv.gz", body)
+    assert _raw_unchanged(stack, "online_retail/2010-12-01.csv.gz", body)
 
 
 def test_key_outside_every_prefix_is_rejected(stack):
