@@ -747,7 +747,9 @@ def _split_rules(body: str, base: int, text: str, source: str) -> list[tuple[str
     chunks: list[tuple[str, int]] = []
     depth, i, start, n = 0, 0, 0, len(body)
     while i <= n:
-        ch = body[i] if i < n else ","
+        # The end of the body always closes the last rule, balanced or not (the rule parser
+        # then says what is missing).
+        ch = body[i] if i < n else "\x00"
         if ch == '"':
             j = i + 1
             while j < n and body[j] != '"':
@@ -761,7 +763,7 @@ def _split_rules(body: str, base: int, text: str, source: str) -> list[tuple[str
             depth += 1
         elif ch in ")]":
             depth -= 1
-        elif ch == "," and depth == 0:
+        elif (ch == "," and depth == 0) or ch == "\x00":
             chunk = body[start:i]
             stripped = chunk.strip()
             offset = base + start + (len(chunk) - len(chunk.lstrip()))
@@ -784,6 +786,11 @@ def _section_end(text: str, open_at: int, source: str) -> int:
             j = i + 1
             while j < n and text[j] != '"':
                 j += 2 if text[j] == "\\" else 1
+            if j >= n:
+                line = _line_of(text, i)
+                raise ConfigurationError(
+                    f"{source} line {line}: unterminated quoted string; rule: "
+                    f"{text.splitlines()[line - 1].strip()}")
             i = j + 1
             continue
         if ch == "[":
@@ -794,7 +801,7 @@ def _section_end(text: str, open_at: int, source: str) -> int:
                 return i
         i += 1
     raise ConfigurationError(f"{source} line {_line_of(text, open_at)}: the list opened here "
-                             "is never closed with ']'")
+                             "is never closed with ']' (or a rule's [ ... ] list is not)")
 
 
 def parse_rule(text: str, line: int = 1, severity: str = "error",

@@ -1,0 +1,1 @@
+"""PySpark jobs. Shipped to EMR as spark_jobs.zip together with pipeline_core."""

@@ -1,0 +1,1 @@
+"""Utilities shared by the jobs: session, file access through Hadoop, the quality engine."""

@@ -1,0 +1,86 @@
+"""The Spark job contract's arguments (docs/architecture.md, "Spark job contract").
+
+Every job takes the same arguments; a bad argument is InvalidInput (the caller built a wrong
+run manifest), reported as a one-line `JOB ERROR` before Spark starts any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+from dataclasses import dataclass
+
+from pipeline_core.catalog import validate_partition
+from pipeline_core.errors import InvalidInput
+
+TABLE_PLACEHOLDER = "{table}"
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_GLOB = re.compile(r"[*?\[\]{}]")
+
+
+@dataclass(frozen=True)
+class JobArgs:
+    input: str
+    output_root: str
+    quarantine: str
+    metrics: str
+    quality: str
+    rules: str
+    run_id: str
+    partition: str
+    reference_time: dt.datetime
+
+    def output_uri(self, table: str) -> str:
+        """`--output-root` with `{table}` replaced by a table name."""
+        return self.output_root.replace(TABLE_PLACEHOLDER, table)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[override]
+        raise InvalidInput(f"bad job arguments: {message}")
+
+
+def _parser(prog: str) -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description="Spark job: one raw object in, curated tables out.")
+    p.add_argument("--input", required=True, help="the raw object (s3:// URI or local path)")
+    p.add_argument("--output-root", required=True,
+                   help="output prefix with a {table} placeholder")
+    p.add_argument("--quarantine", required=True, help="prefix for rejected lines (parquet)")
+    p.add_argument("--metrics", required=True, help="where to write metrics.json")
+    p.add_argument("--quality", required=True, help="where to write quality.json")
+    p.add_argument("--rules", required=True, help="the dataset's .dqdl rules file")
+    p.add_argument("--run-id", required=True)
+    p.add_argument("--partition", required=True, help="the trading day, YYYY-MM-DD")
+    p.add_argument("--reference-time", default=None,
+                   help="ISO-8601 UTC instant DataFreshness measures against (default: the end "
+                        "of the partition day, so re-runs and backfills measure the same)")
+    return p
+
+
+def parse_args(argv: list[str], prog: str = "job") -> JobArgs:
+    ns = _parser(prog).parse_args(argv)
+    if TABLE_PLACEHOLDER not in ns.output_root:
+        raise InvalidInput(f"--output-root must contain {TABLE_PLACEHOLDER}: {ns.output_root!r}")
+    if _GLOB.search(ns.input):
+        # Spark would expand a pattern into many objects; a run reads exactly one object.
+        raise InvalidInput(f"--input must name one object, not a pattern: {ns.input!r}")
+    if not _RUN_ID.match(ns.run_id):
+        raise InvalidInput(f"--run-id {ns.run_id!r} must be 1-128 letters, digits, '.', '_', '-'")
+    partition = validate_partition(ns.partition)
+    day = dt.date.fromisoformat(partition)
+    if ns.reference_time is None:
+        reference = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    else:
+        try:
+            reference = dt.datetime.fromisoformat(ns.reference_time.replace("Z", "+00:00"))
+        except ValueError as e:
+            raise InvalidInput(f"--reference-time {ns.reference_time!r} is not ISO-8601") from e
+        if reference.tzinfo is None:
+            reference = reference.replace(tzinfo=dt.UTC)
+        reference = reference.astimezone(dt.UTC)
+    for name in ("input", "output_root", "quarantine", "metrics", "quality", "rules"):
+        if not getattr(ns, name).strip():
+            raise InvalidInput(f"--{name.replace('_', '-')} is empty")
+    return JobArgs(ns.input, ns.output_root, ns.quarantine, ns.metrics, ns.quality, ns.rules,
+                   ns.run_id, partition, reference)

@@ -1,0 +1,121 @@
+"""Small driver-side I/O through Hadoop's FileSystem, so one code path serves `s3://` on EMR
+(EMRFS) and local paths on a laptop.
+
+Only single, named objects are touched (stat, read a prefix, read or write one file): nothing
+here lists a bucket or a prefix. Bulk data goes through Spark readers and writers.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import SparkSession
+
+from pipeline_core.errors import InvalidInput
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+def to_uri(location: str) -> str:
+    """A URI Spark and Hadoop agree on: URIs stay, bare paths become absolute `file://` URIs
+    (on EMR every location is an s3:// URI; a bare path only ever means the local disk)."""
+    if _SCHEME.match(location):
+        return location
+    absolute = os.path.abspath(location)
+    return "file://" + absolute + ("/" if location.endswith("/") and absolute != "/" else "")
+
+
+def java_error_message(error: Py4JJavaError) -> str:
+    """The Java exception's own one-line message (class and text), without the stack."""
+    try:
+        java = error.java_exception
+        cause = java
+        while cause.getCause() is not None and cause.getCause() is not cause:
+            cause = cause.getCause()
+        return f"{cause.getClass().getSimpleName()}: {cause.getMessage()}"
+    except Exception:  # a broken gateway: fall back to the Python-side text
+        return str(error).strip().splitlines()[0]
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    uri: str
+    size: int
+
+
+class Storage:
+    """Stat, read and write single objects through the session's Hadoop configuration."""
+
+    def __init__(self, spark: SparkSession):
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _fs_path(self, uri: str):
+        path = self._jvm.org.apache.hadoop.fs.Path(to_uri(uri))
+        try:
+            return path.getFileSystem(self._conf), path
+        except Py4JJavaError as e:
+            raise InvalidInput(f"cannot access {uri}: {java_error_message(e)}") from e
+
+    def stat(self, uri: str) -> ObjectInfo:
+        """Size of one object; InvalidInput if it is missing or a directory."""
+        fs, path = self._fs_path(uri)
+        try:
+            status = fs.getFileStatus(path)
+        except Py4JJavaError as e:
+            message = java_error_message(e)
+            if "FileNotFoundException" in message:
+                raise InvalidInput(f"input {uri} does not exist") from e
+            raise InvalidInput(f"cannot read {uri}: {message}") from e
+        if status.isDirectory():
+            raise InvalidInput(f"input {uri} is a directory, not one object")
+        return ObjectInfo(to_uri(uri), int(status.getLen()))
+
+    def read_head(self, uri: str, size: int, decompress: bool = False) -> bytes:
+        """Up to `size` bytes from the start of an object (decompressed by Hadoop's codec for
+        its extension when `decompress`)."""
+        fs, path = self._fs_path(uri)
+        stream = None
+        try:
+            stream = fs.open(path)
+            if decompress:
+                codecs = self._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+                    self._conf)
+                codec = codecs.getCodec(path)
+                if codec is not None:
+                    stream = codec.createInputStream(stream)
+            return bytes(stream.readNBytes(size))
+        except Py4JJavaError as e:
+            raise InvalidInput(f"cannot read {uri}: {java_error_message(e)}") from e
+        finally:
+            if stream is not None:
+                stream.close()
+
+    def read_text(self, uri: str, limit: int = 1 << 20) -> str:
+        """A whole small text file (rules files); refuses anything over `limit` bytes."""
+        info = self.stat(uri)
+        if info.size > limit:
+            raise InvalidInput(f"{uri} is {info.size} bytes; expected a small text file")
+        data = self.read_head(uri, info.size)
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"{uri} is not UTF-8 text: {e}") from e
+
+    def write_text(self, uri: str, text: str) -> None:
+        """Create or replace one object with `text` (UTF-8)."""
+        fs, path = self._fs_path(uri)
+        if fs.getUri().getScheme() == "file":
+            # The raw local file system: no ".metrics.json.crc" side files on a laptop.
+            fs = fs.getRawFileSystem()
+        try:
+            out = fs.create(path, True)
+            try:
+                out.write(bytearray(text.encode("utf-8")))
+            finally:
+                out.close()
+        except Py4JJavaError as e:
+            raise OSError(f"cannot write {uri}: {java_error_message(e)}") from e

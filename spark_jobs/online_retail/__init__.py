@@ -1,0 +1,1 @@
+"""The online_retail job: daily purchase lines and per-customer daily sales."""

@@ -1,0 +1,288 @@
+"""The quality engine: every rule's Spark measurement equals a plain-Python one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import statistics
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from pipeline_core.dqdl import parse_ruleset
+from pipeline_core.errors import ConfigurationError
+from spark_jobs.common.quality import QualityEngine
+
+pytestmark = pytest.mark.spark
+
+REFERENCE = dt.datetime(2010, 12, 2, tzinfo=dt.UTC)
+SCHEMA = T.StructType([
+    T.StructField("k", T.IntegerType()),
+    T.StructField("s", T.StringType()),
+    T.StructField("x", T.DecimalType(12, 3)),
+    T.StructField("t", T.TimestampType()),
+])
+
+# Rules and their independent plain-Python measurement over rows (k, s, x, t).
+RULES = [
+    ("RowCount > 0", lambda rows: len(rows)),
+    ('RowCount > 0 where "k > 1"', lambda rows: sum(1 for r in rows if _gt(r[0], 1))),
+    ('Completeness "s" > 0.5', lambda rows: _frac(rows, lambda r: r[1] is not None)),
+    ('Completeness "x" > 0.5 where "k = 1"',
+     lambda rows: _frac([r for r in rows if r[0] == 1], lambda r: r[2] is not None)),
+    ('IsComplete "k"', lambda rows: _frac(rows, lambda r: r[0] is not None)),
+    ('Uniqueness "s" > 0.5', lambda rows: _uniqueness([(r[1],) for r in rows])),
+    ('IsUnique "k" "s"', lambda rows: _uniqueness([(r[0], r[1]) for r in rows])),
+    ('Uniqueness "k" > 0.5 where "s is not null"',
+     lambda rows: _uniqueness([(r[0],) for r in rows if r[1] is not None])),
+    ('IsPrimaryKey "k" "s"', lambda rows: _primary_key([(r[0], r[1]) for r in rows])),
+    ('DistinctValuesCount "s" > 1', lambda rows: len({r[1] for r in rows} - {None})),
+    ('Mean "x" > 0', lambda rows: _mean([r[2] for r in rows])),
+    ('Sum "x" > 0', lambda rows: _sum([r[2] for r in rows])),
+    ('Sum "k" > 0 where "s = \'a\'"', lambda rows: _sum([r[0] for r in rows if r[1] == "a"])),
+    ('StandardDeviation "x" > 0', lambda rows: _pstdev([r[2] for r in rows])),
+    ('ColumnValues "s" in ["a", "bb"]', lambda rows: _frac(rows, lambda r: r[1] in ("a", "bb"))),
+    ('ColumnValues "s" in ["a", NULL]', lambda rows: _frac(rows, lambda r: r[1] in ("a", None))),
+    ('ColumnValues "s" not in ["a"]', lambda rows: _frac(rows, lambda r: r[1] != "a")),
+    ('ColumnValues "s" not in ["a", NULL]',
+     lambda rows: _frac(rows, lambda r: r[1] is not None and r[1] != "a")),
+    ('ColumnValues "s" = EMPTY', lambda rows: _frac(rows, lambda r: r[1] == "")),
+    ('ColumnValues "s" in [WHITESPACES_ONLY, "a"]',
+     lambda rows: _frac(rows, lambda r: r[1] is not None and (
+         r[1] == "a" or (r[1] != "" and r[1].strip() == "")))),
+    ('ColumnValues "s" = NULL', lambda rows: _frac(rows, lambda r: r[1] is None)),
+    ('ColumnValues "s" != NULL', lambda rows: _frac(rows, lambda r: r[1] is not None)),
+    ('ColumnValues "s" matches "a+"',
+     lambda rows: _frac(rows, lambda r: r[1] is not None and re.fullmatch("a+", r[1]))),
+    ('ColumnValues "s" not matches "a+"',
+     lambda rows: _frac(rows, lambda r: r[1] is not None and not re.fullmatch("a+", r[1]))),
+    ('ColumnValues "x" between 0 and 2.5',
+     lambda rows: _frac(rows, lambda r: r[2] is not None and 0 <= r[2] <= Decimal("2.5"))),
+    ('ColumnValues "x" not between 0 and 2.5',
+     lambda rows: _frac(rows, lambda r: r[2] is not None and not 0 <= r[2] <= Decimal("2.5"))),
+    ('ColumnValues "k" != 1', lambda rows: _frac(rows, lambda r: r[0] != 1)),
+    ('ColumnValues "k" > 1', lambda rows: _frac(rows, lambda r: _gt(r[0], 1))),
+    ('ColumnValues "k" in [0, 2]', lambda rows: _frac(rows, lambda r: r[0] in (0, 2))),
+    ('ColumnValues "x" >= 1 where "k is not null"',
+     lambda rows: _frac([r for r in rows if r[0] is not None],
+                        lambda r: r[2] is not None and r[2] >= 1)),
+    ('ColumnValues "t" < "2010-12-01 12:00:00"',
+     lambda rows: _frac(rows, lambda r: r[3] is not None and r[3] < dt.datetime(2010, 12, 1, 12, tzinfo=dt.UTC))),
+    ('ColumnLength "s" between 1 and 2',
+     lambda rows: _frac(rows, lambda r: 1 <= len(r[1] or "") <= 2)),
+    ('ColumnLength "s" < 2', lambda rows: _frac(rows, lambda r: len(r[1] or "") < 2)),
+    ('DataFreshness "t" <= 24 hours',
+     lambda rows: _frac(rows, lambda r: r[3] is not None and _age_h(r[3]) <= 24)),
+    ('DataFreshness "t" between 6 hours and 12 hours',
+     lambda rows: _frac(rows, lambda r: r[3] is not None and 6 <= _age_h(r[3]) <= 12)),
+    ('CustomSql "select count(*) from primary where k > 0" >= 0',
+     lambda rows: sum(1 for r in rows if _gt(r[0], 0))),
+    ('CustomSql "select max(x) from primary" >= 0', lambda rows: _max([r[2] for r in rows])),
+    ("ColumnCount = 4", lambda rows: 4),
+    ('ColumnExists "s"', lambda rows: 1),
+    ('ColumnExists "nope"', lambda rows: 0),
+]
+
+
+def _gt(value, limit):
+    return value is not None and value > limit
+
+
+def _frac(rows, passes):
+    return sum(1 for r in rows if passes(r)) / len(rows) if rows else None
+
+
+def _uniqueness(keys):
+    counts = Counter(keys)
+    return sum(1 for k in keys if counts[k] == 1) / len(keys) if keys else None
+
+
+def _primary_key(keys):
+    counts = Counter(keys)
+    good = sum(1 for k in keys if counts[k] == 1 and None not in k)
+    return good / len(keys) if keys else None
+
+
+def _present(values):
+    return [v for v in values if v is not None]
+
+
+def _mean(values):
+    values = _present(values)
+    return float(sum(values) / len(values)) if values else None
+
+
+def _sum(values):
+    values = _present(values)
+    return float(sum(values)) if values else None
+
+
+def _max(values):
+    values = _present(values)
+    return float(max(values)) if values else None
+
+
+def _pstdev(values):
+    values = [float(v) for v in _present(values)]
+    return statistics.pstdev(values) if values else None
+
+
+def _age_h(ts):
+    return (REFERENCE - ts).total_seconds() / 3600
+
+
+def _ruleset(texts):
+    body = ",\n".join(texts)
+    return parse_ruleset(f"Rules = [\n{body}\n]", source="t.dqdl")
+
+
+def _close(a, b):
+    if a is None or b is None:
+        return a is None and b is None
+    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9)
+
+
+rows_strategy = st.lists(
+    st.tuples(
+        st.one_of(st.none(), st.integers(0, 3)),
+        st.one_of(st.none(), st.sampled_from(["a", "aa", "bb", "", " ", "abc"])),
+        st.one_of(st.none(), st.decimals(-5, 5, places=3, allow_nan=False)),
+        st.one_of(st.none(), st.integers(0, 60).map(
+            lambda h: dt.datetime(2010, 11, 30, 12, tzinfo=dt.UTC) + dt.timedelta(hours=h))),
+    ),
+    min_size=0, max_size=12,
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(rows=rows_strategy)
+def test_every_rule_matches_plain_python(spark, rows):
+    engine = QualityEngine(_ruleset([text for text, _ in RULES]), REFERENCE)
+    frame = spark.createDataFrame(rows, SCHEMA)
+    report, _ = engine.measure(frame)
+    for (text, reference), result in zip(RULES, report.results, strict=True):
+        expected = reference(rows)
+        assert _close(result.metric, expected), (text, result.metric, expected)
+        assert report.metrics[result.rule.metric_name] == result.metric
+
+
+def test_outcomes(spark):
+    rows = [(1, "a", Decimal("1.000"), None), (2, None, Decimal("3.000"), None),
+            (2, "b", None, None)]
+    engine = QualityEngine(_ruleset([
+        "RowCount = 3",
+        'Completeness "s" > 0.9',
+        'IsComplete "s" with threshold >= 0.6',
+        'ColumnValues "k" > 5 where "k > 10"',  # no row in scope: nothing fails
+        'Completeness "s" > 0.5 where "k > 10"',  # no row in scope: not measured
+        "RowCount > avg(last(3))",
+        '(RowCount = 3) and ((IsComplete "k") or (RowCount = 0))',
+        '(RowCount = 3) and (IsComplete "s")',
+    ]), REFERENCE)
+    report, extra = engine.measure(spark.createDataFrame(rows, SCHEMA),
+                                   extra={"total_x": F.sum("x")})
+    assert extra == {"total_x": Decimal("4.000")}
+    got = [(r.outcome, r.metric, r.threshold, r.reason) for r in report.results]
+    assert got[0] == ("pass", 3, "= 3", None)
+    assert got[1] == ("fail", 2 / 3, "> 0.9", None)
+    assert got[2] == ("pass", 2 / 3, ">= 0.6", None)
+    assert got[3] == ("pass", None, "= 1", "no rows in scope")
+    assert got[4] == ("fail", None, "> 0.5", "metric not measured")
+    assert got[5] == ("deferred", 3, "> avg(last(3))",
+                      "decided by the quality gate with the metric history")
+    composite = report.results[6]
+    assert composite.outcome == "pass" and composite.metric is None
+    assert [c.outcome for c in composite.children] == ["pass", "pass"]
+    assert [c.outcome for c in composite.children[1].children] == ["pass", "fail"]
+    assert report.results[7].outcome == "fail"
+    as_dict = report.as_dict("t.dqdl", REFERENCE)
+    assert as_dict["reference_time"] == "2010-12-02T00:00:00Z"
+    assert as_dict["rules"][6]["children"][1]["children"][1]["rule"] == "RowCount = 0"
+    assert as_dict["metrics"]["Dataset.*.RowCount"] == 3
+
+
+def test_rejection_reason_is_the_first_failing_error_row_rule(spark):
+    engine = QualityEngine(parse_ruleset("""
+        Rules = [
+            RowCount > 0,
+            ColumnValues "k" > 0 with threshold > 0.1,
+            IsComplete "s" where "k = 2",
+            (IsComplete "x") or (RowCount > 100)
+        ]
+        Warnings = [ ColumnValues "s" = "zzz" ]
+    """), REFERENCE)
+    frame = spark.createDataFrame([
+        (1, "a", None, None),   # fine (the composite and the warning never reject)
+        (0, "a", None, None),   # k > 0 fails
+        (0, None, None, None),  # k > 0 fails first
+        (2, None, None, None),  # IsComplete s where k = 2 fails
+        (None, None, None, None),  # NULL fails k > 0
+    ], SCHEMA)
+    engine.validate(frame)
+    reasons = [r[0] for r in frame.select(engine.rejection_reason()).collect()]
+    assert reasons == [None, 'ColumnValues "k" > 0 with threshold > 0.1',
+                       'ColumnValues "k" > 0 with threshold > 0.1',
+                       'IsComplete "s" where "k = 2"',
+                       'ColumnValues "k" > 0 with threshold > 0.1']
+
+
+def test_rejection_reason_none_without_row_rules(spark):
+    engine = QualityEngine(parse_ruleset("Rules = [ RowCount > 0 ]"), REFERENCE)
+    engine.validate(spark.createDataFrame([], SCHEMA))
+    assert engine.rejection_reason() is None
+
+
+@pytest.mark.parametrize(("rule", "problem"), [
+    ('IsComplete "nope"', "no column 'nope' (columns: k, s, x, t)"),
+    ('Mean "s" > 1', "Mean needs a numeric column; 's' is string"),
+    ('ColumnLength "k" > 1', "ColumnLength needs a text column; 'k' is int"),
+    ('DataFreshness "k" <= 1 hours', "DataFreshness needs a date or timestamp column"),
+    ('IsComplete "s" where "nope > 1"', "invalid where clause"),
+    ('IsComplete "s" where "k + 1"', "the where clause is int, not a true/false predicate"),
+    ('IsComplete "s" where "k >"', "invalid where clause"),
+    ('ColumnValues "s" > 1', "'s' is string: compare it with quoted values, not numbers"),
+    ('ColumnValues "k" = "a"', "'k' is int: compare it with numbers, not quoted values"),
+    ('ColumnValues "k" matches "1"', "'matches' needs a text column"),
+    ('ColumnValues "k" in [EMPTY]', "EMPTY and WHITESPACES_ONLY apply to text"),
+    ('ColumnValues "t" > "yesterday"', "'yesterday' is not a timestamp"),
+    ('ColumnValues "s" matches "(?P<n>a)"', "invalid Java regular expression"),
+    ('CustomSql "select nope from primary" = 0', "invalid CustomSql statement"),
+    ('CustomSql "select k, s from primary" = 0', "must select exactly one numeric value"),
+    ('CustomSql "select s from primary" = 0', "must select exactly one numeric value"),
+    ('(RowCount > 0) and (Sum "nope" > 0)', "no column 'nope'"),
+])
+def test_rules_are_checked_against_the_frame(spark, rule, problem):
+    engine = QualityEngine(parse_ruleset(f"Rules = [\n  RowCount > 0,\n  {rule}\n]",
+                                         source="x.dqdl"), REFERENCE)
+    with pytest.raises(ConfigurationError) as error:
+        engine.measure(spark.createDataFrame([(1, "a", None, None)], SCHEMA))
+    assert str(error.value).startswith("x.dqdl line 3: ")
+    assert problem in str(error.value)
+    assert str(error.value).endswith(f"rule: {rule}")
+
+
+def test_custom_sql_must_return_one_row(spark):
+    engine = QualityEngine(parse_ruleset(
+        'Rules = [ CustomSql "select k from primary" > 0 ]', source="x.dqdl"), REFERENCE)
+    with pytest.raises(ConfigurationError, match="CustomSql returned 2 rows"):
+        engine.measure(spark.createDataFrame([(1, "a", None, None), (2, "b", None, None)],
+                                             SCHEMA))
+
+
+def test_dates_compare_with_quoted_dates(spark):
+    frame = spark.createDataFrame([(dt.date(2010, 12, 1),), (dt.date(2010, 12, 3),), (None,)],
+                                  "d date")
+    engine = QualityEngine(_ruleset([
+        'ColumnValues "d" = "2010-12-01"', 'ColumnValues "d" between "2010-12-01" and "2010-12-02"',
+        'DataFreshness "d" <= 24 hours']), REFERENCE)
+    report, _ = engine.measure(frame)
+    # A date after the reference time has a negative age, which is "<= 24 hours": rules that
+    # mean "within the day" say `between 0 hours and 24 hours`.
+    assert [r.metric for r in report.results] == [1 / 3, 1 / 3, 2 / 3]

@@ -1,0 +1,198 @@
+"""online_retail transforms on tiny inline frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from pyspark.sql import Row
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs.online_retail import transforms as tr
+
+pytestmark = pytest.mark.spark
+
+
+def lines_frame(spark, *lines: str):
+    return spark.createDataFrame([(v, i + 2) for i, v in enumerate(lines)],
+                                 "value string, _line long")
+
+
+def typed(spark, *lines: str):
+    frame = tr.type_fields(tr.split_fields(lines_frame(spark, *lines)))
+    return frame.withColumn("_reason", tr.rejection_reason())
+
+
+def test_header_matches_the_catalog():
+    from pipeline_core.catalog import load_catalog
+
+    assert load_catalog().get("online_retail").source.header == tr.HEADER
+
+
+def test_split_fields_follows_csv_quoting(spark):
+    frame = tr.split_fields(lines_frame(
+        spark,
+        '536381,82567,"AIRLINE LOUNGE,METAL SIGN",2,2010-12-01 09:41:00,2.1,15311.0,UK',
+        '536477,22041,"RECORD FRAME 7"" SINGLE SIZE ",48,2010-12-01 12:27:00,2.1,16210.0,UK',
+        "1,2,3,4,5,6,7,8,nine,ten",
+        "536365,85123A,WHITE HANG",
+    ))
+    expected = [
+        ("536381", "82567", "AIRLINE LOUNGE,METAL SIGN", "2", "2010-12-01 09:41:00", "2.1",
+         "15311.0", "UK", None),
+        ("536477", "22041", 'RECORD FRAME 7" SINGLE SIZE ', "48", "2010-12-01 12:27:00", "2.1",
+         "16210.0", "UK", None),
+        ("1", "2", "3", "4", "5", "6", "7", "8", "nine"),
+        ("536365", "85123A", "WHITE HANG", None, None, None, None, None, None),
+    ]
+    assertDataFrameEqual(frame.select(*tr.RAW_COLUMNS, tr.EXTRA_FIELD),
+                         spark.createDataFrame(expected, frame.select(
+                             *tr.RAW_COLUMNS, tr.EXTRA_FIELD).schema))
+
+
+def test_type_fields_and_job_reasons(spark):
+    frame = typed(
+        spark,
+        "536365,85123A,WHITE HEART,6,2010-12-01 08:26:00,2.55,17850.0,United Kingdom",
+        "C536379,D,Discount,-1,2010-12-01 09:41:00,27.5,14527,United Kingdom",
+        "536544,90214D, ,1,2010-12-01 14:32:00,0.001,,United Kingdom",
+        "536366,22633,HAND WARMER,six,2010-12-01 08:28:00,1.85,17850.0,United Kingdom",
+        "536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.8.5,17850.0,United Kingdom",
+        "536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.855,17850.0,United Kingdom",
+        "536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1.8555,17850.0,United Kingdom",
+        "A563185,B,Adjust bad debt,1,2011-08-12 14:50:00,-11062.06,,United Kingdom",
+        "536366,22633,HAND WARMER,6,01/12/2010 08:28,1.85,17850.0,United Kingdom",
+        " ,22633,HAND WARMER,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom",
+        "536366,,HAND WARMER,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom",
+        "536366,22633,HAND,WARMER,6,2010-12-01 08:28:00,1.85,17850.0,United Kingdom",
+        "536366,22633,HAND WARMER,2000000000,2010-12-01 08:28:00,999999999.999,1,UK",
+        "536366,22633,HAND WARMER,6,2010-12-01 08:28:00,1234567890123.5,1,UK",
+    )
+    got = frame.select("invoice_no", "stock_code", "description", "quantity", "unit_price",
+                       "invoice_ts", "order_date", "customer_id", "country", "is_cancellation",
+                       "line_revenue", "_reason")
+    ts = dt.datetime(2010, 12, 1, 8, 28)
+    d = dt.date(2010, 12, 1)
+    uk = "United Kingdom"
+    expected = [
+        ("536365", "85123A", "WHITE HEART", 6, Decimal("2.550"), dt.datetime(2010, 12, 1, 8, 26),
+         d, "17850", uk, False, Decimal("15.300"), None),
+        ("C536379", "D", "Discount", -1, Decimal("27.500"), dt.datetime(2010, 12, 1, 9, 41), d,
+         "14527", uk, True, Decimal("-27.500"), None),
+        ("536544", "90214D", None, 1, Decimal("0.001"), dt.datetime(2010, 12, 1, 14, 32), d,
+         None, uk, False, Decimal("0.001"), None),
+        ("536366", "22633", "HAND WARMER", None, Decimal("1.850"), ts, d, "17850", uk, False,
+         None, tr.BAD_QUANTITY),
+        ("536366", "22633", "HAND WARMER", 6, None, ts, d, "17850", uk, False, None,
+         tr.BAD_PRICE),
+        ("536366", "22633", "HAND WARMER", 6, Decimal("1.855"), ts, d, "17850", uk, False,
+         Decimal("11.130"), None),
+        ("536366", "22633", "HAND WARMER", 6, Decimal("1.856"), ts, d, "17850", uk, False,
+         Decimal("11.136"), tr.PRICE_TOO_PRECISE),
+        ("A563185", "B", "Adjust bad debt", 1, Decimal("-11062.060"),
+         dt.datetime(2011, 8, 12, 14, 50), dt.date(2011, 8, 12), None, uk, False,
+         Decimal("-11062.060"), tr.NEGATIVE_PRICE),
+        ("536366", "22633", "HAND WARMER", 6, Decimal("1.850"), None, None, "17850", uk, False,
+         Decimal("11.100"), tr.BAD_TIMESTAMP),
+        (None, "22633", "HAND WARMER", 6, Decimal("1.850"), ts, d, "17850", uk, None,
+         Decimal("11.100"), tr.NO_INVOICE),
+        ("536366", None, "HAND WARMER", 6, Decimal("1.850"), ts, d, "17850", uk, False,
+         Decimal("11.100"), tr.NO_STOCK_CODE),
+        ("536366", "22633", "HAND", None, None, None, None, "1.85", "17850.0", False, None,
+         tr.MORE_FIELDS),
+        ("536366", "22633", "HAND WARMER", 2000000000, Decimal("999999999.999"), ts, d, "1",
+         "UK", False, None, tr.REVENUE_OVERFLOW),
+        ("536366", "22633", "HAND WARMER", 6, None, ts, d, "1", "UK", False, None,
+         tr.BAD_PRICE),
+    ]
+    assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
+
+
+def test_type_fields_types(spark):
+    frame = typed(spark, "536365,85123A,X,6,2010-12-01 08:26:00,2.55,17850.0,UK")
+    types = dict(frame.select(*tr.TYPED_COLUMNS).dtypes)
+    assert types == {
+        "invoice_no": "string", "stock_code": "string", "description": "string",
+        "quantity": "int", "unit_price": "decimal(12,3)", "invoice_ts": "timestamp",
+        "order_date": "date", "customer_id": "string", "country": "string",
+        "is_cancellation": "boolean", "line_revenue": "decimal(18,3)",
+    }
+
+
+def test_distinct_lines_keep_the_first_line_number(spark):
+    lines = spark.createDataFrame([("a", 2), ("b", 3), ("a", 4), ("a", 5)],
+                                  "value string, _line long")
+    assertDataFrameEqual(tr.distinct_lines(lines),
+                         spark.createDataFrame([("a", 2, 3), ("b", 3, 1)],
+                                               "value string, _source_line long, _copies long"))
+
+
+def _items(spark, rows):
+    schema = T.StructType([
+        T.StructField("invoice_no", T.StringType()),
+        T.StructField("quantity", T.IntegerType()),
+        T.StructField("unit_price", T.DecimalType(12, 3)),
+        T.StructField("invoice_ts", T.TimestampType()),
+        T.StructField("customer_id", T.StringType()),
+    ])
+    frame = spark.createDataFrame(rows, schema)
+    return frame.select(
+        "*", F.to_date("invoice_ts").alias("order_date"),
+        F.col("invoice_no").startswith("C").alias("is_cancellation"),
+        (F.col("quantity").cast("decimal(10,0)") * F.col("unit_price")).cast("decimal(18,3)")
+        .alias("line_revenue"))
+
+
+def test_customer_daily_sales(spark):
+    t = dt.datetime
+    valid = _items(spark, [
+        # c1: two invoices on one day, a return, and rounding half-up of 0.005
+        ("1001", 2, Decimal("1.250"), t(2010, 12, 1, 9, 0), "c1"),
+        ("1001", 1, Decimal("0.005"), t(2010, 12, 1, 9, 0), "c1"),
+        ("1002", 3, Decimal("2.000"), t(2010, 12, 1, 15, 30), "c1"),
+        ("C1003", -1, Decimal("1.255"), t(2010, 12, 1, 16, 0), "c1"),
+        ("C1004", -2, Decimal("1.000"), t(2010, 12, 1, 17, 0), "c1"),
+        # c1 the next day
+        ("1005", 1, Decimal("10.000"), t(2010, 12, 2, 8, 0), "c1"),
+        # c2 only returned things: no purchases
+        ("C1006", -4, Decimal("0.500"), t(2010, 12, 1, 10, 0), "c2"),
+        # a guest line: not in the table
+        ("1007", 5, Decimal("1.000"), t(2010, 12, 1, 11, 0), None),
+    ])
+    got = tr.customer_daily_sales(valid, "run-1")
+    expected = [
+        Row(order_date=dt.date(2010, 12, 1), customer_id="c1", orders=2, units=6,
+            revenue=Decimal("8.51"), returned_value=Decimal("3.26"),
+            first_purchase_ts=t(2010, 12, 1, 9, 0), last_purchase_ts=t(2010, 12, 1, 15, 30),
+            run_id="run-1"),
+        Row(order_date=dt.date(2010, 12, 2), customer_id="c1", orders=1, units=1,
+            revenue=Decimal("10.00"), returned_value=Decimal("0.00"),
+            first_purchase_ts=t(2010, 12, 2, 8, 0), last_purchase_ts=t(2010, 12, 2, 8, 0),
+            run_id="run-1"),
+        Row(order_date=dt.date(2010, 12, 1), customer_id="c2", orders=0, units=0,
+            revenue=Decimal("0.00"), returned_value=Decimal("2.00"),
+            first_purchase_ts=None, last_purchase_ts=None, run_id="run-1"),
+    ]
+    assert tuple(got.columns) == tr.CUSTOMER_DAILY_COLUMNS
+    assert dict(got.dtypes) == {
+        "order_date": "date", "customer_id": "string", "orders": "bigint", "units": "bigint",
+        "revenue": "decimal(14,2)", "returned_value": "decimal(14,2)",
+        "first_purchase_ts": "timestamp", "last_purchase_ts": "timestamp", "run_id": "string"}
+    assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
+
+
+def test_sales_line_items_and_quarantine_columns(spark):
+    frame = typed(spark, "536365,85123A,X,6,2010-12-01 08:26:00,2.55,17850.0,UK",
+                  "536365,85123A,X,six,2010-12-01 08:26:00,2.55,17850.0,UK")
+    frame = frame.withColumn("_source_line", F.col("_line"))
+    items = tr.sales_line_items(frame.where("_reason is null"), "r1")
+    assert tuple(items.columns) == tr.LINE_ITEM_COLUMNS
+    assert items.select("run_id", "line_revenue").collect() == [("r1", Decimal("15.300"))]
+    rejected = tr.quarantine_rows(frame.where("_reason is not null"), "r1")
+    assert tuple(rejected.columns) == tr.QUARANTINE_COLUMNS
+    assert rejected.collect() == [
+        ("536365", "85123A", "X", "six", "2010-12-01 08:26:00", "2.55", "17850.0", "UK",
+         tr.BAD_QUANTITY, 3, "r1")]
