@@ -171,11 +171,12 @@ class QualityEngine:
         """Every column, type, where clause, regex and SQL statement checked against `frame`
         before any work starts: a bad rule is a ConfigurationError naming its line."""
         self._dtypes = {f.name: f.dataType for f in frame.schema.fields}
-        for rule in _leaves(self.ruleset.rules):
-            try:
-                self._validate_rule(frame, rule)
-            except _RuleProblem as e:
-                raise self._problem(rule, str(e)) from None
+        for rule in self.ruleset.rules:
+            for leaf in _leaves([rule]):
+                try:
+                    self._validate_rule(frame, leaf)
+                except _RuleProblem as e:
+                    raise self._problem(rule, str(e)) from None
 
     def _dtype(self, name: str) -> T.DataType:
         assert self._dtypes is not None
@@ -365,8 +366,13 @@ class QualityEngine:
             return [F.count_if(scope & self._row_check(rule)), F.count_if(scope)]
         if kind in ("Mean", "Sum", "StandardDeviation", "DistinctValuesCount"):
             value = F.when(scope, _col(rule.columns[0]))
-            return [{"Mean": F.avg, "Sum": F.sum, "StandardDeviation": F.stddev_pop,
-                     "DistinctValuesCount": F.count_distinct}[kind](value)]
+            if kind == "Sum":  # exact for integers and decimals
+                return [F.sum(value)]
+            if kind == "DistinctValuesCount":
+                return [F.count_distinct(value)]
+            # In double: avg() of a decimal column would round to its scale + 4 digits.
+            value = value.cast("double")
+            return [F.avg(value) if kind == "Mean" else F.stddev_pop(value)]
         return None
 
     def measure(self, frame: DataFrame, extra: Mapping[str, Column] | None = None

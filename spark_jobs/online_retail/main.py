@@ -34,10 +34,10 @@ if __name__ == "__main__" and __package__ in (None, ""):
         if (_root / "spark_jobs" / "__init__.py").is_file():
             sys.path.insert(0, str(_root))
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from py4j.protocol import Py4JJavaError
 
 from pipeline_core.dqdl import parse_ruleset
 from pipeline_core.errors import ConfigurationError, InvalidInput
@@ -284,24 +284,42 @@ def _quality_summary(report: QualityReport) -> dict[str, int]:
     return {o: outcomes.count(o) for o in ("pass", "fail", "deferred")}
 
 
-def _one_line(error: Exception) -> str:
-    return " ".join(str(error).split())
+def report_job_error(error: Exception) -> None:
+    """One `JOB ERROR: <reason>` line on stderr.
+
+    spark-submit's Python runner folds the Python process's stderr into its own stdout, so
+    under spark-submit (a gateway port in the environment) the line also goes to the driver
+    JVM's stderr, where EMR's stderr log and the caller look for it.
+    """
+    line = "JOB ERROR: " + " ".join(str(error).split())
+    print(line, file=sys.stderr, flush=True)
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        try:
+            from pyspark import SparkContext
+            from pyspark.java_gateway import launch_gateway
+
+            context = SparkContext._active_spark_context
+            jvm = context._jvm if context is not None else launch_gateway().jvm
+            jvm.System.err.println(line)
+        except Exception as e:  # the Python-side line is already out
+            print(f"(could not also write the error to the JVM's stderr: {e})",
+                  file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parse_args(sys.argv[1:] if argv is None else argv, prog="online_retail")
     except InvalidInput as e:
-        print(f"JOB ERROR: {_one_line(e)}", file=sys.stderr)
+        report_job_error(e)
         return EXIT_REFUSED
     spark, created = get_session(f"{DATASET}-{args.run_id}")
     try:
         metrics = run(spark, args)
     except InvalidInput as e:
-        print(f"JOB ERROR: {_one_line(e)}", file=sys.stderr)
+        report_job_error(e)
         return EXIT_REFUSED
     except ConfigurationError as e:
-        print(f"JOB ERROR: {_one_line(e)}", file=sys.stderr)
+        report_job_error(e)
         return EXIT_CONFIGURATION
     finally:
         if created:

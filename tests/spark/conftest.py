@@ -11,10 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLES = REPO / "sample_data" / "online_retail"
-RULES = REPO / "datasets" / "online_retail.dqdl"
+from spark_helpers import RULES
 
 # PySpark turns naive Python datetimes into instants with the process's local zone; the job
 # and the tests mean UTC wall-clock, so make the local zone UTC for the whole run.
@@ -76,14 +73,3 @@ def run_job(spark, tmp_path: Path, capsys) -> Callable[..., JobRun]:
         return JobRun(code, capsys.readouterr().err, out)
 
     return run
-
-
-def data_lines(path: Path) -> tuple[str, list[str]]:
-    """(header, data lines) of a sample file, line endings removed."""
-    header, *lines = path.read_text().splitlines()
-    return header, lines
-
-
-def write_lines(path: Path, header: str, lines: list[str], final_newline: bool = True) -> Path:
-    path.write_text("\n".join([header, *lines]) + ("\n" if final_newline else ""))
-    return path

@@ -22,6 +22,7 @@ from spark_jobs.common.quality import QualityEngine
 pytestmark = pytest.mark.spark
 
 REFERENCE = dt.datetime(2010, 12, 2, tzinfo=dt.UTC)
+NOON = dt.datetime(2010, 12, 1, 12, tzinfo=dt.UTC)
 SCHEMA = T.StructType([
     T.StructField("k", T.IntegerType()),
     T.StructField("s", T.StringType()),
@@ -73,7 +74,7 @@ RULES = [
      lambda rows: _frac([r for r in rows if r[0] is not None],
                         lambda r: r[2] is not None and r[2] >= 1)),
     ('ColumnValues "t" < "2010-12-01 12:00:00"',
-     lambda rows: _frac(rows, lambda r: r[3] is not None and r[3] < dt.datetime(2010, 12, 1, 12, tzinfo=dt.UTC))),
+     lambda rows: _frac(rows, lambda r: r[3] is not None and r[3] < NOON)),
     ('ColumnLength "s" between 1 and 2',
      lambda rows: _frac(rows, lambda r: 1 <= len(r[1] or "") <= 2)),
     ('ColumnLength "s" < 2', lambda rows: _frac(rows, lambda r: len(r[1] or "") < 2)),

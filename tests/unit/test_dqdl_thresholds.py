@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from pipeline_core.dqdl import (
     ANOMALY_MAD_FACTOR,
-    ANOMALY_RELATIVE_FLOOR,
+    ANOMALY_MIN_FACTOR,
     anomaly_band,
     evaluate_threshold,
     load_ruleset,
@@ -122,23 +123,38 @@ def test_detect_anomalies():
     rule = parse_rule('DetectAnomalies "RowCount"')
     history = [1000.0, 1100.0, 900.0, 1050.0, 950.0]
     center, low, high = anomaly_band(history)
+    # A steady history: the band is the minimum factor around the median.
     assert center == 1000
-    assert (low, high) == (1000 - ANOMALY_RELATIVE_FLOOR * 1000,
-                           1000 + ANOMALY_RELATIVE_FLOOR * 1000)
+    assert (low, high) == pytest.approx((1000 / ANOMALY_MIN_FACTOR, 1000 * ANOMALY_MIN_FACTOR))
     assert evaluate_threshold(rule, 1000, history).passed
     assert evaluate_threshold(rule, high, history).passed
     collapsed = evaluate_threshold(rule, 50, history)
     assert not collapsed.passed
-    assert collapsed.threshold.startswith("between 400 and 1600 (median 1000 of 5 earlier runs")
+    assert collapsed.threshold == ("between 400 and 2500 (median 1000 of 5 earlier runs, "
+                                   "robust band)")
     assert not evaluate_threshold(rule, 5000, history).passed
+    assert not evaluate_threshold(rule, 0, history).passed
 
 
-def test_detect_anomalies_band_widens_with_spread():
+def test_detect_anomalies_band_is_a_band_of_factors_for_positive_metrics():
     history = [100.0, 1000.0, 2000.0, 3000.0, 1500.0]
     center, low, high = anomaly_band(history)
+    logs = [math.log(x) for x in history]
+    mad = statistics.median(abs(x - math.log(1500)) for x in logs)
+    assert center == 1500
+    assert math.log(high / 1500) == pytest.approx(ANOMALY_MAD_FACTOR * 1.4826 * mad)
+    assert high / 1500 == pytest.approx(1500 / low)
+    assert 0 < low < 100
+
+
+def test_detect_anomalies_band_is_linear_when_history_has_zero_or_negatives():
+    history = [0.0, -10.0, 10.0, 5.0]
+    center, low, high = anomaly_band(history)
     mad = statistics.median(abs(x - center) for x in history)
-    assert high - center == pytest.approx(ANOMALY_MAD_FACTOR * 1.4826 * mad)
-    assert low < 0 < high
+    assert center == 2.5
+    assert high - center == pytest.approx(
+        max(ANOMALY_MAD_FACTOR * 1.4826 * mad, (ANOMALY_MIN_FACTOR - 1) * 2.5))
+    assert high - center == pytest.approx(center - low)
 
 
 def test_detect_anomalies_needs_three_earlier_values():

@@ -1,0 +1,394 @@
+"""The online_retail job end to end: real sample days, broken deliveries, refusals."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import gzip
+import importlib.util
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from spark_helpers import REPO, RULES, SAMPLES, data_lines, write_lines
+
+from pipeline_core.dqdl import evaluate_threshold, parse_rule
+from spark_jobs.online_retail import transforms as tr
+
+pytestmark = pytest.mark.spark
+
+DAY = SAMPLES / "2010-12-01.csv"
+# Row counts of ten real days before a collapse (2010-12-01..2010-12-13), newest first.
+REAL_ROW_COUNTS = [1760, 1427, 1186, 2963, 1595, 1882, 2725, 2018, 1563, 3108]
+
+
+def _parquet_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("part-*.zstd.parquet"))
+
+
+def _read_table(directory: Path) -> pa.Table:
+    files = _parquet_files(directory)
+    assert files, f"no parquet part files in {directory}"
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+def _python_reference(path: Path):
+    """Counts and customer_daily_sales of a clean sample day, computed with csv + Decimal."""
+    with path.open(newline="") as fh:
+        reader = csv.reader(fh)
+        next(reader)
+        rows = [tuple(r) for r in reader]
+    distinct = list(dict.fromkeys(rows))
+    sales = defaultdict(lambda: {"orders": set(), "units": 0, "revenue": Decimal(0),
+                                 "returned": Decimal(0), "ts": []})
+    for inv, _, _, qty, ts, price, cust, _ in distinct:
+        if not cust:
+            continue
+        when = dt.datetime.fromisoformat(ts)
+        key = (when.date(), cust.removesuffix(".0"))
+        value = int(qty) * Decimal(price)
+        entry = sales[key]
+        if inv.startswith("C"):
+            entry["returned"] += value
+        else:
+            entry["orders"].add(inv)
+            entry["units"] += int(qty)
+            entry["revenue"] += value
+            entry["ts"].append(when)
+    cents = Decimal("0.01")
+    daily = sorted(
+        (day, cust, len(e["orders"]), e["units"], e["revenue"].quantize(cents, ROUND_HALF_UP),
+         abs(e["returned"]).quantize(cents, ROUND_HALF_UP),
+         min(e["ts"]) if e["ts"] else None, max(e["ts"]) if e["ts"] else None)
+        for (day, cust), e in sales.items())
+    return len(rows), len(rows) - len(distinct), daily
+
+
+# ---------------------------------------------------------------------------------------------
+# A real day
+
+
+def test_a_real_day_end_to_end(run_job):
+    run = run_job(DAY, "2010-12-01")
+    assert run.code == 0, run.stderr
+    m = run.metrics
+    lines, duplicates, daily = _python_reference(DAY)
+    assert (m["lines_read"], m["duplicates"], m["lines_quarantined"]) == (lines, duplicates, 0)
+    assert m["lines_read"] == m["lines_written"] + m["lines_quarantined"] + m["duplicates"]
+    assert m["tables"]["sales_line_items"]["rows"] == m["lines_written"] == 3064
+    assert m["tables"]["customer_daily_sales"]["rows"] == len(daily) == 98
+    assert m["null_counts"]["customer_id"] == 1140 and m["null_counts"]["invoice_no"] == 0
+    assert m["min"]["invoice_ts"] == "2010-12-01 08:26:00"
+    assert m["max"]["order_date"] == "2010-12-01"
+    # The input is scanned once: Spark read the file's bytes and nothing more.
+    assert m["input_bytes"] == DAY.stat().st_size
+    assert m["bytes_read"] is not None
+    assert m["input_bytes"] <= m["bytes_read"] <= 1.05 * m["input_bytes"]
+
+    # Outputs: zstd parquet part files only, columns in contract order and types.
+    items_dir, daily_dir = run.out / "sales_line_items", run.out / "customer_daily_sales"
+    for directory in (items_dir, daily_dir, run.out / "quarantine"):
+        assert not (directory / "_SUCCESS").exists()
+        for part in _parquet_files(directory):
+            meta = pq.ParquetFile(part).metadata
+            assert all(meta.row_group(g).column(c).compression == "ZSTD"
+                       for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+    items = _read_table(items_dir)
+    assert items.schema.names == list(tr.LINE_ITEM_COLUMNS)
+    assert [str(t) for t in items.schema.types] == [
+        "string", "string", "string", "int32", "decimal128(12, 3)", "timestamp[us, tz=UTC]",
+        "date32[day]", "string", "string", "bool", "decimal128(18, 3)", "string"]
+    ts_column = pq.ParquetFile(_parquet_files(items_dir)[0]).schema.column(5)
+    assert ts_column.physical_type == "INT64"
+    assert ts_column.converted_type == "TIMESTAMP_MICROS"
+    assert items.num_rows == 3064
+    assert set(items.column("run_id").to_pylist()) == {f"test-2010-12-01-{run.out.name}"}
+    assert "17850" in items.column("customer_id").to_pylist()
+
+    got = _read_table(daily_dir)
+    assert got.schema.names == list(tr.CUSTOMER_DAILY_COLUMNS)
+    assert [str(t) for t in got.schema.types] == [
+        "date32[day]", "string", "int64", "int64", "decimal128(14, 2)", "decimal128(14, 2)",
+        "timestamp[us, tz=UTC]", "timestamp[us, tz=UTC]", "string"]
+    rows = sorted(
+        (r["order_date"], r["customer_id"], r["orders"], r["units"], r["revenue"],
+         r["returned_value"],
+         r["first_purchase_ts"] and r["first_purchase_ts"].replace(tzinfo=None),
+         r["last_purchase_ts"] and r["last_purchase_ts"].replace(tzinfo=None))
+        for r in got.to_pylist())
+    assert rows == daily
+
+    quarantine = _read_table(run.out / "quarantine") if _parquet_files(
+        run.out / "quarantine") else None
+    if quarantine is not None:
+        assert quarantine.num_rows == 0
+        assert quarantine.schema.names == list(tr.QUARANTINE_COLUMNS)
+
+    quality = run.quality
+    assert quality["rules_file"] == "online_retail.dqdl"
+    assert quality["reference_time"] == "2010-12-02T00:00:00Z"
+    assert run.failed_errors == []
+    outcomes = {r["outcome"] for r in quality["rules"]}
+    assert outcomes == {"pass", "deferred"}
+    for rule in quality["rules"]:
+        assert {"rule", "line", "severity", "metric_name", "metric", "threshold",
+                "outcome"} <= set(rule)
+        assert quality["metrics"][rule["metric_name"]] == rule["metric"]
+    assert quality["metrics"]["Dataset.*.RowCount"] == 3108
+    assert run.rule("RowCount > median(last(10))")["outcome"] == "deferred"
+
+
+@pytest.mark.parametrize("day", ["2010-12-02", "2010-12-03"])
+def test_other_sample_days_pass_every_rule(run_job, day):
+    run = run_job(SAMPLES / f"{day}.csv", day)
+    assert run.code == 0, run.stderr
+    m = run.metrics
+    assert m["lines_read"] == m["lines_written"] + m["lines_quarantined"] + m["duplicates"]
+    assert run.failed_errors == []
+    assert [r["rule"] for r in run.quality["rules"] if r["outcome"] == "fail"] == []
+
+
+def test_gzip_input(run_job, tmp_path):
+    packed = tmp_path / "2010-12-01.csv.gz"
+    packed.write_bytes(gzip.compress(DAY.read_bytes()))
+    run = run_job(packed, "2010-12-01")
+    assert run.code == 0, run.stderr
+    m = run.metrics
+    assert (m["lines_read"], m["lines_written"], m["duplicates"]) == (3108, 3064, 44)
+    assert m["input_bytes"] == packed.stat().st_size
+    assert m["input_bytes"] <= m["bytes_read"] <= 1.05 * m["input_bytes"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Broken deliveries the rules must catch
+
+
+def _rewrite(tmp_path: Path, name: str, change) -> Path:
+    """The sample day with `change(index, fields)` applied to each data line's fields."""
+    with DAY.open(newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        rows = [change(i, list(r)) for i, r in enumerate(reader)]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    path = tmp_path / name
+    path.write_text(buffer.getvalue())
+    return path
+
+
+def test_half_the_customer_ids_missing_fails(run_job, tmp_path):
+    def blank_every_other(i, fields):
+        if i % 2:
+            fields[6] = ""
+        return fields
+
+    run = run_job(_rewrite(tmp_path, "half.csv", blank_every_other), "2010-12-01")
+    assert run.code == 0, run.stderr
+    invoice_rule = run.rule('CustomSql "select count(*) from (select invoice_no')
+    assert invoice_rule["outcome"] == "fail" and invoice_rule["metric"] > 50
+    assert invoice_rule["rule"] in run.failed_errors
+    # Completeness alone stays within what real days show (0.13 .. 1.0).
+    assert run.rule('Completeness "customer_id"')["outcome"] == "pass"
+
+
+def test_truncated_file_fails_and_quarantines_the_partial_line(run_job, tmp_path):
+    data = DAY.read_bytes()
+    cut = int(len(data) * 0.4)
+    while data[cut - 1:cut] == b"\n" or data[cut:cut + 1] == b"\n":
+        cut += 1  # mid-line, not at a line break
+    truncated = tmp_path / "truncated.csv"
+    truncated.write_bytes(data[:cut])
+    run = run_job(truncated, "2010-12-01")
+    assert run.code == 0, run.stderr
+    last_line = data[:cut].count(b"\n") + 1
+    m = run.metrics
+    assert m["lines_read"] == last_line - 1
+    assert m["lines_quarantined"] == 1
+    assert run.failed_errors, "a truncated file must not load"
+    rejected = _read_table(run.out / "quarantine").to_pylist()
+    assert [r["_source_line"] for r in rejected] == [last_line]
+    partial = data[:cut].decode().rsplit("\n", 1)[1]
+    assert rejected[0]["InvoiceNo"] == partial.split(",")[0]
+
+
+def test_truncated_inside_the_country_fails(run_job, tmp_path):
+    data = DAY.read_bytes()
+    at = data.index(b",United Kingdom\n", int(len(data) * 0.4)) + len(b",United Kin")
+    truncated = tmp_path / "cut-country.csv"
+    truncated.write_bytes(data[:at])
+    run = run_job(truncated, "2010-12-01")
+    assert run.code == 0, run.stderr
+    assert [r for r in run.failed_errors if r.startswith('ColumnValues "country" in [')]
+    rejected = _read_table(run.out / "quarantine").to_pylist()
+    assert [(r["Country"], r["_reason"][:28]) for r in rejected] == [
+        ("United Kin", 'ColumnValues "country" in [ ')]
+
+
+def test_same_content_twice_fails_and_counts_once(run_job, tmp_path):
+    header, lines = data_lines(DAY)
+    doubled = write_lines(tmp_path / "doubled.csv", header, lines + lines)
+    run = run_job(doubled, "2010-12-01")
+    assert run.code == 0, run.stderr
+    uniqueness = run.rule("Uniqueness")
+    assert uniqueness["outcome"] == "fail" and uniqueness["metric"] == 0
+    m = run.metrics
+    assert (m["lines_read"], m["lines_written"], m["duplicates"]) == (6216, 3064, 3152)
+
+
+def test_zero_unit_prices_fail(run_job, tmp_path):
+    def zero_every_third(i, fields):
+        if i % 3 == 0:
+            fields[5] = "0"
+        return fields
+
+    run = run_job(_rewrite(tmp_path, "zero.csv", zero_every_third), "2010-12-01")
+    assert run.code == 0, run.stderr
+    zero_rule = run.rule('CustomSql "select avg(case when unit_price = 0')
+    assert zero_rule["outcome"] == "fail"
+    assert zero_rule["metric"] == pytest.approx(1 / 3, abs=0.02)
+    assert run.metrics["lines_quarantined"] == 0  # zero-priced lines are kept, not refused
+
+
+def test_row_count_collapse_fails_at_the_gate(run_job, tmp_path):
+    header, lines = data_lines(DAY)
+    small = write_lines(tmp_path / "small.csv", header, lines[:60])
+    run = run_job(small, "2010-12-01")
+    assert run.code == 0, run.stderr
+    assert run.failed_errors == []  # nothing wrong inside the file itself
+    measured = run.rule("RowCount > median(last(10))")
+    assert (measured["outcome"], measured["metric"]) == ("deferred", 60)
+    # What the gate does with it: the metric against the dataset's history.
+    rule = parse_rule(measured["rule"], measured["line"], measured["severity"])
+    assert not evaluate_threshold(rule, measured["metric"], REAL_ROW_COUNTS).passed
+    assert evaluate_threshold(rule, 3108, REAL_ROW_COUNTS).passed
+    assert 0.1 * statistics.median(REAL_ROW_COUNTS) > 60
+
+
+# ---------------------------------------------------------------------------------------------
+# Refused inputs: exit code 2 and one JOB ERROR line naming the problem
+
+
+def _refused(run, *fragments: str) -> str:
+    assert run.code == 2, run.stderr
+    errors = run.error_lines()
+    assert len(errors) == 1, run.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+    assert not (run.out / "metrics.json").exists()
+    return errors[0]
+
+
+def test_wrong_header_is_refused(run_job, tmp_path):
+    _, lines = data_lines(DAY)
+    bad = write_lines(tmp_path / "bad.csv",
+                      "InvoiceNo,StockCode,Desc,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
+                      lines[:5])
+    _refused(run_job(bad, "2010-12-01"), "wrong header", "column 3 is 'Desc'",
+             "expected 'Description'")
+    short = write_lines(tmp_path / "short.csv", "InvoiceNo,StockCode", lines[:5])
+    _refused(run_job(short, "2010-12-01"), "wrong header", "2 columns")
+
+
+def test_empty_and_header_only_files_are_refused(run_job, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    _refused(run_job(empty, "2010-12-01"), "empty (0 bytes)")
+    header, _ = data_lines(DAY)
+    only = write_lines(tmp_path / "header.csv", header, [])
+    _refused(run_job(only, "2010-12-01"), "has a header but no data lines")
+    packed_empty = tmp_path / "empty.csv.gz"
+    packed_empty.write_bytes(gzip.compress(b""))
+    _refused(run_job(packed_empty, "2010-12-01"), "empty (no header line)")
+
+
+def test_bad_gzip_is_refused(run_job, tmp_path):
+    fake = tmp_path / "2010-12-01.csv.gz"
+    fake.write_bytes(DAY.read_bytes())
+    _refused(run_job(fake, "2010-12-01"), "ends in .gz but is not gzip data")
+    packed = tmp_path / "packed.csv"
+    packed.write_bytes(gzip.compress(DAY.read_bytes()))
+    _refused(run_job(packed, "2010-12-01"), "is gzip data but its name does not end in .gz")
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(gzip.compress(DAY.read_bytes())[:-5000])
+    _refused(run_job(broken, "2010-12-01"), "cannot be read", "EOFException")
+
+
+def test_missing_input_and_bad_arguments_are_refused(run_job, tmp_path):
+    _refused(run_job(tmp_path / "nope.csv", "2010-12-01"), "does not exist")
+    _refused(run_job(DAY, "2010-13-01"), "partition '2010-13-01' is not a real date")
+    _refused(run_job(tmp_path / "day-*.csv", "2010-12-01"), "must name one object")
+
+
+def test_invalid_rules_stop_the_job_with_exit_code_3(run_job, tmp_path):
+    rules = tmp_path / "bad.dqdl"
+    rules.write_text('Rules = [\n  RowCount > 0,\n  IsComplete "nope"\n]\n')
+    run = run_job(DAY, "2010-12-01", rules=rules)
+    assert run.code == 3
+    assert run.error_lines() == [
+        "JOB ERROR: bad.dqdl line 3: no column 'nope' (columns: invoice_no, stock_code, "
+        "description, quantity, unit_price, invoice_ts, order_date, customer_id, country, "
+        "is_cancellation, line_revenue); rule: IsComplete \"nope\""]
+    rules.write_text("Rules = [ RowCount >> 0 ]")
+    run = run_job(DAY, "2010-12-01", rules=rules)
+    assert run.code == 3 and "bad.dqdl line 1: " in run.error_lines()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# As EMR runs it: a script, packages from the deploy zip
+
+
+def _job_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_HOME")}
+    env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
+    return env
+
+
+def _arguments(out: Path, source: Path, partition: str) -> list[str]:
+    return ["--input", str(source), "--output-root", f"{out}/{{table}}/",
+            "--quarantine", f"{out}/q/", "--metrics", f"{out}/metrics.json",
+            "--quality", f"{out}/quality.json", "--rules", str(RULES), "--run-id", "script-1",
+            "--partition", partition]
+
+
+def test_main_runs_as_a_script_from_a_checkout(tmp_path):
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, "spark_jobs/online_retail/main.py", *_arguments(out, DAY, "2010-12-01")],
+        cwd=REPO, env=_job_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "online_retail script-1: read 3108 lines, wrote 3064" in done.stdout
+    assert (out / "metrics.json").is_file() and _parquet_files(out / "sales_line_items")
+
+
+def test_main_runs_from_the_deploy_zip_with_spark_submit(tmp_path):
+    spec = importlib.util.spec_from_file_location("package_jobs",
+                                                  REPO / "scripts" / "package_jobs.py")
+    package_jobs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(package_jobs)
+    archive = tmp_path / "spark_jobs.zip"
+    package_jobs.build_zip(REPO, archive)
+    entry = tmp_path / "entry"
+    entry.mkdir()
+    shutil.copy(REPO / "spark_jobs" / "online_retail" / "main.py", entry / "main.py")
+    header, lines = data_lines(DAY)
+    bad = write_lines(tmp_path / "bad.csv", header.replace("Country", "Land"), lines[:3])
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    done = subprocess.run(
+        [str(spark_submit), "--master", "local[1]", "--py-files", str(archive),
+         str(entry / "main.py"), *_arguments(tmp_path / "out", bad, "2010-12-01")],
+        cwd=tmp_path, env=_job_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("JOB ERROR:")]
+    assert errors == [f"JOB ERROR: input {bad} has a wrong header: column 8 is 'Land', "
+                      "expected 'Country'"]
