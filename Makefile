@@ -49,10 +49,12 @@ define run_pytest
 	$(PYTEST) $(1) $(PYTEST_ARGS) || { rc=$$?; [ $$rc -eq 5 ] && echo "no tests in $(1)" || exit $$rc; }
 endef
 
-# The end-to-end layer runs last: its local stack keeps one moto for the whole layer, and the
-# other layers' own mocks must not see its buckets, tables and clusters.
+# The end-to-end layer runs in its own process: its local stack keeps one moto and imports the
+# real handlers with the template's environment, which must not meet the other layers' mocks
+# and handler modules (imported there with test environments).
 test: setup
-	$(PYTEST) $(PYTEST_ARGS) tests/unit tests/template tests/statemachine tests/spark tests/e2e
+	$(PYTEST) $(PYTEST_ARGS) tests/unit tests/template tests/statemachine tests/spark
+	$(PYTEST) $(PYTEST_ARGS) tests/e2e
 
 test-unit: setup
 	$(call run_pytest,tests/unit)
