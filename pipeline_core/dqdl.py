@@ -22,6 +22,8 @@ that names the rule's text and line, so a bad rules file fails CI, never a produ
 Semantics that Glue leaves open, fixed here (the Spark engine implements the same):
 
 * Completeness / row-level compliance are fractions of the rows in scope (after ``where``).
+  With no row in scope a row-level rule passes (no row fails it) while a dataset-level
+  ratio is not measured, and its rule fails.
 * Uniqueness is the fraction of rows whose value (tuple) occurs exactly once; NULL is a value.
 * IsPrimaryKey's metric is the fraction of rows that are complete in every key column and whose
   key occurs exactly once; it passes at 1.
@@ -619,7 +621,9 @@ class _RuleParser:
         if kind == "value" and tok.kind == "ident" and tok.text.upper() in KEYWORDS:
             return Keyword(self.take().text.upper())
         expr = self.expr()
-        if _has_history(expr) and not dynamic:
+        if not _has_history(expr):
+            return _fold(expr)
+        if not dynamic:
             where = "a list" if in_list else "this condition"
             raise _RuleError(f"dynamic thresholds (avg/median/min/max/std of last(k)) are not "
                              f"allowed in {where}")
@@ -678,6 +682,14 @@ _CLAUSE_WORDS = ("where", "with")
 _NOT_A_COLUMN = _CONDITION_WORDS + _CLAUSE_WORDS + _AND + _OR
 _EXAMPLES = {"number": "> 0", "value": 'in ["a", "b"]', "length": "between 1 and 10",
              "duration": "<= 24 hours"}
+
+
+def _fold(expr: Expr) -> Num:
+    """Arithmetic on constants, computed once (`1 + 2` is the number 3)."""
+    value = _eval_expr(expr, [])
+    if not math.isfinite(value):
+        raise _RuleError("the expression divides by zero")
+    return Num(value)
 
 
 def _arity_ok(spec: _Spec, count: int) -> bool:

@@ -88,16 +88,6 @@ class QualityReport:
     results: tuple[RuleResult, ...]
     metrics: dict[str, float | int | None] = field(default_factory=dict)
 
-    def by_text(self, text: str) -> RuleResult:
-        for result in self.results:
-            if result.rule.text == text:
-                return result
-        raise KeyError(text)
-
-    @property
-    def failed(self) -> tuple[RuleResult, ...]:
-        return tuple(r for r in self.results if r.outcome == "fail")
-
     def as_dict(self, rules_file: str, reference_time: dt.datetime) -> dict[str, Any]:
         return {
             "rules_file": rules_file,
@@ -206,17 +196,19 @@ class QualityEngine:
             if not isinstance(field_type, T.BooleanType):
                 raise _RuleProblem(f"the where clause is {field_type.simpleString()}, "
                                    "not a true/false predicate")
-        if kind == "ColumnValues":
+        if rule.row_level:
             self._row_check(rule)  # raises on operand/type mismatches
-            if rule.condition is not None and rule.condition.operator.endswith("matches"):
-                pattern = rule.condition.operands[0]
-                assert isinstance(pattern, Str)
-                try:
-                    frame.sparkSession.sparkContext._jvm.java.util.regex.Pattern.compile(
-                        pattern.value)
-                except (Py4JJavaError, PySparkException) as e:
-                    raise _RuleProblem(f"invalid Java regular expression: {pattern.value!r}"
-                                       ) from e
+        condition = rule.condition
+        if kind == "ColumnValues" and condition is not None and condition.operator.endswith(
+                "matches"):
+            pattern = condition.operands[0]
+            assert isinstance(pattern, Str)
+            try:
+                frame.sparkSession.sparkContext._jvm.java.util.regex.Pattern.compile(
+                    pattern.value)
+            except (Py4JJavaError, PySparkException) as e:
+                raise _RuleProblem(f"invalid Java regular expression: {pattern.value!r}"
+                                   ) from e
         if kind == "CustomSql":
             frame.createOrReplaceTempView(PRIMARY_VIEW)
             try:

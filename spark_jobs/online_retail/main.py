@@ -146,8 +146,7 @@ def read_lines(spark: SparkSession, info: ObjectInfo) -> tuple[DataFrame, int, i
         raise InvalidInput(f"input {info.uri} is empty")
     lines = staged.select("value", line.alias("_line")).where(
         (F.col("_line") > 1) & (F.trim("value") != ""))
-    first_is_blank = 0  # line 1 is the header, which check_input saw non-blank
-    blank = sum(b["blank"] for b in blocks) - first_is_blank
+    blank = sum(b["blank"] for b in blocks)  # line 1, the header, is never blank
     data_lines = before - 1 - blank
     if data_lines <= 0:
         raise InvalidInput(f"input {info.uri} has a header but no data lines")
@@ -217,13 +216,18 @@ def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
         if seen["lines"] != data_lines:
             raise RuntimeError(f"read {data_lines} data lines but measured {seen['lines']}")
 
+        # Exact duplicates count once; each distinct line is typed and judged once (before a
+        # shuffle whose output the counts and the three writes share).
         distinct = materialize(transforms.distinct_lines(lines))
-        checked = transforms.type_fields(transforms.split_fields(distinct))
         reasons = [transforms.rejection_reason()]
         rule_reason = engine.rejection_reason()
         if rule_reason is not None:
             reasons.append(rule_reason)
-        checked = checked.withColumn("_reason", F.coalesce(*reasons))
+        judged = (transforms.type_fields(transforms.split_fields(distinct))
+                  .withColumn("_reason", F.coalesce(*reasons))
+                  .select(*transforms.RAW_COLUMNS, *transforms.TYPED_COLUMNS, "_reason",
+                          "_source_line", "_copies"))
+        checked = materialize(judged, _partitions(spark, info), "_source_line")
 
         counts = checked.groupBy("_reason").agg(
             F.count(F.lit(1)).alias("lines"), F.sum("_copies").alias("copies")).collect()

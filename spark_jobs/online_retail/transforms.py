@@ -80,23 +80,21 @@ def type_fields(raw: DataFrame) -> DataFrame:
         _text(F.col("raw_Country")).alias("country"),
         invoice_no.startswith("C").alias("is_cancellation"),
         revenue.alias("line_revenue"),
-        # Kept to tell "unparseable" from "more precise than decimal(12,3)".
-        price_text.try_cast("decimal(38,18)").alias("_price_exact"),
+        # decimal(12,3) rounds a fourth decimal away: keep whether the text had one.
+        price_text.rlike(r"\.[0-9]{3}0*[1-9]").alias("_price_too_precise"),
     )
 
 
 def rejection_reason() -> Column:
     """Why the job refuses a typed line (NULL: the line is fine), first reason wins."""
-    price_text = _text(F.col("raw_UnitPrice"))
     return (
         F.when(F.col(EXTRA_FIELD).isNotNull(), F.lit(MORE_FIELDS))
         .when(F.col("invoice_no").isNull(), F.lit(NO_INVOICE))
         .when(F.col("stock_code").isNull(), F.lit(NO_STOCK_CODE))
         .when(F.col("quantity").isNull(), F.lit(BAD_QUANTITY))
-        # Too large for decimal(12,3) counts as unparseable; a rounded value as too precise.
-        .when(price_text.isNull() | F.col("_price_exact").isNull()
-              | F.col("unit_price").isNull(), F.lit(BAD_PRICE))
-        .when(F.col("_price_exact") != F.col("unit_price"), F.lit(PRICE_TOO_PRECISE))
+        # Missing, not a number, or too large for decimal(12,3).
+        .when(F.col("unit_price").isNull(), F.lit(BAD_PRICE))
+        .when(F.col("_price_too_precise"), F.lit(PRICE_TOO_PRECISE))
         .when(F.col("unit_price") < 0, F.lit(NEGATIVE_PRICE))
         .when(F.col("invoice_ts").isNull(), F.lit(BAD_TIMESTAMP))
         .when(F.col("line_revenue").isNull(), F.lit(REVENUE_OVERFLOW))

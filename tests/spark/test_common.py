@@ -1,0 +1,103 @@
+"""spark_jobs.common: arguments, locations, single-object I/O, the input-bytes meter."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline_core.errors import InvalidInput
+from spark_jobs.common.args import parse_args
+from spark_jobs.common.spark_metrics import RunMeter
+from spark_jobs.common.storage import Storage, to_uri
+
+pytestmark = pytest.mark.spark
+
+BASE = ["--input", "s3://raw/online_retail/2011-12-01.csv",
+        "--output-root", "s3://cur/online_retail/{table}/partition=2011-12-01/run_id=r1/",
+        "--quarantine", "s3://cur/quarantine/", "--metrics", "s3://cur/m.json",
+        "--quality", "s3://cur/q.json", "--rules", "s3://art/online_retail.dqdl",
+        "--run-id", "online_retail-2011-12-01-3f2a9c1b7d10", "--partition", "2011-12-01"]
+
+
+def _with(**changes: str) -> list[str]:
+    argv = list(BASE)
+    for name, value in changes.items():
+        argv[argv.index("--" + name.replace("_", "-")) + 1] = value
+    return argv
+
+
+def test_contract_arguments():
+    args = parse_args(BASE)
+    assert args.output_uri("sales_line_items") == (
+        "s3://cur/online_retail/sales_line_items/partition=2011-12-01/run_id=r1/")
+    # DataFreshness measures against the end of the partition day unless told otherwise.
+    assert args.reference_time == dt.datetime(2011, 12, 2, tzinfo=dt.UTC)
+    explicit = parse_args([*BASE, "--reference-time", "2011-12-01T18:00:00+01:00"])
+    assert explicit.reference_time == dt.datetime(2011, 12, 1, 17, tzinfo=dt.UTC)
+    assert parse_args([*BASE, "--reference-time", "2011-12-01T18:00:00Z"]).reference_time == (
+        dt.datetime(2011, 12, 1, 18, tzinfo=dt.UTC))
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    (_with(output_root="s3://cur/out/"), "--output-root must contain {table}"),
+    (_with(input="s3://raw/online_retail/*.csv"), "must name one object, not a pattern"),
+    (_with(run_id="a b"), "--run-id 'a b' must be"),
+    (_with(partition="2011-02-30"), "is not a real date"),
+    (_with(partition="yesterday"), "is not a date written YYYY-MM-DD"),
+    ([*BASE, "--reference-time", "noon"], "--reference-time 'noon' is not ISO-8601"),
+    (BASE[:-2], "bad job arguments: the following arguments are required: --partition"),
+    ([*BASE, "--colour", "red"], "bad job arguments: unrecognized arguments: --colour red"),
+])
+def test_bad_arguments(argv, problem):
+    with pytest.raises(InvalidInput, match=re.escape(problem)):
+        parse_args(argv)
+
+
+def test_locations():
+    assert to_uri("s3://bucket/key.csv") == "s3://bucket/key.csv"
+    assert to_uri("/tmp/x.csv") == "file:///tmp/x.csv"
+    assert to_uri("/tmp/out/") == "file:///tmp/out/"
+    assert to_uri("rel/x.csv") == f"file://{Path.cwd() / 'rel' / 'x.csv'}"
+
+
+def test_single_object_io(spark, tmp_path):
+    storage = Storage(spark)
+    target = tmp_path / "sub" / "metrics.json"
+    storage.write_text(str(target), '{"a": "é"}\n')
+    assert target.read_text(encoding="utf-8") == '{"a": "é"}\n'
+    assert not list(tmp_path.rglob("*.crc"))  # no checksum side files on a laptop
+    assert storage.read_text(str(target)) == '{"a": "é"}\n'
+    assert storage.stat(str(target)).size == len('{"a": "é"}\n'.encode())
+    assert storage.read_head(str(target), 4) == b'{"a"'
+    with pytest.raises(InvalidInput, match="does not exist"):
+        storage.stat(str(tmp_path / "missing.csv"))
+    with pytest.raises(InvalidInput, match="is a directory, not one object"):
+        storage.stat(str(tmp_path))
+    big = tmp_path / "big.dqdl"
+    big.write_bytes(b"#" * 2000)
+    with pytest.raises(InvalidInput, match="expected a small text file"):
+        storage.read_text(str(big), limit=1000)
+
+
+def test_meter_counts_only_its_own_jobs(spark, tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_text("x\n" * 1000)
+    spark.read.text(str(path)).count()  # outside the meter: not counted
+    meter = RunMeter(spark, "test")
+    with meter.tracking():
+        spark.read.text(str(path)).count()
+    assert spark.sparkContext.getLocalProperty("spark.jobGroup.id") is None
+    assert meter.bytes_read() == path.stat().st_size
+
+
+def test_meter_says_unknown_rather_than_guessing(spark, monkeypatch):
+    meter = RunMeter(spark, "test")
+
+    def unavailable(*_):
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(meter, "_get", unavailable)
+    assert meter.bytes_read() is None
