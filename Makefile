@@ -30,7 +30,7 @@ help:
 	@echo "make demo               run the whole pipeline locally over the sample days"
 	@echo "make test               the whole suite (unit, spark, template, statemachine, e2e)"
 	@echo "make test-unit|test-spark|test-template|test-statemachine|test-e2e   one layer"
-	@echo "make lint               ruff, sam validate --lint, asl-validator"
+	@echo "make lint               ruff (with a complexity ceiling), mypy, function length, sam validate --lint, asl-validator"
 	@echo "make build              sam build (every function and the layer)"
 	@echo "make package-jobs       build/jobs/<version>/ (Spark job code as published)"
 	@echo "make deploy ENV=dev     publish the job code and deploy the stack (ENV=dev|prod)"
@@ -74,6 +74,8 @@ test-e2e: setup
 # --- lint ------------------------------------------------------------------------------------
 lint: setup
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PYTHON) scripts/check_function_length.py
 	$(SAM) validate --lint --region $(REGION)
 	@command -v npx >/dev/null || { echo "error: npx (Node.js/npm) is needed for $(ASL_VALIDATOR)" >&2; exit 1; }
 	@for sm in $(STATE_MACHINES); do \

@@ -141,3 +141,8 @@ class HandleFailureSettings(_LedgerEnv):
         alias="EMR_SERVERLESS_APPLICATION_ID", default=None
     )
     catalog_dir: str | None = Field(alias="CATALOG_DIR", default=None)
+
+
+# --- EvaluateQuality -------------------------------------------------------------------------
+
+# --- CleanupExecution, AutoTerminator and TrackCost -------------------------------------------

@@ -1,0 +1,101 @@
+"""Names every test layer shares, the ledger table built from template.yaml, one Lambda
+context and one EMF parser."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from local_runtime.cfn import load_template
+
+REPO = Path(__file__).resolve().parents[2]
+EVENTS = REPO / "events"
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"
+APP = "emr-pipelines-dev"
+LEDGER = f"{APP}-ledger"
+TOPIC = f"{APP}-alerts"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:{TOPIC}"
+STATE_MACHINE = f"{APP}-pipeline"
+
+# What every function's environment has in common; layers add their function's variables.
+BASE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "ENVIRONMENT": "dev",
+    "APP_NAME": APP,
+    "LEDGER_TABLE": LEDGER,
+    "POWERTOOLS_METRICS_NAMESPACE": "EmrPipelines",
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_LOG_LEVEL": "INFO",
+}
+
+
+def execution_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STATE_MACHINE}:{name}"
+
+
+def read_event(folder: str, name: str) -> dict[str, Any]:
+    """A file of events/, the same ones `sam local invoke -e` takes."""
+    data: dict[str, Any] = json.loads((EVENTS / folder / name).read_text())
+    return data
+
+
+def event_files(folder: str) -> list[str]:
+    return sorted(p.name for p in (EVENTS / folder).glob("*.json"))
+
+
+@cache
+def ledger_table_properties() -> dict[str, Any]:
+    """The RunLedger table's key, attributes and indexes exactly as template.yaml declares them."""
+    props = load_template(REPO / "template.yaml")["Resources"]["RunLedger"]["Properties"]
+    keep = ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes", "BillingMode")
+    return {name: props[name] for name in keep if name in props}
+
+
+def create_ledger_table(dynamodb: Any, name: str = LEDGER) -> Any:
+    """Create the ledger table (inside moto) with the template's shape; returns the Table."""
+    return dynamodb.create_table(TableName=name, **ledger_table_properties())
+
+
+@dataclass
+class LambdaContext:
+    """The attributes powertools reads from a Lambda context."""
+
+    function_name: str = f"{APP}-Function"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:{APP}-Function"
+    aws_request_id: str = "6f1c9a52-1f0e-4a8e-9d7b-2c7f0e1a3b4c"
+    function_version: str = "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 300_000
+
+
+def emf_blobs(text: str) -> list[dict[str, Any]]:
+    """The CloudWatch EMF documents powertools printed (one JSON object a line with `_aws`)."""
+    blobs = []
+    for line in text.splitlines():
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "_aws" in data:
+            blobs.append(data)
+    return blobs
+
+
+def emf_metrics(text: str) -> dict[str, list[Any]]:
+    """Metric name -> the values printed for it, across every EMF blob in `text`."""
+    found: dict[str, list[Any]] = {}
+    for blob in emf_blobs(text):
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                found.setdefault(metric["Name"], []).append(blob.get(metric["Name"]))
+    return found
