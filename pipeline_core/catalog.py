@@ -141,8 +141,11 @@ class _Reader:
             )
         return value
 
-    def sub(self, key: str, default: Any = ...) -> _Reader | None:
-        value = self.get(key, dict, default)
+    def sub(self, key: str) -> _Reader:
+        return _Reader(self.get(key, dict), f"{self.where}.{key}")
+
+    def optional_sub(self, key: str) -> _Reader | None:
+        value = self.get(key, dict, None)
         return None if value is None else _Reader(value, f"{self.where}.{key}")
 
     def done(self) -> None:
@@ -166,9 +169,51 @@ def _names(reader: _Reader, key: str, what: str) -> tuple[str, ...]:
     return tuple(safe_identifier(v, f"{reader.where}.{key}: {what}") for v in values)
 
 
-def _node_group(reader: _Reader | None) -> NodeGroup | None:
-    if reader is None:
-        return None
+# One function per catalog section. Each reads its own fields in file order and ends with its
+# unknown-field check, so the first problem reported is the first one a reader of the file meets.
+
+
+def _dataset_name(root: _Reader, path: Path | None) -> str:
+    name: str = safe_identifier(root.get("name", str), f"{root.where}: dataset name")
+    if path is not None and path.stem != name:
+        raise ConfigurationError(f"{root.where}: dataset name {name!r} must match the file name")
+    return name
+
+
+def _source(src: _Reader) -> Source:
+    prefix = src.get("prefix", str)
+    if not prefix.endswith("/") or prefix.startswith("/"):
+        raise ConfigurationError(f"{src.where}.prefix: must end with '/' and not start with '/'")
+    try:
+        pattern = re.compile(src.get("key_pattern", str))
+    except re.error as e:
+        raise ConfigurationError(f"{src.where}.key_pattern: invalid regex: {e}") from e
+    if "partition" not in pattern.groupindex:
+        raise ConfigurationError(f"{src.where}.key_pattern: needs a (?P<partition>...) group")
+    fmt = src.get("format", str)
+    if fmt not in INPUT_FORMATS:
+        raise ConfigurationError(f"{src.where}.format: {fmt!r} is not one of {INPUT_FORMATS}")
+    header = src.get("header", list)
+    if not header or not all(isinstance(h, str) and h for h in header):
+        raise ConfigurationError(f"{src.where}.header: list the expected column names")
+    src.done()
+    return Source(prefix, pattern, fmt, tuple(header))
+
+
+def _job(reader: _Reader) -> Job:
+    job = Job(
+        name=safe_identifier(reader.get("name", str), f"{reader.where}.name"),
+        arguments=_str_map(reader, "arguments"),
+        spark_conf=_str_map(reader, "spark_conf"),
+        timeout_minutes=reader.get("timeout_minutes", int, 60),
+    )
+    if not 1 <= job.timeout_minutes <= 24 * 60:
+        raise ConfigurationError(f"{reader.where}.timeout_minutes: must be between 1 and 1440")
+    reader.done()
+    return job
+
+
+def _node_group(reader: _Reader) -> NodeGroup:
     types = reader.get("instance_types", list)
     if not types or not all(isinstance(t, str) and re.match(r"^[a-z0-9-]+\.[a-z0-9]+$", t)
                             for t in types):
@@ -181,118 +226,104 @@ def _node_group(reader: _Reader | None) -> NodeGroup | None:
     return group
 
 
-def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
-    """Build a Dataset from one catalog file, or raise ConfigurationError naming the field."""
-    where = path.name if path else "dataset"
-    root = _Reader(data, where)
-    name = safe_identifier(root.get("name", str), f"{where}: dataset name")
-    if path is not None and path.stem != name:
-        raise ConfigurationError(f"{where}: dataset name {name!r} must match the file name")
-
-    src = root.sub("source")
-    prefix = src.get("prefix", str)
-    if not prefix.endswith("/") or prefix.startswith("/"):
-        raise ConfigurationError(f"{where}.source.prefix: must end with '/' and not start with '/'")
-    try:
-        pattern = re.compile(src.get("key_pattern", str))
-    except re.error as e:
-        raise ConfigurationError(f"{where}.source.key_pattern: invalid regex: {e}") from e
-    if "partition" not in pattern.groupindex:
-        raise ConfigurationError(f"{where}.source.key_pattern: needs a (?P<partition>...) group")
-    fmt = src.get("format", str)
-    if fmt not in INPUT_FORMATS:
-        raise ConfigurationError(f"{where}.source.format: {fmt!r} is not one of {INPUT_FORMATS}")
-    header = src.get("header", list)
-    if not header or not all(isinstance(h, str) and h for h in header):
-        raise ConfigurationError(f"{where}.source.header: list the expected column names")
-    src.done()
-    source = Source(prefix, pattern, fmt, tuple(header))
-
-    job_r = root.sub("job")
-    job = Job(
-        name=safe_identifier(job_r.get("name", str), f"{where}.job.name"),
-        arguments=_str_map(job_r, "arguments"),
-        spark_conf=_str_map(job_r, "spark_conf"),
-        timeout_minutes=job_r.get("timeout_minutes", int, 60),
+def _cluster(reader: _Reader) -> ClusterConfig:
+    cluster = ClusterConfig(
+        release_label=reader.get("release_label", str),
+        idle_timeout_minutes=reader.get("idle_timeout_minutes", int, 15),
+        master=_node_group(reader.sub("master")),
+        core=_node_group(reader.sub("core")),
+        task=_optional_node_group(reader.optional_sub("task")),
     )
-    if not 1 <= job.timeout_minutes <= 24 * 60:
-        raise ConfigurationError(f"{where}.job.timeout_minutes: must be between 1 and 1440")
-    job_r.done()
+    if not 1 <= cluster.idle_timeout_minutes <= 7 * 24 * 60:
+        raise ConfigurationError(f"{reader.where}.idle_timeout_minutes: 1 to 10080")
+    reader.done()
+    return cluster
 
-    comp_r = root.sub("compute")
-    mode = comp_r.get("mode", str)
+
+def _optional_node_group(reader: _Reader | None) -> NodeGroup | None:
+    return None if reader is None else _node_group(reader)
+
+
+def _compute(reader: _Reader) -> Compute:
+    mode = reader.get("mode", str)
     if mode not in COMPUTE_MODES:
-        raise ConfigurationError(f"{where}.compute.mode: {mode!r} is not one of {COMPUTE_MODES}")
-    cl = comp_r.sub("cluster", None)
-    cluster = None
-    if cl is not None:
-        cluster = ClusterConfig(
-            release_label=cl.get("release_label", str),
-            idle_timeout_minutes=cl.get("idle_timeout_minutes", int, 15),
-            master=_node_group(cl.sub("master")),
-            core=_node_group(cl.sub("core")),
-            task=_node_group(cl.sub("task", None)),
-        )
-        if not 1 <= cluster.idle_timeout_minutes <= 7 * 24 * 60:
-            raise ConfigurationError(f"{where}.compute.cluster.idle_timeout_minutes: 1 to 10080")
-        cl.done()
+        raise ConfigurationError(f"{reader.where}.mode: {mode!r} is not one of {COMPUTE_MODES}")
+    section = reader.optional_sub("cluster")
+    cluster = None if section is None else _cluster(section)
     if mode == "cluster" and cluster is None:
-        raise ConfigurationError(f"{where}.compute: mode 'cluster' needs a 'cluster' section")
-    comp_r.done()
+        raise ConfigurationError(f"{reader.where}: mode 'cluster' needs a 'cluster' section")
+    reader.done()
+    return Compute(mode, cluster)
 
-    q = root.sub("quality")
-    quality = Quality(q.get("rules_file", str), q.get("history_runs", int, 10))
+
+def _quality(reader: _Reader) -> Quality:
+    quality = Quality(reader.get("rules_file", str), reader.get("history_runs", int, 10))
     if "/" in quality.rules_file or not quality.rules_file.endswith(".dqdl"):
         raise ConfigurationError(
-            f"{where}.quality.rules_file: a .dqdl file name beside the catalog")
+            f"{reader.where}.rules_file: a .dqdl file name beside the catalog")
     if not 1 <= quality.history_runs <= 100:
-        raise ConfigurationError(f"{where}.quality.history_runs: must be between 1 and 100")
-    q.done()
+        raise ConfigurationError(f"{reader.where}.history_runs: must be between 1 and 100")
+    reader.done()
+    return quality
 
-    ld = root.sub("load")
-    tables = []
-    for i, raw in enumerate(ld.get("tables", list)):
-        t = _Reader(raw, f"{where}.load.tables[{i}]")
-        table = TableLoad(
-            name=safe_identifier(t.get("name", str), f"{t.where}: table name"),
-            merge_keys=_names(t, "merge_keys", "merge key"),
-            replace_by=_names(t, "replace_by", "column"),
-        )
-        if not table.merge_keys and not table.replace_by:
-            raise ConfigurationError(f"{t.where}: give merge_keys, replace_by or both")
-        t.done()
-        tables.append(table)
+
+def _table(reader: _Reader) -> TableLoad:
+    table = TableLoad(
+        name=safe_identifier(reader.get("name", str), f"{reader.where}: table name"),
+        merge_keys=_names(reader, "merge_keys", "merge key"),
+        replace_by=_names(reader, "replace_by", "column"),
+    )
+    if not table.merge_keys and not table.replace_by:
+        raise ConfigurationError(f"{reader.where}: give merge_keys, replace_by or both")
+    reader.done()
+    return table
+
+
+def _load(reader: _Reader) -> Load:
+    tables = tuple(_table(_Reader(raw, f"{reader.where}.tables[{i}]"))
+                   for i, raw in enumerate(reader.get("tables", list)))
     if not tables:
-        raise ConfigurationError(f"{where}.load.tables: at least one table")
-    load = Load(safe_identifier(ld.get("schema", str), f"{where}.load.schema"), tuple(tables))
-    ld.done()
+        raise ConfigurationError(f"{reader.where}.tables: at least one table")
+    load = Load(safe_identifier(reader.get("schema", str), f"{reader.where}.schema"), tables)
+    reader.done()
+    return load
 
-    sch = root.sub("schedule", None)
-    schedule = Schedule()
-    if sch is not None:
-        schedule = Schedule(sch.get("date_offset_days", int, -1))
-        sch.done()
 
-    co = root.sub("cost", None)
-    cost = Cost()
-    if co is not None:
-        cost = Cost(co.get("max_run_usd", float, None), co.get("monthly_budget_usd", float, None))
-        for label, value in (("max_run_usd", cost.max_run_usd),
-                             ("monthly_budget_usd", cost.monthly_budget_usd)):
-            if value is not None and value <= 0:
-                raise ConfigurationError(f"{where}.cost.{label}: must be positive")
-        co.done()
+def _schedule(reader: _Reader | None) -> Schedule:
+    if reader is None:
+        return Schedule()
+    schedule = Schedule(reader.get("date_offset_days", int, -1))
+    reader.done()
+    return schedule
 
+
+def _cost(reader: _Reader | None) -> Cost:
+    if reader is None:
+        return Cost()
+    cost = Cost(reader.get("max_run_usd", float, None),
+                reader.get("monthly_budget_usd", float, None))
+    for label, value in (("max_run_usd", cost.max_run_usd),
+                         ("monthly_budget_usd", cost.monthly_budget_usd)):
+        if value is not None and value <= 0:
+            raise ConfigurationError(f"{reader.where}.{label}: must be positive")
+    reader.done()
+    return cost
+
+
+def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
+    """Build a Dataset from one catalog file, or raise ConfigurationError naming the field."""
+    root = _Reader(data, path.name if path else "dataset")
+    # Keyword arguments are evaluated in the order written: the file's section order.
     dataset = Dataset(
-        name=name,
+        name=_dataset_name(root, path),
+        source=_source(root.sub("source")),
+        job=_job(root.sub("job")),
+        compute=_compute(root.sub("compute")),
+        quality=_quality(root.sub("quality")),
+        load=_load(root.sub("load")),
+        schedule=_schedule(root.optional_sub("schedule")),
+        cost=_cost(root.optional_sub("cost")),
         description=root.get("description", str, ""),
-        source=source,
-        job=job,
-        compute=Compute(mode, cluster),
-        quality=quality,
-        load=load,
-        schedule=schedule,
-        cost=cost,
         path=path,
     )
     root.done()
@@ -346,7 +377,8 @@ def validate_partition(partition: str) -> str:
 
 def load_catalog(directory: Path | str | None = None) -> Catalog:
     """Read and validate every `*.yaml` dataset file in the catalog directory."""
-    import yaml  # only needed where catalog files are read (Lambdas, tests), not in Spark jobs
+    # Only needed where catalog files are read (Lambdas, tests), not in Spark jobs.
+    import yaml  # type: ignore[import-untyped]  # no stubs in requirements-dev.txt
 
     directory = Path(directory) if directory else DEFAULT_CATALOG_DIR
     if not directory.is_dir():
