@@ -18,20 +18,20 @@ sys.path.insert(0, str(REPO))
 def main() -> int:
     from local_runtime.cli import DEMO_QUERY, SAMPLE_DIR, query, run_file
     from local_runtime.sfn_hooks import quiet_moto_logging
-    from local_runtime.stack import LocalStack
+    from local_runtime.stack import LocalDeployment
 
     quiet_moto_logging()
     t0 = time.monotonic()
-    stack = LocalStack().start()
+    deployment = LocalDeployment().start()
     setup = time.monotonic() - t0
     runs = []
     try:
         for f in sorted((SAMPLE_DIR / "online_retail").glob("*.csv")):
-            res = run_file(stack, f, f"online_retail/{f.name}", out=None)
+            res = run_file(deployment, f, f"online_retail/{f.name}", out=None)
             runs.append(res)
-        query(stack, DEMO_QUERY)
+        query(deployment, DEMO_QUERY)
     finally:
-        stack.stop()
+        deployment.stop()
     total = time.monotonic() - t0
     print(f"setup (moto, warehouse, artifacts): {setup:6.2f} s")
     for r in runs:

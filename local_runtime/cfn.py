@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
+import yaml  # type: ignore[import-untyped, unused-ignore]  # no stubs installed
 
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
@@ -140,44 +141,15 @@ class Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, list):
-            out = [self.resolve(v) for v in value]
-            return [v for v in out if v is not NO_VALUE]
+            items = [self.resolve(v) for v in value]
+            return [v for v in items if v is not NO_VALUE]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
             (key, arg), = value.items()
-            if key == "Ref":
-                return self.ref(arg)
-            if key == "Fn::GetAtt":
-                lid, attr = arg if isinstance(arg, list) else arg.split(".", 1)
-                return self.get_att(lid, attr)
-            if key == "Fn::Sub":
-                if isinstance(arg, list):
-                    return self._sub(arg[0], arg[1])
-                return self._sub(arg, {})
-            if key == "Fn::Join":
-                return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
-            if key == "Fn::Select":
-                return self.resolve(arg[1])[int(self.resolve(arg[0]))]
-            if key == "Fn::Split":
-                return str(self.resolve(arg[1])).split(arg[0])
-            if key == "Fn::If":
-                return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
-            if key == "Fn::Equals":
-                return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
-            if key == "Fn::Not":
-                return not self.resolve(arg[0])
-            if key == "Fn::And":
-                return all(self.resolve(a) for a in arg)
-            if key == "Fn::Or":
-                return any(self.resolve(a) for a in arg)
-            if key == "Condition":
-                return self.condition(arg)
-            if key == "Fn::FindInMap":
-                m, k1, k2 = (self.resolve(a) for a in arg)
-                return self.template["Mappings"][m][k1][k2]
-            if key == "Fn::GetAZs":
-                return [f"{self.region}a", f"{self.region}b"]
+            intrinsic = _INTRINSICS.get(key)
+            if intrinsic is not None:
+                return intrinsic(self, arg)
             if key.startswith("Fn::"):
                 raise TemplateError(f"{key} is not supported by the local runtime")
         out = {}
@@ -186,3 +158,50 @@ class Resolver:
             if r is not NO_VALUE:
                 out[k] = r
         return out
+
+    # -- one method per intrinsic function (the argument as written in the template) -----------
+    def _fn_get_att(self, arg: Any) -> Any:
+        lid, attr = arg if isinstance(arg, list) else arg.split(".", 1)
+        return self.get_att(lid, attr)
+
+    def _fn_sub(self, arg: Any) -> str:
+        if isinstance(arg, list):
+            return self._sub(arg[0], arg[1])
+        return self._sub(arg, {})
+
+    def _fn_join(self, arg: Any) -> str:
+        return str(arg[0]).join(str(v) for v in self.resolve(arg[1]))
+
+    def _fn_select(self, arg: Any) -> Any:
+        return self.resolve(arg[1])[int(self.resolve(arg[0]))]
+
+    def _fn_split(self, arg: Any) -> list[str]:
+        return str(self.resolve(arg[1])).split(arg[0])
+
+    def _fn_if(self, arg: Any) -> Any:
+        return self.resolve(arg[1] if self.condition(arg[0]) else arg[2])
+
+    def _fn_equals(self, arg: Any) -> bool:
+        return str(self.resolve(arg[0])) == str(self.resolve(arg[1]))
+
+    def _fn_find_in_map(self, arg: Any) -> Any:
+        m, k1, k2 = (self.resolve(a) for a in arg)
+        return self.template["Mappings"][m][k1][k2]
+
+
+_INTRINSICS: dict[str, Callable[[Resolver, Any], Any]] = {
+    "Ref": Resolver.ref,
+    "Fn::GetAtt": Resolver._fn_get_att,
+    "Fn::Sub": Resolver._fn_sub,
+    "Fn::Join": Resolver._fn_join,
+    "Fn::Select": Resolver._fn_select,
+    "Fn::Split": Resolver._fn_split,
+    "Fn::If": Resolver._fn_if,
+    "Fn::Equals": Resolver._fn_equals,
+    "Fn::Not": lambda r, arg: not r.resolve(arg[0]),
+    "Fn::And": lambda r, arg: all(r.resolve(a) for a in arg),
+    "Fn::Or": lambda r, arg: any(r.resolve(a) for a in arg),
+    "Condition": Resolver.condition,
+    "Fn::FindInMap": Resolver._fn_find_in_map,
+    "Fn::GetAZs": lambda r, arg: [f"{r.region}a", f"{r.region}b"],
+}

@@ -12,26 +12,26 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from local_runtime.stack import REPO, LocalRuntimeError, LocalStack
+from local_runtime.stack import REPO, LocalDeployment, LocalRuntimeError
 
 SAMPLE_DIR = REPO / "sample_data"
 DEMO_QUERY = ("select order_date, count(*), sum(revenue) from analytics.customer_daily_sales "
               "group by 1 order by 1")
 
 
-def _stack(args: argparse.Namespace) -> LocalStack:
-    return LocalStack(warehouse_url=getattr(args, "warehouse_url", None),
-                      time_factor=getattr(args, "time_factor", 0.01)).start()
+def _start_deployment(args: argparse.Namespace) -> LocalDeployment:
+    return LocalDeployment(warehouse_url=getattr(args, "warehouse_url", None),
+                           time_factor=getattr(args, "time_factor", 0.01)).start()
 
 
-def _database(stack: LocalStack) -> str:
-    for fn in stack.functions.values():
+def _database(deployment: LocalDeployment) -> str:
+    for fn in deployment.functions.values():
         if fn.env.get("REDSHIFT_DATABASE"):
             return fn.env["REDSHIFT_DATABASE"]
     return "dev"
 
 
-def run_file(stack: LocalStack, file: Path, key: str, *, compute: str | None = None,
+def run_file(deployment: LocalDeployment, file: Path, key: str, *, compute: str | None = None,
              out: Any = sys.stdout, rerun: bool = False) -> Any:
     from local_runtime.runner import (
         check_event,
@@ -40,7 +40,7 @@ def run_file(stack: LocalStack, file: Path, key: str, *, compute: str | None = N
         s3_object_created_event,
     )
 
-    bucket, size, etag = put_raw_object(stack, key, Path(file).read_bytes())
+    bucket, size, etag = put_raw_object(deployment, key, Path(file).read_bytes())
     if compute or rerun:
         payload: dict[str, Any] = {"bucket": bucket, "key": key}
         if compute:
@@ -49,13 +49,13 @@ def run_file(stack: LocalStack, file: Path, key: str, *, compute: str | None = N
             payload["rerun"] = True
     else:
         payload = s3_object_created_event(bucket, key, size, etag)
-        check_event(stack, payload)
-    print(f"\n== {key} ({size} bytes) -> {stack.state_machine_arn.rsplit(':', 1)[-1]}",
+        check_event(deployment, payload)
+    print(f"\n== {key} ({size} bytes) -> {deployment.state_machine_arn.rsplit(':', 1)[-1]}",
           file=out, flush=True)
-    return run_execution(stack, payload, out=out)
+    return run_execution(deployment, payload, out=out)
 
 
-def run_schedule(stack: LocalStack, dataset: str, date: str, file: Path | None,
+def run_schedule(deployment: LocalDeployment, dataset: str, date: str, file: Path | None,
                  compute: str | None = None, out: Any = sys.stdout) -> Any:
     from local_runtime.runner import put_raw_object, run_execution
     from pipeline_core.catalog import load_catalog
@@ -65,34 +65,34 @@ def run_schedule(stack: LocalStack, dataset: str, date: str, file: Path | None,
     source = file or SAMPLE_DIR / dataset / f"{date}.csv"
     if not Path(source).exists():
         raise LocalRuntimeError(f"no sample file for {dataset} {date}: pass --file")
-    put_raw_object(stack, key, Path(source).read_bytes())
+    put_raw_object(deployment, key, Path(source).read_bytes())
     scheduled = dt.datetime.fromisoformat(date) - dt.timedelta(days=ds.schedule.date_offset_days)
     payload: dict[str, Any] = {"source": "pipeline.schedule", "dataset": dataset,
                                "scheduled_time": scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")}
     print(f"\n== schedule {dataset} {date}", file=out, flush=True)
     if compute:
         payload = {"dataset": dataset, "date": date, "compute": compute}
-    return run_execution(stack, payload, out=out)
+    return run_execution(deployment, payload, out=out)
 
 
-def query(stack: LocalStack, sql: str) -> list[tuple]:
+def query(deployment: LocalDeployment, sql: str) -> list[tuple]:
     import psycopg
 
-    with psycopg.connect(stack.warehouse.database_url(_database(stack))) as conn:
+    with psycopg.connect(deployment.warehouse.database_url(_database(deployment))) as conn:
         return conn.execute(sql).fetchall()
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from local_runtime.runner import print_summary
 
-    stack = _stack(args)
+    deployment = _start_deployment(args)
     try:
         if args.schedule:
-            res = run_schedule(stack, args.schedule, args.date, args.file, args.compute)
+            res = run_schedule(deployment, args.schedule, args.date, args.file, args.compute)
         else:
             if not args.file or not args.key:
                 raise LocalRuntimeError("run needs --file and --key (or --schedule and --date)")
-            res = run_file(stack, args.file, args.key, compute=args.compute, rerun=args.rerun)
+            res = run_file(deployment, args.file, args.key, compute=args.compute, rerun=args.rerun)
         print_summary(res.summary, res.alerts, sys.stdout)
         if args.summary_json:
             Path(args.summary_json).write_text(json.dumps(
@@ -100,24 +100,24 @@ def cmd_run(args: argparse.Namespace) -> int:
                 default=str))
         return 0 if res.status == "SUCCEEDED" else 1
     finally:
-        stack.stop()
+        deployment.stop()
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from local_runtime.runner import print_summary
 
-    stack = _stack(args)
+    deployment = _start_deployment(args)
     files = sorted((SAMPLE_DIR / "online_retail").glob("*.csv"))
     ok = True
     summaries = []
     try:
         for f in files:
-            res = run_file(stack, f, f"online_retail/{f.name}")
+            res = run_file(deployment, f, f"online_retail/{f.name}")
             print_summary(res.summary, res.alerts, sys.stdout)
             summaries.append(res.summary)
             ok = ok and res.status == "SUCCEEDED"
-        rows = query(stack, DEMO_QUERY)
-        url = stack.warehouse.database_url(_database(stack))
+        rows = query(deployment, DEMO_QUERY)
+        url = deployment.warehouse.database_url(_database(deployment))
         print("\nQuery the warehouse:", flush=True)
         print(f"  psql '{url}' -c \"{DEMO_QUERY}\"")
         print("  order_date | count | sum(revenue)")
@@ -129,7 +129,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 {"runs": summaries, "query": DEMO_QUERY, "rows": rows}, indent=2, default=str))
         return 0 if ok else 1
     finally:
-        stack.stop()
+        deployment.stop()
 
 
 def cmd_warehouse(args: argparse.Namespace) -> int:
@@ -166,7 +166,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         os.environ.setdefault(k, v)
     sys.path.insert(0, str(REPO))
     from local_runtime import cfn
-    from local_runtime.runner import _num, ledger_file
+    from local_runtime.runner import _num
 
     path = REPO / ".local" / "ledger.json"
     if not path.exists():
@@ -176,25 +176,24 @@ def cmd_runs(args: argparse.Namespace) -> int:
     with mock_aws():
         import boto3
 
-        stack = LocalStack()
-        stack.template = template
-        stack.resolver = cfn.Resolver(template, parameters=stack._parameter_values())
-        stack.session = boto3.session.Session(region_name=cfn.REGION)
-        stack._name_resources()
+        deployment = LocalDeployment()
+        deployment.template = template
+        deployment.resolver = cfn.Resolver(template, parameters=deployment._parameter_values())
+        deployment.session = boto3.session.Session(region_name=cfn.REGION)
+        deployment._name_resources()
         for lid, res in template["Resources"].items():
             if res.get("Type") == "AWS::DynamoDB::Table":
-                stack.template = {"Resources": {lid: res}, **{k: v for k, v in template.items()
-                                                             if k != "Resources"}}
-                stack._create_resources()
-                stack.template = template
+                deployment.template = {"Resources": {lid: res}, **{
+                    k: v for k, v in template.items() if k != "Resources"}}
+                deployment._create_resources()
+                deployment.template = template
         data = json.loads(path.read_text())
-        ddb = stack.client("dynamodb")
+        ddb = deployment.client("dynamodb")
         for item in data["items"]:
             ddb.put_item(TableName=data["table"], Item=item)
-        del ledger_file
         from pipeline_aws.runs_cli import list_runs
 
-        table = stack.session.resource("dynamodb").Table(data["table"])
+        table = deployment.session.resource("dynamodb").Table(data["table"])
         runs = list_runs(table, args.dataset, args.since, args.limit)
         for r in runs:
             print(json.dumps(_num(r), default=str))

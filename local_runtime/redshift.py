@@ -109,7 +109,6 @@ class Statement:
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)
     duration_ns: int = -1
-    sql_seconds: float = 0.0
     conn: Any = None
     cancelled: bool = False
 
@@ -214,56 +213,62 @@ class DataApiEngine:
                 raise StatementError(message)
 
     def _run(self, st: Statement, parameters: list[dict[str, str]] | None) -> None:
-        import psycopg
-
         t0 = time.monotonic()
-        database = st.target.get("Database") or "dev"
-        failed_at: int | None = None
         try:
-            self._ensure_database(database)
-            with psycopg.connect(self._database_url(database)) as conn:
-                with self._lock:
-                    st.conn = conn
-                    if st.cancelled:
-                        raise _Aborted()
-                    st.status = "STARTED"
-                    st.updated_at = time.time()
-                for i, sub in enumerate(st.subs):
-                    failed_at = i
-                    if st.cancelled:
-                        raise _Aborted()
-                    sub.status = "STARTED"
-                    s0 = time.monotonic()
-                    try:
-                        self._execute(conn, sub, parameters)
-                    except psycopg.errors.QueryCanceled as e:
-                        raise _Aborted() from e
-                    except psycopg.Error as e:
-                        raise StatementError(_pg_error(e)) from e
-                    sub.duration_ns = int((time.monotonic() - s0) * 1e9)
-                    sub.status = "FINISHED"
-                    sub.updated_at = time.time()
-                failed_at = None
-                if st.cancelled:
-                    raise _Aborted()
-                conn.commit()
+            self._run_transaction(st, parameters)
             self._finish(st, "FINISHED", None, None)
         except _Aborted:
-            self._finish(st, "ABORTED", None, failed_at)
+            self._finish(st, "ABORTED", None, _stopped_at(st))
         except StatementError as e:
             if st.cancelled:
-                self._finish(st, "ABORTED", None, failed_at)
+                self._finish(st, "ABORTED", None, _stopped_at(st))
             else:
-                self._finish(st, "FAILED", str(e), failed_at)
+                self._finish(st, "FAILED", str(e), _stopped_at(st))
         except Exception as e:
             LOG.exception("statement %s failed in the stand-in", st.id)
-            self._finish(st, "FAILED", f"ERROR: {e}", failed_at)
+            self._finish(st, "FAILED", f"ERROR: {e}", _stopped_at(st))
         finally:
             elapsed = time.monotonic() - t0
             with self._lock:
                 st.conn = None
-                st.sql_seconds = elapsed
                 self.sql_seconds_total += elapsed
+
+    def _run_transaction(self, st: Statement, parameters: list[dict[str, str]] | None) -> None:
+        """Every sub-statement in one transaction, committed unless cancelled meanwhile."""
+        import psycopg
+
+        database = st.target.get("Database") or "dev"
+        self._ensure_database(database)
+        with psycopg.connect(self._database_url(database)) as conn:
+            with self._lock:
+                st.conn = conn
+                if st.cancelled:
+                    raise _Aborted()
+                st.status = "STARTED"
+                st.updated_at = time.time()
+            for sub in st.subs:
+                if st.cancelled:
+                    raise _Aborted()
+                self._run_sub(conn, sub, parameters)
+            if st.cancelled:
+                raise _Aborted()
+            conn.commit()
+
+    def _run_sub(self, conn: Any, sub: SubStatement, parameters: list[dict[str, str]] | None
+                 ) -> None:
+        import psycopg
+
+        sub.status = "STARTED"
+        s0 = time.monotonic()
+        try:
+            self._execute(conn, sub, parameters)
+        except psycopg.errors.QueryCanceled as e:
+            raise _Aborted() from e
+        except psycopg.Error as e:
+            raise StatementError(_pg_error(e)) from e
+        sub.duration_ns = int((time.monotonic() - s0) * 1e9)
+        sub.status = "FINISHED"
+        sub.updated_at = time.time()
 
     def _finish(self, st: Statement, status: str, error: str | None, failed_at: int | None
                 ) -> None:
@@ -326,12 +331,10 @@ class DataApiEngine:
             if m.group("cols"):
                 columns = [c.strip() for c in m.group("cols").split(",")]
             else:
-                schema, _, name = table.rpartition(".")
                 cur.execute(
                     "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = %s::regclass "
                     "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum", (table,))
                 columns = [r[0] for r in cur.fetchall()]
-                del schema, name
             total = 0
             col_list = ", ".join(f'"{c}"' for c in columns)
             with cur.copy(f"COPY {table} ({col_list}) FROM STDIN") as cp:
@@ -355,6 +358,14 @@ class DataApiEngine:
 
 class _Aborted(Exception):
     pass
+
+
+def _stopped_at(st: Statement) -> int | None:
+    """The sub-statement a started statement stopped at; None when it stopped before the first
+    or after the last (while connecting, or at the commit)."""
+    if st.status != "STARTED":
+        return None
+    return next((i for i, sub in enumerate(st.subs) if sub.status != "FINISHED"), None)
 
 
 def _pg_error(e: Exception) -> str:

@@ -1,18 +1,18 @@
-"""One execution of the real state machine on the local stack: event, live timeline, summary."""
+"""One execution of the real state machine on the local deployment: event, live timeline,
+summary."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
 import json
-import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from local_runtime.stack import LocalRuntimeError, LocalStack
+from local_runtime.stack import LocalDeployment, LocalRuntimeError
 
 # -- EventBridge --------------------------------------------------------------------------------
 
@@ -57,20 +57,23 @@ def _match_values(options: list[Any], value: Any) -> bool:
             if "exists" in opt:
                 if (value is not _MISSING) == bool(opt["exists"]):
                     return True
-                continue
-            for v in values:
-                if v is _MISSING or not isinstance(v, str):
-                    continue
-                if "prefix" in opt and v.startswith(opt["prefix"]):
-                    return True
-                if "suffix" in opt and v.endswith(opt["suffix"]):
-                    return True
-                if "anything-but" in opt:
-                    ab = opt["anything-but"]
-                    if v not in (ab if isinstance(ab, list) else [ab]):
-                        return True
+            elif any(_match_content(opt, v) for v in values
+                     if v is not _MISSING and isinstance(v, str)):
+                return True
         elif any(v == opt for v in values if v is not _MISSING):
             return True
+    return False
+
+
+def _match_content(opt: dict[str, Any], v: str) -> bool:
+    """A content filter (prefix, suffix, anything-but) against one string value."""
+    if "prefix" in opt and v.startswith(opt["prefix"]):
+        return True
+    if "suffix" in opt and v.endswith(opt["suffix"]):
+        return True
+    if "anything-but" in opt:
+        ab = opt["anything-but"]
+        return v not in (ab if isinstance(ab, list) else [ab])
     return False
 
 
@@ -114,7 +117,7 @@ class Timeline:
                 self.entered[name] = ts
                 self.transitions += 1
             elif typ.endswith("Failed") and typ != "ExecutionFailed":
-                details = next((v for k, v in ev.items() if k.endswith("EventDetails")), {})
+                details: Any = next((v for k, v in ev.items() if k.endswith("EventDetails")), {})
                 if isinstance(details, dict) and details.get("error"):
                     self.errors[self._current()] = details["error"]
             elif typ.endswith("StateExited"):
@@ -135,30 +138,32 @@ class Timeline:
         return next(reversed(self.entered), "?") if self.entered else "?"
 
 
-def put_raw_object(stack: LocalStack, key: str, body: bytes) -> tuple[str, int, str]:
-    bucket = stack.bucket("raw")
-    resp = stack.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+def put_raw_object(deployment: LocalDeployment, key: str, body: bytes) -> tuple[str, int, str]:
+    bucket = deployment.bucket("raw")
+    resp = deployment.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
     return bucket, len(body), resp["ETag"].strip('"')
 
 
-def check_event(stack: LocalStack, event: dict[str, Any]) -> None:
+def check_event(deployment: LocalDeployment, event: dict[str, Any]) -> None:
     """The event must match one of the template's rules that start the state machine."""
-    if not stack.event_patterns:
+    if not deployment.event_patterns:
         return
-    if not any(pattern_matches(p, event) for p in stack.event_patterns):
+    if not any(pattern_matches(p, event) for p in deployment.event_patterns):
         key = event.get("detail", {}).get("object", {}).get("key")
         raise LocalRuntimeError(
             f"no EventBridge rule of the template matches this event (key {key!r}): the "
             "object would not start the pipeline")
 
 
-def run_execution(stack: LocalStack, payload: dict[str, Any], *, out: TextIO | None = None,
-                  name: str | None = None, timeout_s: float = 900) -> RunResult:
-    sfn = stack.client("stepfunctions")
-    job0, sql0, lam0 = stack.runner.job_seconds(), stack.engine.sql_seconds(), \
-        stack.lambda_seconds
+def run_execution(deployment: LocalDeployment, payload: dict[str, Any], *,
+                  out: TextIO | None = None, name: str | None = None, timeout_s: float = 900
+                  ) -> RunResult:
+    sfn = deployment.client("stepfunctions")
+    job0 = deployment.spark_runner.job_seconds()
+    sql0 = deployment.data_api.sql_seconds()
+    lam0 = deployment.lambda_seconds
     t0 = time.monotonic()
-    arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn,
+    arn = sfn.start_execution(stateMachineArn=deployment.state_machine_arn,
                               name=name or f"local-{uuid.uuid4().hex[:12]}",
                               input=json.dumps(payload))["executionArn"]
     timeline = Timeline(out)
@@ -177,9 +182,9 @@ def run_execution(stack: LocalStack, payload: dict[str, Any], *, out: TextIO | N
     res = RunResult(status=desc["status"], execution_arn=arn, output=output,
                     error=desc.get("error"), cause=desc.get("cause"), timeline=timeline.rows,
                     transitions=timeline.transitions, wall_seconds=time.monotonic() - t0)
-    res.job_seconds = stack.runner.job_seconds() - job0
-    res.sql_seconds = stack.engine.sql_seconds() - sql0
-    res.lambda_seconds = stack.lambda_seconds - lam0
+    res.job_seconds = deployment.spark_runner.job_seconds() - job0
+    res.sql_seconds = deployment.data_api.sql_seconds() - sql0
+    res.lambda_seconds = deployment.lambda_seconds - lam0
     if res.status == "FAILED" and not output:
         # a Fail state: the output is the last state's input; take it from the history
         for ev in reversed(events):
@@ -188,10 +193,10 @@ def run_execution(stack: LocalStack, payload: dict[str, Any], *, out: TextIO | N
                 with contextlib.suppress(ValueError):
                     res.output = json.loads(d["input"])
                 break
-    res.ledger = ledger_item(stack, (res.output.get("run") or {}).get("run_id"))
-    res.alerts = drain_alerts(stack)
+    res.ledger = ledger_item(deployment, (res.output.get("run") or {}).get("run_id"))
+    res.alerts = drain_alerts(deployment)
     res.summary = summarize(res)
-    dump_ledger(stack)
+    dump_ledger(deployment)
     return res
 
 
@@ -206,17 +211,17 @@ def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
         kwargs["nextToken"] = page["nextToken"]
 
 
-def ledger_item(stack: LocalStack, run_id: str | None) -> dict[str, Any] | None:
+def ledger_item(deployment: LocalDeployment, run_id: str | None) -> dict[str, Any] | None:
     if not run_id:
         return None
-    table = stack.session.resource("dynamodb").Table(stack.ledger_table)
+    table = deployment.session.resource("dynamodb").Table(deployment.ledger_table)
     return table.get_item(Key={"run_id": run_id}).get("Item")
 
 
-def drain_alerts(stack: LocalStack) -> list[dict[str, Any]]:
-    sqs = stack.client("sqs")
+def drain_alerts(deployment: LocalDeployment) -> list[dict[str, Any]]:
+    sqs = deployment.client("sqs")
     alerts = []
-    for topic, url in stack.alert_queues.items():
+    for topic, url in deployment.alert_queues.items():
         while True:
             msgs = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             if not msgs:
@@ -297,21 +302,21 @@ def print_summary(summary: dict[str, Any], alerts: list[dict[str, Any]], out: Te
 
 # -- ledger persistence -------------------------------------------------------------------------
 
-def ledger_file(stack: LocalStack) -> Path:
-    return Path(stack.work_dir) / "ledger.json"
+def ledger_file(deployment: LocalDeployment) -> Path:
+    return Path(deployment.work_dir) / "ledger.json"
 
 
-def dump_ledger(stack: LocalStack) -> None:
-    ddb = stack.client("dynamodb")
+def dump_ledger(deployment: LocalDeployment) -> None:
+    ddb = deployment.client("dynamodb")
     items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": stack.ledger_table}
+    kwargs: dict[str, Any] = {"TableName": deployment.ledger_table}
     while True:
         page = ddb.scan(**kwargs)
         items.extend(page.get("Items", []))
         if "LastEvaluatedKey" not in page:
             break
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    path = ledger_file(stack)
+    path = ledger_file(deployment)
     existing = {}
     if path.exists():
         try:
@@ -320,20 +325,5 @@ def dump_ledger(stack: LocalStack) -> None:
             existing = {}
     for item in items:
         existing[item["run_id"]["S"]] = item
-    path.write_text(json.dumps({"table": stack.ledger_table,
+    path.write_text(json.dumps({"table": deployment.ledger_table,
                                 "items": list(existing.values())}, indent=1))
-
-
-def restore_ledger(stack: LocalStack, path: Path | None = None) -> int:
-    path = path or ledger_file(stack)
-    if not path.exists():
-        return 0
-    ddb = stack.client("dynamodb")
-    items = json.loads(path.read_text())["items"]
-    for item in items:
-        ddb.put_item(TableName=stack.ledger_table, Item=item)
-    return len(items)
-
-
-def default_out() -> TextIO:
-    return sys.stdout

@@ -1,6 +1,7 @@
 """Hooks into moto 5.2.5's Step Functions interpreter (private APIs: moto is pinned).
 
-Every hook point used is listed in HOOK_POINTS; tests/e2e/test_hooks.py checks they exist.
+Every hook point used is listed in HOOK_POINTS; tests/e2e/test_hooks.py checks they exist, and
+patch() refuses a point that is not listed.
 - Lambda tasks: lambda_eval_utils._invoke_lambda_function -> the in-process handlers.
 - Service integrations: state_task_factory.state_task_service_for -> our tasks for
   emr-serverless (startJobRun.sync, cancelJobRun) and elasticmapreduce (createCluster.sync,
@@ -12,6 +13,9 @@ Every hook point used is listed in HOOK_POINTS; tests/e2e/test_hooks.py checks t
 
 from __future__ import annotations
 
+import datetime as dt
+import importlib
+import json
 import logging
 import threading
 import time
@@ -19,34 +23,72 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+_ASL = "moto.stepfunctions.parser.asl.component."
+_TASK = _ASL + "state.exec.state_task."
+_SERVICE = _TASK + "service."
+LAMBDA_INVOKE = _TASK + "lambda_eval_utils._invoke_lambda_function"
+SERVICE_FACTORY = _TASK + "state_task_factory.state_task_service_for"
+SERVICE_CALLBACK = _SERVICE + "state_task_service_callback.StateTaskServiceCallback"
+SYNC_POLL_SECONDS = _SERVICE + "state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK"
+BOTO_SERVICE_NAMES = _SERVICE + "state_task_service.StateTaskService." \
+                                "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES"
+SDK_ERROR_NAMES = _SERVICE + "state_task_service_aws_sdk._SERVICE_ERROR_NAMES"
+SDK_EVAL = _SERVICE + "state_task_service_aws_sdk.StateTaskServiceAwsSdk._eval_service_task"
+WAIT_INTERVAL = _ASL + "state.wait.wait_function.wait_function.WaitFunction._wait_interval"
+RETRY_CLOCK = _ASL + "common.retry.retrier_decl.time"
+EMR_SERVERLESS = "moto.emrserverless.models.EMRServerlessBackend."
+REDSHIFT_DATA_RESPONSES = "moto.redshiftdata.responses.RedshiftDataAPIServiceResponse"
+
 HOOK_POINTS = [
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils."
-    "_invoke_lambda_function",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_factory."
-    "state_task_service_for",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
-    "state_task_service_callback.StateTaskServiceCallback",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
-    "state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
-    "state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES",
-    "moto.stepfunctions.parser.asl.component.state.exec.state_task.service."
-    "state_task_service_aws_sdk._SERVICE_ERROR_NAMES",
-    "moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function."
-    "WaitFunction._wait_interval",
-    "moto.stepfunctions.parser.asl.component.common.retry.retrier_decl.time",
-    "moto.stepfunctions.parser.asl.component.common.error_name.failure_event."
-    "FailureEventException",
-    "moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name."
-    "CustomErrorName",
-    "moto.emrserverless.models.EMRServerlessBackend.start_job_run",
-    "moto.emrserverless.models.EMRServerlessBackend.cancel_job_run",
-    "moto.redshiftdata.responses.RedshiftDataAPIServiceResponse",
+    LAMBDA_INVOKE,
+    SERVICE_FACTORY,
+    SERVICE_CALLBACK,
+    SYNC_POLL_SECONDS,
+    BOTO_SERVICE_NAMES,
+    SDK_ERROR_NAMES,
+    SDK_EVAL,
+    WAIT_INTERVAL,
+    RETRY_CLOCK,
+    _ASL + "common.error_name.failure_event.FailureEventException",
+    _ASL + "common.error_name.custom_error_name.CustomErrorName",
+    EMR_SERVERLESS + "start_job_run",
+    EMR_SERVERLESS + "get_job_run",
+    EMR_SERVERLESS + "cancel_job_run",
+    REDSHIFT_DATA_RESPONSES,
 ]
 
 _installed = False
 _lock = threading.Lock()
 STATE = types.SimpleNamespace(time_factor=0.01, invoke_lambda=None, runtime=None)
+
+
+def _owner(dotted: str) -> tuple[Any, str]:
+    """The module or class that holds the hook point `dotted`, and the attribute's name."""
+    parent, _, name = dotted.rpartition(".")
+    parts = parent.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj, name
+    raise ImportError(f"no module for the hook point {dotted}")
+
+
+def current(dotted: str) -> Any:
+    """What the hook point `dotted` holds now."""
+    owner, name = _owner(dotted)
+    return getattr(owner, name)
+
+
+def patch(dotted: str, value: Any) -> None:
+    """Replace the hook point `dotted`, which must be one of HOOK_POINTS."""
+    if dotted not in HOOK_POINTS:
+        raise ValueError(f"{dotted} is not in HOOK_POINTS (the smoke test would not guard it)")
+    owner, name = _owner(dotted)
+    setattr(owner, name, value)
 
 
 def quiet_moto_logging() -> None:
@@ -72,30 +114,19 @@ def install(*, invoke_lambda: Callable[[str, Any], dict[str, Any]], runtime: Any
 
 
 def _install_lambda() -> None:
-    import json
-
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
-
     def _invoke(parameters: dict, region: str, state_credentials: Any) -> dict:
         payload = parameters.get("Payload")
         if isinstance(payload, bytes | bytearray):
             payload = json.loads(payload.decode("utf-8") or "null")
         return STATE.invoke_lambda(parameters["FunctionName"], payload)
 
-    lambda_eval_utils._invoke_lambda_function = _invoke
+    patch(LAMBDA_INVOKE, _invoke)
 
 
 def _install_services() -> None:
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task import state_task_factory
-    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
-        state_task_service,
-        state_task_service_aws_sdk,
-        state_task_service_callback,
-    )
-
     from local_runtime.sfn_services import StateTaskServiceEmr, StateTaskServiceEmrServerless
 
-    original = state_task_factory.state_task_service_for
+    original = current(SERVICE_FACTORY)
 
     def service_for(service_name: str):
         if service_name == "emr-serverless":
@@ -104,21 +135,17 @@ def _install_services() -> None:
             return StateTaskServiceEmr()
         return original(service_name)
 
-    state_task_factory.state_task_service_for = service_for
-    state_task_service.StateTaskService._SERVICE_NAME_SFN_TO_BOTO_OVERRIDES["redshiftdata"] = (
-        "redshift-data")
-    state_task_service_aws_sdk._SERVICE_ERROR_NAMES["redshiftdata"] = "RedshiftData"
-    state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK = 0.05
-    _install_json_safe_sdk_results(state_task_service_aws_sdk.StateTaskServiceAwsSdk)
+    patch(SERVICE_FACTORY, service_for)
+    current(BOTO_SERVICE_NAMES)["redshiftdata"] = "redshift-data"
+    current(SDK_ERROR_NAMES)["redshiftdata"] = "RedshiftData"
+    patch(SYNC_POLL_SECONDS, 0.05)
+    _install_json_safe_sdk_results()
 
 
-def _install_json_safe_sdk_results(cls: Any) -> None:
+def _install_json_safe_sdk_results() -> None:
     """aws-sdk task results carry botocore's datetimes; Step Functions hands the state JSON
     (timestamps as ISO strings), and moto's describe_execution cannot serialize datetimes."""
-    import datetime as dt
-    import json
-
-    original = cls._eval_service_task
+    original = current(SDK_EVAL)
 
     def _eval_service_task(self, env, *args, **kwargs):
         original(self, env, *args, **kwargs)
@@ -127,24 +154,21 @@ def _install_json_safe_sdk_results(cls: Any) -> None:
                 env.stack[-1], default=lambda v: v.isoformat() if isinstance(
                     v, dt.datetime | dt.date) else str(v)))
 
-    cls._eval_service_task = _eval_service_task
+    patch(SDK_EVAL, _eval_service_task)
 
 
 def _install_time() -> None:
-    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import wait_function
-
     real_sleep = time.sleep
 
     def scaled_sleep(seconds: float) -> None:
         real_sleep(max(0.0, float(seconds)) * STATE.time_factor)
 
-    retrier_decl.time = types.SimpleNamespace(sleep=scaled_sleep, time=time.time,
-                                              monotonic=time.monotonic)
+    patch(RETRY_CLOCK, types.SimpleNamespace(sleep=scaled_sleep, time=time.time,
+                                             monotonic=time.monotonic))
 
     def wait_interval(self, env, wait_seconds):
         seconds = max(0.0, float(wait_seconds)) * STATE.time_factor
         if seconds > 0:
             env.program_state_event.wait(seconds)
 
-    wait_function.WaitFunction._wait_interval = wait_interval
+    patch(WAIT_INTERVAL, wait_interval)

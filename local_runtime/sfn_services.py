@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
@@ -36,13 +36,21 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
-_PATTERNS: Final = {ResourceCondition.Sync, ResourceCondition.WaitForTaskToken}
+_PATTERNS: Final = {ResourceCondition(ResourceCondition.Sync),
+                    ResourceCondition(ResourceCondition.WaitForTaskToken)}
 SERVERLESS_FAILED = "EMRServerless.JobRunFailed"
+TASK_FAILED = "States.TaskFailed"
+# what one action does: (task, env, boto3 client, parameters) -> the task's output
+Action = Callable[[Any, Any, Any, dict[str, Any]], dict[str, Any]]
 
 
 class _EmrTaskBase(StateTaskServiceCallback):
+    """A task whose actions are in `_actions`: lower-cased API action -> function."""
+
+    _service = "elasticmapreduce"
     _error_prefix = "EMR"
     _boto_service = "emr"
+    _actions: dict[str, Action] = {}
 
     def __init__(self):
         super().__init__(supported_integration_patterns=_PATTERNS)
@@ -60,14 +68,13 @@ class _EmrTaskBase(StateTaskServiceCallback):
     def _fail(self, env: Any, error: str, cause: str) -> FailureEventException:
         error_name = (StatesErrorName.from_name(error) if error.startswith("States.")
                       else CustomErrorName(error))
+        # moto's EventDetails declares every key required; its own code passes one, as here
+        details = cast(EventDetails, {"taskFailedEventDetails": TaskFailedEventDetails(
+            error=error, cause=cause, resource=self._get_sfn_resource(),
+            resourceType=self._get_sfn_resource_type())})
         return FailureEventException(failure_event=FailureEvent(
-            env=env,
-            error_name=error_name,
-            event_type=HistoryEventType.TaskFailed,
-            event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                error=error, cause=cause, resource=self._get_sfn_resource(),
-                resourceType=self._get_sfn_resource_type())),
-        ))
+            env=env, error_name=error_name, event_type=HistoryEventType.TaskFailed,
+            event_details=details))
 
     def _from_error(self, env: Any, ex: Exception) -> FailureEvent:
         if isinstance(ex, ClientError):
@@ -79,31 +86,39 @@ class _EmrTaskBase(StateTaskServiceCallback):
     def _action(self) -> str:
         return self.resource.api_action.split(".")[0].lower()
 
-
-class StateTaskServiceEmrServerless(_EmrTaskBase):
-    _error_prefix = "EMRServerless"
-    _boto_service = "emr-serverless"
-
     def _eval_service_task(self, env, resource_runtime_part, normalised_parameters,
                            state_credentials):
-        client = self._client(resource_runtime_part, state_credentials)
-        action = self._action()
-        params = dict(normalised_parameters)
-        if action == "startjobrun":
-            self._to_boto_request(params, client.meta.service_model.operation_model(
-                "StartJobRun").input_shape)
-            resp = client.start_job_run(**params)
-            env.stack.append({"ApplicationId": resp["applicationId"],
-                              "JobRunId": resp["jobRunId"], "Arn": resp["arn"]})
-        elif action == "canceljobrun":
-            self._to_boto_request(params, client.meta.service_model.operation_model(
-                "CancelJobRun").input_shape)
-            resp = client.cancel_job_run(**params)
-            env.stack.append({"ApplicationId": resp["applicationId"],
-                              "JobRunId": resp["jobRunId"]})
-        else:
+        action = self._actions.get(self._action())
+        if action is None:
             raise self._fail(env, "States.Runtime",
-                             f"emr-serverless:{self.resource.api_action} is not supported locally")
+                             f"{self._service}:{self.resource.api_action} is not supported "
+                             "locally")
+        client = self._client(resource_runtime_part, state_credentials)
+        env.stack.append(action(self, env, client, dict(normalised_parameters)))
+
+
+# -- EMR Serverless --------------------------------------------------------------------------------
+
+def _start_job_run(task: Any, env: Any, client: Any, params: dict[str, Any]) -> dict[str, Any]:
+    task._to_boto_request(params, client.meta.service_model.operation_model(
+        "StartJobRun").input_shape)
+    resp = client.start_job_run(**params)
+    return {"ApplicationId": resp["applicationId"], "JobRunId": resp["jobRunId"],
+            "Arn": resp["arn"]}
+
+
+def _cancel_job_run(task: Any, env: Any, client: Any, params: dict[str, Any]) -> dict[str, Any]:
+    task._to_boto_request(params, client.meta.service_model.operation_model(
+        "CancelJobRun").input_shape)
+    resp = client.cancel_job_run(**params)
+    return {"ApplicationId": resp["applicationId"], "JobRunId": resp["jobRunId"]}
+
+
+class StateTaskServiceEmrServerless(_EmrTaskBase):
+    _service = "emr-serverless"
+    _error_prefix = "EMRServerless"
+    _boto_service = "emr-serverless"
+    _actions = {"startjobrun": _start_job_run, "canceljobrun": _cancel_job_run}
 
     def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters,
                              state_credentials) -> Callable[[], Any] | None:
@@ -126,39 +141,44 @@ class StateTaskServiceEmrServerless(_EmrTaskBase):
         return resolve
 
 
+# -- EMR on EC2 ------------------------------------------------------------------------------------
+
+def _create_cluster(task: Any, env: Any, client: Any, params: dict[str, Any]) -> dict[str, Any]:
+    resp = client.run_job_flow(**params)
+    return {"ClusterId": resp["JobFlowId"], "ClusterArn": resp.get("ClusterArn", "")}
+
+
+def _add_step(task: Any, env: Any, client: Any, params: dict[str, Any]) -> dict[str, Any]:
+    resp = client.add_job_flow_steps(JobFlowId=params["ClusterId"], Steps=[params["Step"]])
+    step_id = resp["StepIds"][0]
+    _runtime().start_cluster_step(params["ClusterId"], step_id, params["Step"])
+    return {"StepId": step_id}
+
+
+def _terminate_cluster(task: Any, env: Any, client: Any, params: dict[str, Any]
+                       ) -> dict[str, Any]:
+    client.terminate_job_flows(JobFlowIds=[params["ClusterId"]])
+    return {}
+
+
+def _cancel_step(task: Any, env: Any, client: Any, params: dict[str, Any]) -> dict[str, Any]:
+    _runtime().cancel_cluster_step(params["ClusterId"], params["StepId"])
+    return {}
+
+
+def _set_termination_protection(task: Any, env: Any, client: Any, params: dict[str, Any]
+                                ) -> dict[str, Any]:
+    client.set_termination_protection(JobFlowIds=[params["ClusterId"]],
+                                      TerminationProtected=params["TerminationProtected"])
+    return {}
+
+
 class StateTaskServiceEmr(_EmrTaskBase):
     """createCluster(.sync), addStep(.sync), terminateCluster, and a few more EMR actions."""
 
-    def _eval_service_task(self, env, resource_runtime_part, normalised_parameters,
-                           state_credentials):
-        client = self._client(resource_runtime_part, state_credentials)
-        action = self._action()
-        params = dict(normalised_parameters)
-        if action == "createcluster":
-            resp = client.run_job_flow(**params)
-            env.stack.append({"ClusterId": resp["JobFlowId"],
-                              "ClusterArn": resp.get("ClusterArn", "")})
-        elif action == "addstep":
-            resp = client.add_job_flow_steps(JobFlowId=params["ClusterId"],
-                                             Steps=[params["Step"]])
-            step_id = resp["StepIds"][0]
-            runtime = _runtime()
-            runtime.start_cluster_step(params["ClusterId"], step_id, params["Step"])
-            env.stack.append({"StepId": step_id})
-        elif action == "terminatecluster":
-            client.terminate_job_flows(JobFlowIds=[params["ClusterId"]])
-            env.stack.append({})
-        elif action == "cancelstep":
-            _runtime().cancel_cluster_step(params["ClusterId"], params["StepId"])
-            env.stack.append({})
-        elif action == "setclusterterminationprotection":
-            client.set_termination_protection(JobFlowIds=[params["ClusterId"]],
-                                              TerminationProtected=params["TerminationProtected"])
-            env.stack.append({})
-        else:
-            raise self._fail(env, "States.Runtime",
-                             f"elasticmapreduce:{self.resource.api_action} is not supported "
-                             "locally")
+    _actions = {"createcluster": _create_cluster, "addstep": _add_step,
+                "terminatecluster": _terminate_cluster, "cancelstep": _cancel_step,
+                "setclusterterminationprotection": _set_termination_protection}
 
     def _build_sync_resolver(self, env, resource_runtime_part, normalised_parameters,
                              state_credentials) -> Callable[[], Any] | None:
@@ -166,39 +186,38 @@ class StateTaskServiceEmr(_EmrTaskBase):
         client = self._client(resource_runtime_part, state_credentials)
         action = self._action()
         if action == "createcluster":
-            def resolve_cluster() -> Any:
-                state = client.describe_cluster(ClusterId=out["ClusterId"])["Cluster"]["Status"]
-                if state["State"] in ("WAITING", "RUNNING"):
-                    return out
-                if state["State"] in ("TERMINATED", "TERMINATED_WITH_ERRORS"):
-                    raise self._fail(env, "States.TaskFailed", json.dumps(
-                        {"Cluster": {"Id": out["ClusterId"], "Status": state}}, default=str))
-                return None
-            return resolve_cluster
+            return lambda: self._cluster_ready(env, client, out)
         if action == "addstep":
             cluster_id = normalised_parameters["ClusterId"]
-
-            def resolve_step() -> Any:
-                step = client.describe_step(ClusterId=cluster_id, StepId=out["StepId"])["Step"]
-                state = step["Status"]["State"]
-                if state == "COMPLETED":
-                    return out
-                if state in ("FAILED", "CANCELLED", "INTERRUPTED"):
-                    result = _runtime().step_result(out["StepId"])
-                    if result is not None:
-                        step["Status"]["FailureDetails"] = {
-                            "Reason": "Step failed", "Message": result.details[-4000:],
-                            "LogFile": str(result.work_dir or "")}
-                    raise self._fail(env, "States.TaskFailed",
-                                     json.dumps({"Step": step}, default=str))
-                return None
-            return resolve_step
+            return lambda: self._step_done(env, client, cluster_id, out)
         return lambda: out
 
+    def _cluster_ready(self, env: Any, client: Any, out: dict[str, Any]) -> Any:
+        state = client.describe_cluster(ClusterId=out["ClusterId"])["Cluster"]["Status"]
+        if state["State"] in ("WAITING", "RUNNING"):
+            return out
+        if state["State"] in ("TERMINATED", "TERMINATED_WITH_ERRORS"):
+            raise self._fail(env, TASK_FAILED, json.dumps(
+                {"Cluster": {"Id": out["ClusterId"], "Status": state}}, default=str))
+        return None
 
+    def _step_done(self, env: Any, client: Any, cluster_id: str, out: dict[str, Any]) -> Any:
+        step = client.describe_step(ClusterId=cluster_id, StepId=out["StepId"])["Step"]
+        state = step["Status"]["State"]
+        if state == "COMPLETED":
+            return out
+        if state in ("FAILED", "CANCELLED", "INTERRUPTED"):
+            result = _runtime().step_result(out["StepId"])
+            if result is not None:
+                step["Status"]["FailureDetails"] = {
+                    "Reason": "Step failed", "Message": result.details[-4000:],
+                    "LogFile": str(result.work_dir or "")}
+            raise self._fail(env, TASK_FAILED, json.dumps({"Step": step}, default=str))
+        return None
 
 
 def _runtime() -> Any:
+    """What runs cluster steps: the LocalDeployment (or a test's stand-in)."""
     from local_runtime.sfn_hooks import STATE
 
     if STATE.runtime is None:

@@ -23,7 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,6 +98,17 @@ def parse_submit_parameters(params: str | None) -> tuple[dict[str, str], list[st
 
 
 @dataclass
+class StagedJob:
+    """A job ready to start: its arguments point at local files under `work`."""
+
+    work: Path
+    entry: Path
+    args: list[str]
+    uploads: list[tuple[Path, str]]  # (local output, s3:// URI), uploaded after success
+    py_paths: list[Path]  # the --py-files, on the job's PYTHONPATH
+
+
+@dataclass
 class SparkRunner:
     """Stages, runs and measures one job at a time per call; safe to use from many threads."""
 
@@ -107,7 +117,6 @@ class SparkRunner:
     python: str = sys.executable
     extra_env: dict[str, str] = field(default_factory=dict)
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    on_event: Callable[[str], None] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     job_seconds_total: float = 0.0
@@ -117,6 +126,11 @@ class SparkRunner:
         dest.parent.mkdir(parents=True, exist_ok=True)
         self.s3.download_file(bucket, key, str(dest))
         return dest
+
+    def _local_code(self, uri_or_path: str, code: Path) -> Path:
+        if uri_or_path.startswith("s3://"):
+            return self._download(uri_or_path, code / Path(uri_or_path).name)
+        return Path(uri_or_path)
 
     def _upload_tree(self, local: Path, uri: str) -> int:
         bucket, _, prefix = uri[len("s3://"):].partition("/")
@@ -136,47 +150,39 @@ class SparkRunner:
         return n
 
     def stage(self, job_id: str, entry_point: str, args: list[str], py_files: list[str]
-              ) -> tuple[Path, list[str], list[tuple[Path, str]], list[Path]]:
+              ) -> StagedJob:
         work = self.work_root / job_id
         (work / "in").mkdir(parents=True, exist_ok=True)
         (work / "out").mkdir(parents=True, exist_ok=True)
         code = work / "code"
-        entry = (self._download(entry_point, code / Path(entry_point).name)
-                 if entry_point.startswith("s3://") else Path(entry_point))
-        paths = []
-        for p in py_files:
-            paths.append(self._download(p, code / Path(p).name) if p.startswith("s3://")
-                         else Path(p))
-        local_args: list[str] = []
-        uploads: list[tuple[Path, str]] = []
+        staged = StagedJob(work, self._local_code(entry_point, code), [], [],
+                           [self._local_code(p, code) for p in py_files])
         i = 0
         while i < len(args):
-            a = args[i]
             if i + 1 < len(args) and args[i + 1].startswith("s3://"):
-                uri = args[i + 1]
-                name = a.lstrip("-")
-                if a in OUTPUT_DIR_ARGS or (a not in INPUT_ARGS and a not in OUTPUT_FILE_ARGS
-                                            and (uri.endswith("/") or "{table}" in uri)):
-                    local = work / "out" / name
-                    if "{table}" in uri:
-                        local_args += [a, str(local / "{table}") + "/"]
-                        uploads.append((local, uri))
-                    else:
-                        local_args += [a, str(local) + "/"]
-                        uploads.append((local, uri))
-                elif a in OUTPUT_FILE_ARGS:
-                    local = work / "out" / name / Path(uri).name
-                    local.parent.mkdir(parents=True, exist_ok=True)
-                    local_args += [a, str(local)]
-                    uploads.append((local, uri))
-                else:
-                    local = self._download(uri, work / "in" / name / Path(uri).name)
-                    local_args += [a, str(local)]
+                staged.args += self._stage_argument(staged, args[i], args[i + 1])
                 i += 2
-                continue
-            local_args.append(a)
-            i += 1
-        return entry, local_args, uploads, [work, *paths]
+            else:
+                staged.args.append(args[i])
+                i += 1
+        return staged
+
+    def _stage_argument(self, staged: StagedJob, option: str, uri: str) -> list[str]:
+        """`option uri` -> `option local-path`: inputs downloaded, outputs to upload noted."""
+        name = option.lstrip("-")
+        if option in OUTPUT_DIR_ARGS or (option not in INPUT_ARGS
+                                         and option not in OUTPUT_FILE_ARGS
+                                         and (uri.endswith("/") or "{table}" in uri)):
+            local = staged.work / "out" / name
+            staged.uploads.append((local, uri))
+            local_dir = local / "{table}" if "{table}" in uri else local
+            return [option, str(local_dir) + "/"]
+        if option in OUTPUT_FILE_ARGS:
+            local = staged.work / "out" / name / Path(uri).name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            staged.uploads.append((local, uri))
+            return [option, str(local)]
+        return [option, str(self._download(uri, staged.work / "in" / name / Path(uri).name))]
 
     def _upload_outputs(self, uploads: list[tuple[Path, str]]) -> None:
         for local, uri in uploads:
@@ -191,34 +197,40 @@ class SparkRunner:
             conf: dict[str, str], result: JobResult, timeout_s: float | None = None) -> JobResult:
         """Stage, run and upload; fills `result` in place (state RUNNING then SUCCESS/FAILED)."""
         try:
-            entry, local_args, uploads, extra = self.stage(job_id, entry_point, args, py_files)
+            staged = self.stage(job_id, entry_point, args, py_files)
         except Exception as e:
-            result.state, result.details = "FAILED", f"staging failed: {e}"
-            result.ended_at = time.time()
-            return result
-        work = extra[0]
-        result.work_dir = work
+            return _failed(result, f"staging failed: {e}")
+        result.work_dir = staged.work
+        result.started_at = time.time()
+        try:
+            proc = self._launch(staged, conf)
+        except OSError as e:
+            return _failed(result, f"could not start the job: {e}")
+        self._wait(job_id, proc, result, timeout_s)
+        return self._conclude(result, staged)
+
+    def _job_env(self, staged: StagedJob, conf: dict[str, str]) -> dict[str, str]:
         env = {**self.base_env, **self.extra_env}
-        pypath = [str(p) for p in extra[1:]] + [env.get("PYTHONPATH", "")]
+        pypath = [str(p) for p in staged.py_paths] + [env.get("PYTHONPATH", "")]
         env["PYTHONPATH"] = os.pathsep.join(p for p in pypath if p)
         env["PYSPARK_PYTHON"] = self.python
         env["PYSPARK_DRIVER_PYTHON"] = self.python
         env["LOCAL_RUNTIME_SPARK_CONF"] = " ".join(f"{k}={v}" for k, v in conf.items())
         env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        stdout = open(work / "stdout.log", "wb")  # noqa: SIM115 - closed below
-        stderr = open(work / "stderr.log", "wb")  # noqa: SIM115
-        cmd = [self.python, str(entry), *local_args]
-        (work / "command.txt").write_text(shlex.join(cmd))
-        result.started_at = time.time()
-        try:
-            proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=stdout, stderr=stderr,
-                                    start_new_session=True)
-        except OSError as e:
-            stdout.close()
-            stderr.close()
-            result.state, result.details = "FAILED", f"could not start the job: {e}"
-            result.ended_at = time.time()
-            return result
+        return env
+
+    def _launch(self, staged: StagedJob, conf: dict[str, str]) -> subprocess.Popen:
+        """Start the job in its own session, stdout and stderr to files in its work dir."""
+        cmd = [self.python, str(staged.entry), *staged.args]
+        (staged.work / "command.txt").write_text(shlex.join(cmd))
+        with open(staged.work / "stdout.log", "wb") as stdout, \
+                open(staged.work / "stderr.log", "wb") as stderr:
+            return subprocess.Popen(cmd, cwd=staged.work, env=self._job_env(staged, conf),
+                                    stdout=stdout, stderr=stderr, start_new_session=True)
+
+    def _wait(self, job_id: str, proc: subprocess.Popen, result: JobResult,
+              timeout_s: float | None) -> None:
+        """Wait for the job (cancel() may kill it meanwhile) and record what it used."""
         with self._lock:
             self._procs[job_id] = proc
         result.state = "RUNNING"
@@ -229,8 +241,6 @@ class SparkRunner:
             exit_code = os.waitstatus_to_exitcode(status) if status is not None else -9
         finally:
             sampler.stop()
-            stdout.close()
-            stderr.close()
             with self._lock:
                 self._procs.pop(job_id, None)
         proc.returncode = exit_code
@@ -239,24 +249,28 @@ class SparkRunner:
         cpu_rusage = (rusage.ru_utime + rusage.ru_stime) if rusage else 0.0
         result.cpu_seconds = max(cpu_rusage, sampler.cpu_seconds)
         result.peak_rss_bytes = max(sampler.peak_rss, (rusage.ru_maxrss * 1024) if rusage else 0)
-        result.storage_bytes = sum(p.stat().st_size for p in (work / "out").rglob("*")
-                                   if p.is_file())
         with self._lock:
             self.job_seconds_total += result.wall_seconds
+
+    def _conclude(self, result: JobResult, staged: StagedJob) -> JobResult:
+        """The job's outcome from its exit code; the outputs uploaded when it succeeded."""
+        work = staged.work
+        result.storage_bytes = sum(p.stat().st_size for p in (work / "out").rglob("*")
+                                   if p.is_file())
         result.log_tail = _tail(work / "stderr.log") or _tail(work / "stdout.log")
-        if result.state == "CANCELLING" or result.state == "CANCELLED":
+        if result.state in ("CANCELLING", "CANCELLED"):
             result.state = "CANCELLED"
             result.details = "Job run was cancelled."
             return result
-        if exit_code != 0:
+        if result.exit_code != 0:
             result.state = "FAILED"
             job_error = _job_error_line(work / "stderr.log")
-            result.details = (f"Job failed with exit code {exit_code}"
+            result.details = (f"Job failed with exit code {result.exit_code}"
                               + (f": {job_error}" if job_error else "")
                               + f". Log tail:\n{result.log_tail}")
             return result
         try:
-            self._upload_outputs(uploads)
+            self._upload_outputs(staged.uploads)
         except Exception as e:
             result.state, result.details = "FAILED", f"uploading outputs failed: {e}"
             return result
@@ -276,6 +290,12 @@ class SparkRunner:
     def job_seconds(self) -> float:
         with self._lock:
             return self.job_seconds_total
+
+
+def _failed(result: JobResult, details: str) -> JobResult:
+    result.state, result.details = "FAILED", details
+    result.ended_at = time.time()
+    return result
 
 
 def _wait4(proc: subprocess.Popen, timeout_s: float | None) -> tuple[int, int | None, Any]:

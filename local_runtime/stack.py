@@ -1,6 +1,7 @@
-"""The local stack: template.yaml's resources in moto, the real handlers, Spark and PostgreSQL.
+"""The local deployment: template.yaml deployed on this machine, in moto, with the real handlers,
+local Spark and PostgreSQL.
 
-One LocalStack per process (moto, env vars and the interpreter hooks are process-global).
+One LocalDeployment per process (moto, env vars and the interpreter hooks are process-global).
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import contextlib
 import importlib
 import io
 import json
-import logging
 import os
+import re
 import sys
 import threading
 import time
@@ -18,15 +19,17 @@ import traceback
 import uuid
 import warnings
 import zipfile
-from dataclasses import dataclass, field
-from datetime import UTC
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, TypeVar
 
-from local_runtime import cfn
+from local_runtime import cfn, resources
+from local_runtime.redshift import DataApiEngine, read_parquet_objects
+from local_runtime.spark import JobResult, SparkRunner, parse_spark_submit
 from local_runtime.warehouse import Warehouse, missing_prerequisites, start_warehouse
 
-LOG = logging.getLogger("local_runtime")
 REPO = Path(__file__).resolve().parent.parent
 FAKE_ENV = {
     "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
@@ -38,10 +41,11 @@ FAKE_ENV = {
 # Parameter values a local run needs where the template's defaults are for AWS.
 LOCAL_PARAMETER_HINTS = {"subnet": "subnet-0123456789abcdef0"}
 LOCAL_PARAMETERS = {"RedshiftWorkgroupName": "local-workgroup"}
+T = TypeVar("T")
 
 
 class LocalRuntimeError(Exception):
-    """The local stack cannot be built or a run cannot be started (the message says why)."""
+    """The local deployment cannot be built or a run cannot be started (the message says why)."""
 
 
 @dataclass
@@ -78,23 +82,40 @@ class LambdaContext:
 class StepRecord:
     cluster_id: str
     step_id: str
-    result: Any
+    result: JobResult
     thread: threading.Thread | None = None
 
 
-@dataclass
-class LocalStack:
-    repo: Path = REPO
-    work_dir: Path | None = None
-    warehouse_url: str | None = None
-    time_factor: float = 0.01
-    parameters: dict[str, str] = field(default_factory=dict)
-    stack_name: str = cfn.STACK_NAME
+def _started(value: T | None, what: str) -> T:
+    if value is None:
+        raise LocalRuntimeError(f"{what} is not running: start() the local deployment first")
+    return value
 
-    def __post_init__(self) -> None:
-        self.work_dir = Path(self.work_dir or self.repo / ".local")
-        self.template: dict[str, Any] = {}
-        self.resolver: cfn.Resolver | None = None
+
+def _load_template(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise LocalRuntimeError(f"{path} is missing: the local runtime builds the "
+                                "stack from it")
+    return cfn.load_template(path)
+
+
+class LocalDeployment:
+    """template.yaml deployed on this machine: construct (reads the template), then start()."""
+
+    session: Any  # boto3 Session on moto, set by start()
+
+    def __init__(self, *, repo: Path = REPO, work_dir: Path | None = None,
+                 warehouse_url: str | None = None, time_factor: float = 0.01,
+                 parameters: dict[str, str] | None = None, stack_name: str = cfn.STACK_NAME):
+        self.repo = repo
+        self.work_dir = Path(work_dir or repo / ".local")
+        self.warehouse_url = warehouse_url
+        self.time_factor = time_factor
+        self.parameters = dict(parameters or {})
+        self.stack_name = stack_name
+        self.template = _load_template(repo / "template.yaml")
+        self.resolver = cfn.Resolver(self.template, parameters=self._parameter_values(),
+                                     stack_name=stack_name)
         self.buckets: dict[str, str] = {}  # logical id -> bucket name
         self.tables: dict[str, str] = {}
         self.topics: dict[str, str] = {}  # logical id -> topic arn
@@ -102,29 +123,50 @@ class LocalStack:
         self.functions: dict[str, LocalFunction] = {}  # arn and name -> fn
         self.state_machine_arn = ""
         self.state_machine_logical_id = ""
+        self.definition = ""  # the state machine's ASL, as deployed
         self.event_patterns: list[dict[str, Any]] = []
         self.application_ids: dict[str, str] = {}
         self.code_version = "local"
-        self.warehouse: Warehouse | None = None
-        self.engine: Any = None
-        self.runner: Any = None
+        self.lambda_seconds = 0.0
+        self._warehouse: Warehouse | None = None
+        self._data_api: DataApiEngine | None = None
+        self._spark_runner: SparkRunner | None = None
         self._mock: Any = None
         self._lambda_lock = threading.Lock()
         self._steps: dict[str, StepRecord] = {}
-        self._lambda_log: Any = None
-        self.lambda_seconds = 0.0
+        self._lambda_log: TextIO | None = None
+
+    @property
+    def warehouse(self) -> Warehouse:
+        return _started(self._warehouse, "the warehouse")
+
+    @property
+    def data_api(self) -> DataApiEngine:
+        """The Redshift Data API stand-in (PostgreSQL)."""
+        return _started(self._data_api, "the Redshift Data API stand-in")
+
+    @property
+    def spark_runner(self) -> SparkRunner:
+        return _started(self._spark_runner, "the local Spark runner")
 
     # -- start / stop ---------------------------------------------------------------------------
-    def start(self) -> LocalStack:
+    def start(self) -> LocalDeployment:
         problems = missing_prerequisites()
         if self.warehouse_url:
             problems = [p for p in problems if "PostgreSQL" not in p]
         if problems:
             raise LocalRuntimeError("; ".join(problems))
-        template_path = self.repo / "template.yaml"
-        if not template_path.exists():
-            raise LocalRuntimeError(f"{template_path} is missing: the local runtime builds the "
-                                    "stack from it")
+        self._prepare_process()
+        self._start_moto()
+        self._name_resources()
+        self._create_resources()
+        self._start_warehouse()
+        self._install_hooks()
+        self._publish_artifacts()
+        self._create_state_machine()
+        return self
+
+    def _prepare_process(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         for k, v in FAKE_ENV.items():
             os.environ.setdefault(k, v)
@@ -133,31 +175,23 @@ class LocalStack:
             sys.path.insert(0, str(self.repo))
         self._lambda_log = open(self.work_dir / "lambda.log", "a", buffering=1)  # noqa: SIM115
 
+    def _start_moto(self) -> None:
         from moto import mock_aws
 
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
         import boto3
 
+        # made after moto is imported, so its clients carry moto's request hook
         self.session = boto3.session.Session(region_name=cfn.REGION)
-        self.template = cfn.load_template(template_path)
-        self.resolver = cfn.Resolver(self.template, parameters=self._parameter_values(),
-                                     stack_name=self.stack_name)
-        self._name_resources()
-        self._create_resources()
-        self._start_warehouse()
-        self._install()
-        self._publish_artifacts()
-        self._create_state_machine()
-        return self
 
     def stop(self, *, stop_warehouse: bool = False) -> None:
         if self._mock is not None:
             with contextlib.suppress(Exception):
                 self._mock.stop()
             self._mock = None
-        if stop_warehouse and self.warehouse is not None:
-            self.warehouse.stop()
+        if stop_warehouse and self._warehouse is not None:
+            self._warehouse.stop()
         if self._lambda_log:
             self._lambda_log.close()
             self._lambda_log = None
@@ -168,9 +202,8 @@ class LocalStack:
     # -- template -> resources ------------------------------------------------------------------
     def _parameter_values(self) -> dict[str, str]:
         values = {}
-        for name, spec in (self.template_params() or {}).items():
+        for name, spec in (self.template.get("Parameters") or {}).items():
             if name in self.parameters:
-                values[name] = self.parameters[name]
                 continue
             default = spec.get("Default")
             if name in LOCAL_PARAMETERS and not default:
@@ -182,213 +215,40 @@ class LocalStack:
         values.update(self.parameters)
         return values
 
-    def template_params(self) -> dict[str, Any]:
-        return (self.template or cfn.load_template(self.repo / "template.yaml")).get(
-            "Parameters") or {}
-
-    def _props(self, lid: str) -> dict[str, Any]:
-        return self.template["Resources"][lid].get("Properties") or {}
-
-    def _name_or(self, lid: str, key: str, default: str) -> str:
-        props = self._props(lid)
-        if key in props:
-            try:
-                return str(self.resolver.resolve(props[key]))
-            except cfn.TemplateError:
-                pass
-        return default
-
     def _name_resources(self) -> None:
-        r = self.resolver
-        acct, region, stack = r.account, r.region, self.stack_name
-        # pass 1: names that do not depend on other resources
+        """What !Ref and !GetAtt give for every resource. A name property that refers to another
+        resource waits for that one to be named (three passes), then the default name is used."""
         pending = dict(self.template["Resources"])
         for _ in range(3):
             for lid, res in list(pending.items()):
-                typ = res.get("Type", "")
-                try:
-                    self._name_one(lid, typ, acct, region, stack)
+                with contextlib.suppress(cfn.TemplateError):
+                    resources.name_resource(self.resolver, lid, res)
                     pending.pop(lid)
-                except cfn.TemplateError:
-                    continue
-        for lid, res in pending.items():  # last pass: default names
-            self._name_one(lid, res.get("Type", ""), acct, region, stack, use_props=False)
-
-    def _name_one(self, lid: str, typ: str, acct: str, region: str, stack: str,
-                  use_props: bool = True) -> None:
-        r = self.resolver
-        low = f"{stack}-{lid}".lower()
-
-        def name(key: str, default: str) -> str:
-            props = self._props(lid)
-            if use_props and key in props:
-                return str(r.resolve(props[key]))
-            return default
-
-        if typ == "AWS::S3::Bucket":
-            n = name("BucketName", low)
-            r.refs[lid] = n
-            r.attrs[(lid, "Arn")] = f"arn:aws:s3:::{n}"
-            r.attrs[(lid, "DomainName")] = f"{n}.s3.amazonaws.com"
-            r.attrs[(lid, "RegionalDomainName")] = f"{n}.s3.{region}.amazonaws.com"
-        elif typ in ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable"):
-            n = name("TableName", f"{stack}-{lid}")
-            r.refs[lid] = n
-            r.attrs[(lid, "Arn")] = f"arn:aws:dynamodb:{region}:{acct}:table/{n}"
-            r.attrs[(lid, "StreamArn")] = f"arn:aws:dynamodb:{region}:{acct}:table/{n}/stream/x"
-        elif typ == "AWS::SNS::Topic":
-            n = name("TopicName", f"{stack}-{lid}")
-            arn = f"arn:aws:sns:{region}:{acct}:{n}"
-            r.refs[lid] = arn
-            r.attrs[(lid, "TopicArn")] = arn
-            r.attrs[(lid, "TopicName")] = n
-        elif typ == "AWS::SQS::Queue":
-            n = name("QueueName", f"{stack}-{lid}")
-            r.refs[lid] = f"https://sqs.{region}.amazonaws.com/{acct}/{n}"
-            r.attrs[(lid, "Arn")] = f"arn:aws:sqs:{region}:{acct}:{n}"
-            r.attrs[(lid, "QueueName")] = n
-        elif typ in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
-            n = name("FunctionName", f"{stack}-{lid}")
-            r.refs[lid] = n
-            r.attrs[(lid, "Arn")] = f"arn:aws:lambda:{region}:{acct}:function:{n}"
-        elif typ == "AWS::IAM::Role":
-            n = name("RoleName", f"{stack}-{lid}")
-            r.refs[lid] = n
-            r.attrs[(lid, "Arn")] = f"arn:aws:iam::{acct}:role/{n}"
-            r.attrs[(lid, "RoleId")] = f"AROA{lid.upper()[:16]}"
-        elif typ == "AWS::IAM::InstanceProfile":
-            n = name("InstanceProfileName", f"{stack}-{lid}")
-            r.refs[lid] = n
-            r.attrs[(lid, "Arn")] = f"arn:aws:iam::{acct}:instance-profile/{n}"
-        elif typ in ("AWS::Serverless::StateMachine", "AWS::StepFunctions::StateMachine"):
-            n = name("Name", name("StateMachineName", f"{stack}-{lid}"))
-            arn = f"arn:aws:states:{region}:{acct}:stateMachine:{n}"
-            r.refs[lid] = arn
-            r.attrs[(lid, "Arn")] = arn
-            r.attrs[(lid, "Name")] = n
-        elif typ == "AWS::EMRServerless::Application":
-            r.refs.setdefault(lid, f"00local{lid.lower()}"[:16])
-            r.attrs.setdefault((lid, "ApplicationId"), r.refs[lid])
-            r.attrs.setdefault((lid, "Arn"), f"arn:aws:emr-serverless:{region}:{acct}:"
-                                              f"/applications/{r.refs[lid]}")
-        elif typ == "AWS::SSM::Parameter":
-            n = name("Name", f"/{stack}/{lid}")
-            r.refs[lid] = n
-            r.attrs[(lid, "Value")] = ""
-        elif typ == "AWS::SecretsManager::Secret":
-            n = name("Name", f"{stack}-{lid}")
-            arn = f"arn:aws:secretsmanager:{region}:{acct}:secret:{n}-AbCdEf"
-            r.refs[lid] = arn
-            r.attrs[(lid, "Id")] = arn
-        elif typ == "AWS::Events::Rule":
-            n = name("Name", f"{stack}-{lid}")
-            r.refs[lid] = n
-            r.attrs[(lid, "Arn")] = f"arn:aws:events:{region}:{acct}:rule/{n}"
-        elif typ == "AWS::Logs::LogGroup":
-            n = name("LogGroupName", f"/aws/{stack}/{lid}")
-            r.refs[lid] = n
-            r.attrs[(lid, "Arn")] = f"arn:aws:logs:{region}:{acct}:log-group:{n}:*"
-        else:
-            service = typ.split("::")[1].lower() if typ.count("::") >= 2 else "local"
-            r.refs.setdefault(lid, f"{stack}-{lid}")
-            for attr in ("Arn", "Id", "Name"):
-                r.attrs.setdefault((lid, attr), f"arn:aws:{service}:{region}:{acct}:{lid}"
-                                   if attr == "Arn" else f"{stack}-{lid}")
+        for lid, res in pending.items():
+            resources.name_resource(self.resolver, lid, res, use_properties=False)
 
     def _create_resources(self) -> None:
         r = self.resolver
         for lid, res in self.template["Resources"].items():
-            typ = res.get("Type", "")
-            props = res.get("Properties") or {}
             if "Condition" in res and not r.condition(res["Condition"]):
                 continue
-            if typ == "AWS::S3::Bucket":
-                self.client("s3").create_bucket(Bucket=r.refs[lid])
-                self.buckets[lid] = r.refs[lid]
-                if (props.get("NotificationConfiguration") or {}).get("EventBridgeConfiguration"):
-                    pass  # events are built by the runtime from the rule's pattern
-            elif typ == "AWS::DynamoDB::Table":
-                p = r.resolve(props)
-                kwargs: dict[str, Any] = {
-                    "TableName": r.refs[lid], "KeySchema": p["KeySchema"],
-                    "AttributeDefinitions": p["AttributeDefinitions"],
-                    "BillingMode": p.get("BillingMode", "PAY_PER_REQUEST"),
-                }
-                if p.get("GlobalSecondaryIndexes"):
-                    kwargs["GlobalSecondaryIndexes"] = [
-                        {k: v for k, v in g.items() if k in (
-                            "IndexName", "KeySchema", "Projection", "ProvisionedThroughput")}
-                        for g in p["GlobalSecondaryIndexes"]]
-                if p.get("LocalSecondaryIndexes"):
-                    kwargs["LocalSecondaryIndexes"] = p["LocalSecondaryIndexes"]
-                if kwargs["BillingMode"] == "PROVISIONED":
-                    kwargs["ProvisionedThroughput"] = p.get("ProvisionedThroughput") or {
-                        "ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
-                self.client("dynamodb").create_table(**kwargs)
-                self.tables[lid] = r.refs[lid]
-            elif typ == "AWS::Serverless::SimpleTable":
-                pk = r.resolve(props.get("PrimaryKey") or {"Name": "id", "Type": "String"})
-                t = {"String": "S", "Number": "N", "Binary": "B"}[pk.get("Type", "String")]
-                self.client("dynamodb").create_table(
-                    TableName=r.refs[lid], KeySchema=[{"AttributeName": pk["Name"],
-                                                        "KeyType": "HASH"}],
-                    AttributeDefinitions=[{"AttributeName": pk["Name"], "AttributeType": t}],
-                    BillingMode="PAY_PER_REQUEST")
-                self.tables[lid] = r.refs[lid]
-            elif typ == "AWS::SNS::Topic":
-                sns, sqs = self.client("sns"), self.client("sqs")
-                arn = sns.create_topic(Name=r.attrs[(lid, "TopicName")])["TopicArn"]
-                q = sqs.create_queue(QueueName=f"{r.attrs[(lid, 'TopicName')]}-local-inbox")
-                qarn = sqs.get_queue_attributes(QueueUrl=q["QueueUrl"], AttributeNames=[
-                    "QueueArn"])["Attributes"]["QueueArn"]
-                sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=qarn)
-                self.topics[lid] = arn
-                self.alert_queues[arn] = q["QueueUrl"]
-            elif typ == "AWS::SQS::Queue":
-                self.client("sqs").create_queue(QueueName=r.attrs[(lid, "QueueName")])
-            elif typ == "AWS::SSM::Parameter":
-                p = r.resolve(props)
-                self.client("ssm").put_parameter(Name=r.refs[lid], Value=str(p.get("Value", "")),
-                                                 Type=p.get("Type", "String"), Overwrite=True)
-                r.attrs[(lid, "Value")] = str(p.get("Value", ""))
-            elif typ == "AWS::EMRServerless::Application":
-                p = r.resolve(props)
-                kwargs = {"name": p.get("Name", f"{self.stack_name}-{lid}"),
-                          "releaseLabel": p.get("ReleaseLabel", "emr-7.0.0"),
-                          "type": p.get("Type", "SPARK")}
-                if p.get("Architecture"):
-                    kwargs["architecture"] = p["Architecture"]
-                if p.get("Tags"):
-                    kwargs["tags"] = {t["Key"]: t["Value"] for t in p["Tags"]} if isinstance(
-                        p["Tags"], list) else p["Tags"]
-                emrs = self.client("emr-serverless")
-                try:
-                    resp = emrs.create_application(**kwargs)
-                except emrs.exceptions.ValidationException:
-                    # moto knows only older release labels: create, then set the template's
-                    resp = emrs.create_application(**{**kwargs, "releaseLabel": "emr-7.0.0"})
-                    from moto.emrserverless.models import emrserverless_backends
-
-                    backend = emrserverless_backends[r.account][r.region]
-                    backend.applications[resp["applicationId"]].release_label = kwargs[
-                        "releaseLabel"]
-                app_id = resp["applicationId"]
-                r.refs[lid] = app_id
-                r.attrs[(lid, "ApplicationId")] = app_id
-                r.attrs[(lid, "Arn")] = resp["arn"]
-                self.application_ids[lid] = app_id
-            elif typ == "AWS::SecretsManager::Secret":
-                with contextlib.suppress(Exception):
-                    self.client("secretsmanager").create_secret(
-                        Name=r.refs[lid].rsplit(":", 1)[-1][:-7], SecretString="{}")
-        # functions (after the resources their environment refers to)
+            create = resources.resource_type(res.get("Type", "")).create
+            if create is not None:
+                create(self, lid, res.get("Properties") or {})
+        # functions and rules after the resources their properties refer to
         for lid, res in self.template["Resources"].items():
-            if res.get("Type") in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            if res.get("Type") in resources.FUNCTION_TYPES:
                 self._register_function(lid)
             elif res.get("Type") == "AWS::Events::Rule":
-                props = res.get("Properties") or {}
-                if props.get("EventPattern"):
-                    self.event_patterns.append(r.resolve(props["EventPattern"]))
+                pattern = (res.get("Properties") or {}).get("EventPattern")
+                if pattern:
+                    self.event_patterns.append(r.resolve(pattern))
+
+    def _add_event_patterns(self, props: dict[str, Any]) -> None:
+        """The EventBridge patterns of a SAM function's or state machine's Events."""
+        for event in (props.get("Events") or {}).values():
+            if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
+                self.event_patterns.append(self.resolver.resolve(event["Properties"]["Pattern"]))
 
     def _register_function(self, lid: str) -> None:
         r = self.resolver
@@ -406,9 +266,7 @@ class LocalStack:
         self.functions[fn.name] = fn
         if env.get("JOB_CODE_VERSION"):
             self.code_version = env["JOB_CODE_VERSION"]
-        for event in (props.get("Events") or {}).values():
-            if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
-                self.event_patterns.append(r.resolve(event["Properties"]["Pattern"]))
+        self._add_event_patterns(props)
 
     def bucket(self, hint: str) -> str:
         """The bucket whose logical id contains `hint` (raw, curated, artifacts)."""
@@ -430,52 +288,53 @@ class LocalStack:
     # -- state machine --------------------------------------------------------------------------
     def _create_state_machine(self) -> None:
         r = self.resolver
-        sms = cfn.resources_of_type(self.template, "AWS::Serverless::StateMachine",
-                                    "AWS::StepFunctions::StateMachine")
-        if not sms:
+        machines = cfn.resources_of_type(self.template, *resources.STATE_MACHINE_TYPES)
+        if not machines:
             raise LocalRuntimeError("template.yaml has no state machine")
-        lid, res = next(iter(sms.items()))
+        lid, res = next(iter(machines.items()))
         props = res.get("Properties") or {}
+        role = r.resolve(props.get("Role")) if props.get("Role") else (
+            f"arn:aws:iam::{r.account}:role/{self.stack_name}-{lid}Role")
+        self.definition = self._state_machine_definition(props)
+        resp = self.client("stepfunctions").create_state_machine(
+            name=r.attrs[(lid, "Name")], definition=self.definition, roleArn=str(role),
+            type=props.get("Type", "STANDARD"))
+        self.state_machine_arn = resp["stateMachineArn"]
+        self.state_machine_logical_id = lid
+        self._add_event_patterns(props)
+
+    def _state_machine_definition(self, props: dict[str, Any]) -> str:
+        """The ASL with DefinitionSubstitutions applied; every placeholder must have a value."""
+        r = self.resolver
         uri = props.get("DefinitionUri")
         if uri:
             definition = (self.repo / str(r.resolve(uri))).read_text()
         else:
             definition = json.dumps(r.resolve(props.get("Definition")))
-        subs = r.resolve(props.get("DefinitionSubstitutions") or {})
-        for key, value in subs.items():
+        for key, value in r.resolve(props.get("DefinitionSubstitutions") or {}).items():
             definition = definition.replace("${" + key + "}", str(value))
-        leftover = sorted(set(__import__("re").findall(r"\$\{(\w+)\}", definition)))
+        leftover = sorted(set(re.findall(r"\$\{(\w+)\}", definition)))
         if leftover:
             raise LocalRuntimeError(f"placeholders without a substitution: {leftover}")
-        self.definition = definition
-        role = r.resolve(props.get("Role")) if props.get("Role") else (
-            f"arn:aws:iam::{r.account}:role/{self.stack_name}-{lid}Role")
-        sfn = self.client("stepfunctions")
-        resp = sfn.create_state_machine(name=r.attrs[(lid, "Name")], definition=definition,
-                                        roleArn=str(role), type=props.get("Type", "STANDARD"))
-        self.state_machine_arn = resp["stateMachineArn"]
-        self.state_machine_logical_id = lid
-        for event in (props.get("Events") or {}).values():
-            if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
-                self.event_patterns.append(r.resolve(event["Properties"]["Pattern"]))
+        return definition
 
     # -- warehouse, hooks, artifacts ------------------------------------------------------------
     def _start_warehouse(self) -> None:
-        from local_runtime.redshift import DataApiEngine, read_parquet_objects
-
-        self.warehouse = start_warehouse(self.work_dir / "warehouse", self.warehouse_url)
+        self._warehouse = start_warehouse(self.work_dir / "warehouse", self.warehouse_url)
         s3 = self.client("s3")
-        wh = self.warehouse
-        self.engine = DataApiEngine(wh.database_url, lambda uri: read_parquet_objects(s3, uri))
+        self._data_api = DataApiEngine(self._warehouse.database_url,
+                                       lambda uri: read_parquet_objects(s3, uri))
 
-    def _install(self) -> None:
-        from local_runtime import moto_patches, sfn_hooks
-        from local_runtime.spark import SparkRunner
+    def _install_hooks(self) -> None:
+        """Local Spark behind moto's EMR Serverless, PostgreSQL behind its Redshift Data API, and
+        the Step Functions interpreter's Lambda, EMR and timing hooks."""
+        from local_runtime import moto_patches, sfn_hooks  # they import moto
 
         base_env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AWS_", "POWERTOOLS_"))}
-        self.runner = SparkRunner(self.client("s3"), self.work_dir / "jobs", base_env=base_env)
-        moto_patches.install(self.runner, self.engine)
+        self._spark_runner = SparkRunner(self.client("s3"), self.work_dir / "jobs",
+                                         base_env=base_env)
+        moto_patches.install(self._spark_runner, self.data_api)
         sfn_hooks.install(invoke_lambda=self.invoke_lambda, runtime=self,
                           time_factor=self.time_factor)
 
@@ -487,23 +346,29 @@ class LocalStack:
         except LocalRuntimeError:
             return
         prefix = f"jobs/{self.code_version}"
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-            for package in ("spark_jobs", "pipeline_core"):
-                for path in sorted((self.repo / package).rglob("*.py")):
-                    if "__pycache__" not in path.parts:
-                        zf.write(path, path.relative_to(self.repo).as_posix())
-        s3.put_object(Bucket=bucket, Key=f"{prefix}/spark_jobs.zip", Body=buf.getvalue())
+        s3.put_object(Bucket=bucket, Key=f"{prefix}/spark_jobs.zip", Body=self._job_archive())
         for package in ("spark_jobs", "datasets"):
-            for path in sorted((self.repo / package).rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    s3.upload_file(str(path), bucket,
-                                   f"{prefix}/{path.relative_to(self.repo).as_posix()}")
+            for path in self._package_files(package, "*"):
+                s3.upload_file(str(path), bucket,
+                               f"{prefix}/{path.relative_to(self.repo).as_posix()}")
         s3.put_object(Bucket=bucket, Key="jobs/current.json",
                       Body=json.dumps({"code_version": self.code_version}).encode())
 
+    def _package_files(self, package: str, pattern: str) -> list[Path]:
+        return [path for path in sorted((self.repo / package).rglob(pattern))
+                if path.is_file() and "__pycache__" not in path.parts]
+
+    def _job_archive(self) -> bytes:
+        """spark_jobs.zip: the job packages' Python files (the --py-files of every job)."""
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            for package in ("spark_jobs", "pipeline_core"):
+                for path in self._package_files(package, "*.py"):
+                    zf.write(path, path.relative_to(self.repo).as_posix())
+        return buf.getvalue()
+
     # -- Lambda ---------------------------------------------------------------------------------
-    def _function(self, name_or_arn: str) -> LocalFunction:
+    def _find_function(self, name_or_arn: str) -> LocalFunction:
         key = name_or_arn.split(":function:")[-1].split(":")[0] if ":function:" in name_or_arn \
             else name_or_arn
         fn = self.functions.get(name_or_arn) or self.functions.get(key)
@@ -512,7 +377,7 @@ class LocalStack:
         return fn
 
     @contextlib.contextmanager
-    def _function_env(self, fn: LocalFunction):
+    def _function_env(self, fn: LocalFunction) -> Iterator[None]:
         env = {**FAKE_ENV, **fn.env, "AWS_LAMBDA_FUNCTION_NAME": fn.name,
                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
                "POWERTOOLS_TRACE_DISABLED": "true"}
@@ -532,7 +397,7 @@ class LocalStack:
 
     def invoke_lambda(self, function: str, payload: Any) -> dict[str, Any]:
         """Run a handler in process; errors become Lambda's FunctionError/Payload shape."""
-        fn = self._function(function)
+        fn = self._find_function(function)
         with self._lambda_lock, self._function_env(fn):
             t0 = time.monotonic()
             try:
@@ -545,19 +410,21 @@ class LocalStack:
             except Exception as e:
                 if fn.module is None:
                     sys.modules.pop(fn.module_name, None)
-                tb = traceback.format_exception(type(e), e, e.__traceback__)
-                print(f"[{fn.name}] {''.join(tb)}", file=self._lambda_log or sys.stderr)
-                return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion":
-                        "$LATEST", "Payload": {"errorType": type(e).__name__,
-                                               "errorMessage": str(e),
-                                               "stackTrace": [ln.rstrip() for ln in tb[-6:]]}}
+                return self._function_error(fn, e)
             finally:
                 dt = time.monotonic() - t0
                 fn.seconds += dt
                 fn.calls += 1
                 self.lambda_seconds += dt
 
-    # -- EMR on EC2 steps -----------------------------------------------------------------------
+    def _function_error(self, fn: LocalFunction, e: Exception) -> dict[str, Any]:
+        tb = traceback.format_exception(type(e), e, e.__traceback__)
+        print(f"[{fn.name}] {''.join(tb)}", file=self._lambda_log or sys.stderr)
+        return {"StatusCode": 200, "FunctionError": "Unhandled", "ExecutedVersion": "$LATEST",
+                "Payload": {"errorType": type(e).__name__, "errorMessage": str(e),
+                            "stackTrace": [ln.rstrip() for ln in tb[-6:]]}}
+
+    # -- EMR on EC2 steps (the `runtime` of sfn_services) ---------------------------------------
     def _emr_backend(self) -> Any:
         from moto.emr.models import emr_backends
 
@@ -571,24 +438,21 @@ class LocalStack:
         raise KeyError(step_id)
 
     def start_cluster_step(self, cluster_id: str, step_id: str, step: dict[str, Any]) -> None:
-        from datetime import datetime
-
-        from local_runtime.spark import JobResult, parse_spark_submit
-
         args = list((step.get("HadoopJarStep") or {}).get("Args") or [])
         result = JobResult()
         record = StepRecord(cluster_id, step_id, result)
         self._steps[step_id] = record
         cluster, moto_step = self._moto_step(cluster_id, step_id)
         moto_step.state = "PENDING"
+        runner = self.spark_runner
 
         def work() -> None:
             moto_step.state = "RUNNING"
             moto_step.start_date_time = datetime.now(UTC)
             try:
                 entry, job_args, conf, py_files = parse_spark_submit(args)
-                self.runner.run(step_id, entry, job_args, py_files=py_files, conf=conf,
-                                result=result)
+                runner.run(step_id, entry, job_args, py_files=py_files, conf=conf,
+                           result=result)
             except Exception as e:
                 result.state, result.details = "FAILED", f"step could not run: {e}"
             moto_step.end_date_time = datetime.now(UTC)
@@ -601,9 +465,9 @@ class LocalStack:
         record.thread.start()
 
     def cancel_cluster_step(self, cluster_id: str, step_id: str) -> None:
-        self.runner.cancel(step_id)
+        self.spark_runner.cancel(step_id)
 
-    def step_result(self, step_id: str) -> Any:
+    def step_result(self, step_id: str) -> JobResult | None:
         rec = self._steps.get(step_id)
         return rec.result if rec else None
 

@@ -16,7 +16,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,12 +228,12 @@ def start_binaries(base: Path, bins: dict[str, str], port: int | None = None) ->
 
 def start_pgserver(base: Path) -> Warehouse:
     try:
-        import pgserver
+        from pgserver.postgres_server import get_server
     except ImportError as e:
         raise WarehouseError(f"PostgreSQL is missing: {INSTALL_POSTGRES}") from e
     data = base / "pgserver"
     data.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(data, cleanup_mode=None)
+    server = get_server(data, cleanup_mode=None)
     url = server.get_uri()
     (base / "server.json").write_text(json.dumps({"url": url, "kind": "pgserver"}))
     return Warehouse(url, "pgserver", data, _pgserver=server)
@@ -261,12 +260,3 @@ def saved_warehouse(base: Path) -> Warehouse | None:
     state = json.loads(state_file.read_text())
     wh = Warehouse(state["url"], state.get("kind", "binaries"), base / "data", state.get("port"))
     return wh if _can_connect(wh.url) else None
-
-
-def wait_for(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _can_connect(url):
-            return
-        time.sleep(0.2)
-    raise WarehouseError(f"warehouse at {url} did not answer within {timeout} s")

@@ -1,4 +1,5 @@
-"""One local stack (moto + one warehouse server) for the whole e2e session, stopped at the end."""
+"""One local deployment (moto + one warehouse server) for the whole e2e session, stopped at the
+end."""
 
 from __future__ import annotations
 
@@ -19,27 +20,27 @@ def _ready() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
+def deployment(tmp_path_factory):
     reason = _ready()
     if reason:  # never a skip: a missing Java or PostgreSQL must not pass as a green run
         pytest.fail(f"the end-to-end tests need: {reason}")
-    from local_runtime.stack import LocalStack
+    from local_runtime.stack import LocalDeployment
 
     work = tmp_path_factory.mktemp("local")
-    st = LocalStack(work_dir=work).start()
-    yield st
-    st.stop(stop_warehouse=True)
+    started = LocalDeployment(work_dir=work).start()
+    yield started
+    started.stop(stop_warehouse=True)
     shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def warehouse_db(stack):
+def warehouse_db(deployment):
     import psycopg
 
     def query(sql: str, params=None):
-        db = next((f.env["REDSHIFT_DATABASE"] for f in stack.functions.values()
+        db = next((f.env["REDSHIFT_DATABASE"] for f in deployment.functions.values()
                    if f.env.get("REDSHIFT_DATABASE")), "dev")
-        with psycopg.connect(stack.warehouse.database_url(db)) as conn:
+        with psycopg.connect(deployment.warehouse.database_url(db)) as conn:
             return conn.execute(sql, params).fetchall()
 
     return query

@@ -1,4 +1,4 @@
-"""The whole pipeline through the real state machine on the local stack (real sample days)."""
+"""The whole pipeline through the real state machine on the local deployment (real sample days)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ def _count(q, table, day):
     return q(f"select count(*) from analytics.{table} where order_date = %s", (day,))[0][0]
 
 
-def test_success_matches_an_independent_computation(stack, warehouse_db):
-    res = run_file(stack, DAY1, "online_retail/2010-12-01.csv", out=None)
+def test_success_matches_an_independent_computation(deployment, warehouse_db):
+    res = run_file(deployment, DAY1, "online_retail/2010-12-01.csv", out=None)
     assert res.status == "SUCCEEDED", res.summary
     exp = expected_day(DAY1)
     assert _count(warehouse_db, "sales_line_items", "2010-12-01") == exp["line_items"]
@@ -36,83 +36,84 @@ def test_success_matches_an_independent_computation(stack, warehouse_db):
     assert res.summary["estimated_cost_usd"] is not None
 
 
-def test_same_event_twice_loads_once_and_rerun_leaves_no_duplicates(stack, warehouse_db):
-    first = run_file(stack, DAY2, "online_retail/2010-12-02.csv", out=None)
+def test_same_event_twice_loads_once_and_rerun_leaves_no_duplicates(deployment, warehouse_db):
+    first = run_file(deployment, DAY2, "online_retail/2010-12-02.csv", out=None)
     assert first.status == "SUCCEEDED"
     n = _count(warehouse_db, "sales_line_items", "2010-12-02")
-    again = run_file(stack, DAY2, "online_retail/2010-12-02.csv", out=None)
+    again = run_file(deployment, DAY2, "online_retail/2010-12-02.csv", out=None)
     assert again.status == "SUCCEEDED" and again.summary["duplicate"]
     assert _count(warehouse_db, "sales_line_items", "2010-12-02") == n
-    rerun = run_file(stack, DAY2, "online_retail/2010-12-02.csv", out=None, rerun=True)
+    rerun = run_file(deployment, DAY2, "online_retail/2010-12-02.csv", out=None, rerun=True)
     assert rerun.status == "SUCCEEDED", rerun.summary
     assert _count(warehouse_db, "sales_line_items", "2010-12-02") == n
 
 
-def _raw_unchanged(stack, key, body):
-    obj = stack.client("s3").get_object(Bucket=stack.bucket("raw"), Key=key)
+def _raw_unchanged(deployment, key, body):
+    obj = deployment.client("s3").get_object(Bucket=deployment.bucket("raw"), Key=key)
     return obj["Body"].read() == body
 
 
-def test_quality_gate_failure_is_not_loaded(stack, warehouse_db, tmp_path):
+def test_quality_gate_failure_is_not_loaded(deployment, warehouse_db, tmp_path):
     # The same day delivered twice in one file (a classic double export): the rules see it
     # before duplicates are dropped, and the gate stops the load.
     bad = tmp_path / "2010-12-03.csv"
     bad.write_bytes(DAY3.read_bytes() * 2)
-    res = run_file(stack, bad, "online_retail/2010-12-03.csv", out=None)
+    res = run_file(deployment, bad, "online_retail/2010-12-03.csv", out=None)
     assert res.status == "FAILED"
     assert res.ledger["status"] == "FAILED"
     assert res.ledger["failure"]["state"] == "EvaluateQuality"
     assert "Uniqueness" in res.ledger["failure"]["cause"]
     assert res.alerts
     assert _count(warehouse_db, "sales_line_items", "2010-12-03") == 0
-    quarantine = stack.client("s3").list_objects_v2(
-        Bucket=stack.bucket("curated"), Prefix="quarantine/online_retail/partition=2010-12-03/")
+    quarantine = deployment.client("s3").list_objects_v2(
+        Bucket=deployment.bucket("curated"),
+        Prefix="quarantine/online_retail/partition=2010-12-03/")
     assert quarantine.get("KeyCount", 0) > 0, "the second header line is quarantined"
-    assert _raw_unchanged(stack, "online_retail/2010-12-03.csv", bad.read_bytes())
+    assert _raw_unchanged(deployment, "online_retail/2010-12-03.csv", bad.read_bytes())
 
 
-def test_failing_spark_job_takes_the_failure_path(stack, tmp_path):
+def test_failing_spark_job_takes_the_failure_path(deployment, tmp_path):
     bad = tmp_path / "x.csv.gz"
     bad.write_bytes(b"not gzip at all")
     key = "online_retail/2010-12-04.csv.gz"
-    res = run_file(stack, bad, key, out=None)
+    res = run_file(deployment, bad, key, out=None)
     assert res.status == "FAILED"
     assert res.ledger is None or res.ledger["status"] == "FAILED"
     assert res.alerts
-    assert _raw_unchanged(stack, key, bad.read_bytes())
+    assert _raw_unchanged(deployment, key, bad.read_bytes())
 
 
-def test_failed_redshift_statement_takes_the_failure_path(stack, tmp_path):
+def test_failed_redshift_statement_takes_the_failure_path(deployment, tmp_path):
     body = gzip.compress(DAY1.read_bytes())
     src = tmp_path / "d.csv.gz"
     src.write_bytes(body)
-    stack.engine.inject_failure(r"^INSERT INTO analytics\.customer_daily_sales",
+    deployment.data_api.inject_failure(r"^INSERT INTO analytics\.customer_daily_sales",
                                 "ERROR: injected by the e2e test")
     try:
-        res = run_file(stack, src, "online_retail/2010-12-01.csv.gz", out=None)
+        res = run_file(deployment, src, "online_retail/2010-12-01.csv.gz", out=None)
     finally:
-        stack.engine.clear_failures()
+        deployment.data_api.clear_failures()
     assert res.status == "FAILED"
     assert res.ledger["status"] == "FAILED"
     assert "injected" in str(res.ledger.get("failure")), res.ledger.get("quality_failed_rules")
     assert res.alerts
-    assert _raw_unchanged(stack, "online_retail/2010-12-01.csv.gz", body)
+    assert _raw_unchanged(deployment, "online_retail/2010-12-01.csv.gz", body)
 
 
-def test_key_outside_every_prefix_is_rejected(stack):
+def test_key_outside_every_prefix_is_rejected(deployment):
     from local_runtime.stack import LocalRuntimeError
 
     with pytest.raises(LocalRuntimeError, match="no EventBridge rule"):
-        run_file(stack, DAY1, "elsewhere/2010-12-01.csv", out=None)
+        run_file(deployment, DAY1, "elsewhere/2010-12-01.csv", out=None)
 
 
-def test_cluster_mode_succeeds_and_leaves_no_cluster(stack, warehouse_db, tmp_path):
+def test_cluster_mode_succeeds_and_leaves_no_cluster(deployment, warehouse_db, tmp_path):
     src = tmp_path / "c.csv"
     src.write_bytes(DAY1.read_bytes().replace(b"2010-12-01", b"2010-12-06"))
-    res = run_file(stack, src, "online_retail/2010-12-06.csv", out=None, compute="cluster")
+    res = run_file(deployment, src, "online_retail/2010-12-06.csv", out=None, compute="cluster")
     assert res.status == "SUCCEEDED", res.summary
     assert res.summary["compute"] == "cluster"
-    assert stack.running_clusters() == []
+    assert deployment.running_clusters() == []
     assert _count(warehouse_db, "sales_line_items", "2010-12-06") > 0
     assert Decimal(0) < warehouse_db(
         "select sum(revenue) from analytics.customer_daily_sales "
