@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 from pipeline_core.catalog import validate_partition
 from pipeline_core.errors import InvalidInput
@@ -37,7 +38,7 @@ class JobArgs:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         raise InvalidInput(f"bad job arguments: {message}")
 
 

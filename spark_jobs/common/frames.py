@@ -14,7 +14,9 @@ metric instead of hiding behind the cache.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame
+
+from spark_jobs.common.spark_internals import reuse_shuffle_output
 
 
 def materialize(df: DataFrame, partitions: int | None = None, key: str | None = None
@@ -24,13 +26,8 @@ def materialize(df: DataFrame, partitions: int | None = None, key: str | None = 
     With `partitions`, `df` is first hash-shuffled on `key` into that many partitions; without,
     `df` must already end in a shuffle (an aggregation), whose output is what gets reused.
     """
-    spark: SparkSession = df.sparkSession
     if partitions is not None:
         if key is None:
             raise ValueError("materialize needs the key column to shuffle on")
         df = df.repartition(max(1, partitions), key)
-    jdf = df._jdf
-    # Dataset.javaRDD is backed by a lazy val: every DataFrame built from it shares one RDD
-    # lineage, and with it the shuffle files. The Row round trip stays inside the JVM.
-    reused = spark._jsparkSession.createDataFrame(jdf.javaRDD(), jdf.schema())
-    return DataFrame(reused, spark)
+    return reuse_shuffle_output(df)

@@ -44,6 +44,7 @@ from pipeline_core.dqdl import (
     format_number,
 )
 from pipeline_core.errors import ConfigurationError
+from spark_jobs.common.spark_internals import compile_java_regex
 
 PRIMARY_VIEW = "primary"  # the name CustomSql statements use for the dataset (as in Glue)
 
@@ -139,6 +140,50 @@ class _RuleProblem(Exception):
     pass
 
 
+# What a rule's (first) column must be: rule type -> (Spark type(s), how to say it).
+_COLUMN_TYPES: dict[str, tuple[type[T.DataType] | tuple[type[T.DataType], ...], str]] = {
+    "Mean": (T.NumericType, "a numeric column"),
+    "Sum": (T.NumericType, "a numeric column"),
+    "StandardDeviation": (T.NumericType, "a numeric column"),
+    "ColumnLength": (T.StringType, "a text column"),
+    "DataFreshness": ((T.TimestampType, T.DateType), "a date or timestamp column"),
+}
+
+
+def _validate_where(frame: DataFrame, where: str) -> None:
+    try:
+        field_type = frame.select(F.expr(where).alias("w")).schema[0].dataType
+    except AnalysisException as e:
+        raise _RuleProblem(f"invalid where clause: {_first_line(e)}") from None
+    if not isinstance(field_type, T.BooleanType):
+        raise _RuleProblem(f"the where clause is {field_type.simpleString()}, "
+                           "not a true/false predicate")
+
+
+def _validate_pattern(frame: DataFrame, condition: Condition) -> None:
+    """A `matches` pattern must compile as a Java regular expression (what rlike runs)."""
+    if not condition.operator.endswith("matches"):
+        return
+    pattern = condition.operands[0]
+    assert isinstance(pattern, Str)
+    try:
+        compile_java_regex(frame.sparkSession, pattern.value)
+    except (Py4JJavaError, PySparkException) as e:
+        raise _RuleProblem(f"invalid Java regular expression: {pattern.value!r}") from e
+
+
+def _validate_custom_sql(frame: DataFrame, rule: Rule) -> None:
+    frame.createOrReplaceTempView(PRIMARY_VIEW)
+    try:
+        schema = frame.sparkSession.sql(rule.sql or "").schema
+    except AnalysisException as e:
+        raise _RuleProblem(f"invalid CustomSql statement: {_first_line(e)}") from None
+    finally:
+        frame.sparkSession.catalog.dropTempView(PRIMARY_VIEW)
+    if len(schema.fields) != 1 or not isinstance(schema.fields[0].dataType, T.NumericType):
+        raise _RuleProblem("CustomSql must select exactly one numeric value")
+
+
 # ---------------------------------------------------------------------------------------------
 # Engine
 
@@ -178,48 +223,18 @@ class QualityEngine:
         kind = _measured_type(rule)
         if kind != "ColumnExists":
             dtypes = [self._dtype(c) for c in rule.columns]
-        if kind in ("Mean", "Sum", "StandardDeviation") and not isinstance(
-                dtypes[0], T.NumericType):
-            raise _RuleProblem(f"{kind} needs a numeric column; {rule.columns[0]!r} is "
-                               f"{dtypes[0].simpleString()}")
-        if kind == "ColumnLength" and not isinstance(dtypes[0], T.StringType):
-            raise _RuleProblem(f"ColumnLength needs a text column; {rule.columns[0]!r} is "
-                               f"{dtypes[0].simpleString()}")
-        if kind == "DataFreshness" and not isinstance(dtypes[0], T.TimestampType | T.DateType):
-            raise _RuleProblem(f"DataFreshness needs a date or timestamp column; "
-                               f"{rule.columns[0]!r} is {dtypes[0].simpleString()}")
+            needed = _COLUMN_TYPES.get(kind)
+            if needed is not None and not isinstance(dtypes[0], needed[0]):
+                raise _RuleProblem(f"{kind} needs {needed[1]}; {rule.columns[0]!r} is "
+                                   f"{dtypes[0].simpleString()}")
         if rule.where:
-            try:
-                field_type = frame.select(F.expr(rule.where).alias("w")).schema[0].dataType
-            except AnalysisException as e:
-                raise _RuleProblem(f"invalid where clause: {_first_line(e)}") from None
-            if not isinstance(field_type, T.BooleanType):
-                raise _RuleProblem(f"the where clause is {field_type.simpleString()}, "
-                                   "not a true/false predicate")
+            _validate_where(frame, rule.where)
         if rule.row_level:
             self._row_check(rule)  # raises on operand/type mismatches
-        condition = rule.condition
-        if kind == "ColumnValues" and condition is not None and condition.operator.endswith(
-                "matches"):
-            pattern = condition.operands[0]
-            assert isinstance(pattern, Str)
-            try:
-                frame.sparkSession.sparkContext._jvm.java.util.regex.Pattern.compile(
-                    pattern.value)
-            except (Py4JJavaError, PySparkException) as e:
-                raise _RuleProblem(f"invalid Java regular expression: {pattern.value!r}"
-                                   ) from e
+        if kind == "ColumnValues" and rule.condition is not None:
+            _validate_pattern(frame, rule.condition)
         if kind == "CustomSql":
-            frame.createOrReplaceTempView(PRIMARY_VIEW)
-            try:
-                schema = frame.sparkSession.sql(rule.sql or "").schema
-            except AnalysisException as e:
-                raise _RuleProblem(f"invalid CustomSql statement: {_first_line(e)}") from None
-            finally:
-                frame.sparkSession.catalog.dropTempView(PRIMARY_VIEW)
-            if len(schema.fields) != 1 or not isinstance(schema.fields[0].dataType,
-                                                          T.NumericType):
-                raise _RuleProblem("CustomSql must select exactly one numeric value")
+            _validate_custom_sql(frame, rule)
 
     # -- row-level checks ----------------------------------------------------------------------
 
@@ -237,23 +252,7 @@ class QualityEngine:
         if isinstance(operand, BinOp):
             raise _RuleProblem("row-level conditions take plain numbers, not arithmetic")
         if isinstance(operand, Str):
-            if isinstance(dtype, T.StringType):
-                return F.lit(operand.value)
-            if isinstance(dtype, T.DateType):
-                try:
-                    dt.date.fromisoformat(operand.value)
-                except ValueError:
-                    raise _RuleProblem(f"{operand.value!r} is not a date (YYYY-MM-DD)") from None
-                return F.to_date(F.lit(operand.value))
-            if isinstance(dtype, T.TimestampType | T.TimestampNTZType):
-                try:
-                    dt.datetime.fromisoformat(operand.value)
-                except ValueError:
-                    raise _RuleProblem(f"{operand.value!r} is not a timestamp "
-                                       "(YYYY-MM-DD HH:MM:SS)") from None
-                return F.to_timestamp(F.lit(operand.value))
-            raise _RuleProblem(f"{what} is {dtype.simpleString()}: compare it with numbers, "
-                               "not quoted values")
+            return _text_literal(operand.value, dtype, what)
         raise _RuleProblem(f"unsupported value {operand!r}")
 
     @staticmethod
@@ -376,20 +375,7 @@ class QualityEngine:
         self.validate(frame)
         extra = dict(extra or {})
         leaves = list({r.metric_name: r for r in _leaves(self.ruleset.rules)}.values())
-
-        columns: list[Column] = []
-        slots: dict[str, list[str]] = {}
-        for rule in leaves:
-            aggregates = self._aggregates(rule)
-            if aggregates is None:
-                continue
-            names = []
-            for aggregate in aggregates:
-                names.append(f"_q{len(columns)}")
-                columns.append(aggregate.alias(names[-1]))
-            slots[str(rule.metric_name)] = names
-        columns += [expression.alias(name) for name, expression in extra.items()]
-        row = frame.agg(*columns).first().asDict() if columns else {}
+        row, slots = self._single_agg(frame, leaves, extra)
 
         grouped = self._grouped(frame, [r for r in leaves
                                         if _measured_type(r) in GROUPED_TYPES])
@@ -412,6 +398,28 @@ class QualityEngine:
 
         results = tuple(self._decide(rule, values, row, slots) for rule in self.ruleset.rules)
         return QualityReport(results, values), {name: row[name] for name in extra}
+
+    def _single_agg(self, frame: DataFrame, leaves: list[Rule], extra: Mapping[str, Column]
+                    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """The ONE `agg`: its row (slot name -> value, plus `extra` by name) and each measured
+        leaf's slot names by metric name."""
+        columns: list[Column] = []
+        slots: dict[str, list[str]] = {}
+        for rule in leaves:
+            aggregates = self._aggregates(rule)
+            if aggregates is None:
+                continue
+            names = []
+            for aggregate in aggregates:
+                names.append(f"_q{len(columns)}")
+                columns.append(aggregate.alias(names[-1]))
+            slots[str(rule.metric_name)] = names
+        columns += [expression.alias(name) for name, expression in extra.items()]
+        if not columns:
+            return {}, slots
+        first = frame.agg(*columns).first()
+        assert first is not None  # an aggregation without grouping has exactly one row
+        return first.asDict(), slots
 
     def _grouped(self, frame: DataFrame, rules: list[Rule]) -> dict[str, float | None]:
         """Uniqueness-style metrics, all in one Spark job."""
@@ -469,6 +477,26 @@ class QualityEngine:
         outcome = evaluate_threshold(rule, value)
         return RuleResult(rule, value, "pass" if outcome.passed else "fail", outcome.threshold,
                           reason=outcome.reason)
+
+
+def _text_literal(value: str, dtype: T.DataType, what: str) -> Column:
+    """A quoted DQDL value compared with a column of type `dtype`."""
+    if isinstance(dtype, T.StringType):
+        return F.lit(value)
+    if isinstance(dtype, T.DateType):
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise _RuleProblem(f"{value!r} is not a date (YYYY-MM-DD)") from None
+        return F.to_date(F.lit(value))
+    if isinstance(dtype, T.TimestampType | T.TimestampNTZType):
+        try:
+            dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise _RuleProblem(f"{value!r} is not a timestamp (YYYY-MM-DD HH:MM:SS)") from None
+        return F.to_timestamp(F.lit(value))
+    raise _RuleProblem(f"{what} is {dtype.simpleString()}: compare it with numbers, "
+                       "not quoted values")
 
 
 def _first_line(error: Exception) -> str:

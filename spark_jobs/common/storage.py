@@ -11,10 +11,12 @@ import os
 import re
 from dataclasses import dataclass
 
+from py4j.java_gateway import JavaObject
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
 from pipeline_core.errors import InvalidInput
+from spark_jobs.common.spark_internals import hadoop_configuration, jvm
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -50,11 +52,12 @@ class Storage:
     """Stat, read and write single objects through the session's Hadoop configuration."""
 
     def __init__(self, spark: SparkSession):
-        self._jvm = spark.sparkContext._jvm
-        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        self._classes = jvm(spark)
+        self._conf = hadoop_configuration(spark)
 
-    def _fs_path(self, uri: str):
-        path = self._jvm.org.apache.hadoop.fs.Path(to_uri(uri))
+    def _fs_path(self, uri: str) -> tuple[JavaObject, JavaObject]:
+        """The Hadoop FileSystem holding `uri`, and its Path."""
+        path = self._classes.org.apache.hadoop.fs.Path(to_uri(uri))
         try:
             return path.getFileSystem(self._conf), path
         except Py4JJavaError as e:
@@ -82,7 +85,7 @@ class Storage:
         try:
             stream = fs.open(path)
             if decompress:
-                codecs = self._jvm.org.apache.hadoop.io.compress.CompressionCodecFactory(
+                codecs = self._classes.org.apache.hadoop.io.compress.CompressionCodecFactory(
                     self._conf)
                 codec = codecs.getCodec(path)
                 if codec is not None:

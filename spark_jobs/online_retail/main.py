@@ -19,6 +19,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from spark_jobs.common.args import JobArgs, parse_args
 from spark_jobs.common.frames import materialize
 from spark_jobs.common.quality import QualityEngine, QualityReport
 from spark_jobs.common.session import get_session
+from spark_jobs.common.spark_internals import print_to_driver_stderr
 from spark_jobs.common.spark_metrics import RunMeter
 from spark_jobs.common.storage import ObjectInfo, Storage, java_error_message
 from spark_jobs.online_retail import transforms
@@ -196,6 +198,118 @@ def _write_parquet(frame: DataFrame, uri: str, name: str) -> int:
     return int(observation.get["rows"])
 
 
+@dataclass(frozen=True)
+class _Measured:
+    """The data lines as read, and what the rules and the job measured over all of them."""
+
+    lines: DataFrame
+    data_lines: int
+    blank_lines: int
+    report: QualityReport
+    seen: dict[str, Any]  # the values of _job_aggregates()
+
+
+@dataclass(frozen=True)
+class _Verdicts:
+    """What became of the distinct lines: written, or quarantined and why."""
+
+    written: int
+    quarantine_reasons: dict[str, int]
+
+    @property
+    def quarantined(self) -> int:
+        return sum(self.quarantine_reasons.values())
+
+
+def _measure(spark: SparkSession, info: ObjectInfo, engine: QualityEngine) -> _Measured:
+    """Read the input once and measure the rules (and metrics.json's figures) on every line."""
+    lines, data_lines, blank_lines = read_lines(spark, info)
+    typed = transforms.type_fields(transforms.split_fields(lines))
+    # Rules see every data line as parsed: before duplicates are dropped and before
+    # quarantine, so doubled content and truncation stay visible.
+    report, seen = engine.measure(typed.select(*transforms.TYPED_COLUMNS),
+                                  extra=_job_aggregates())
+    if seen["lines"] != data_lines:
+        raise RuntimeError(f"read {data_lines} data lines but measured {seen['lines']}")
+    return _Measured(lines, data_lines, blank_lines, report, seen)
+
+
+def _judge(spark: SparkSession, info: ObjectInfo, engine: QualityEngine, lines: DataFrame
+           ) -> DataFrame:
+    """One row per distinct line, typed, with `_reason` (NULL: accepted), `_source_line` and
+    `_copies`; materialized, so the counts and the three writes share one shuffle."""
+    # Exact duplicates count once; each distinct line is typed and judged once.
+    distinct = materialize(transforms.distinct_lines(lines))
+    reasons = [transforms.rejection_reason()]
+    rule_reason = engine.rejection_reason()
+    if rule_reason is not None:
+        reasons.append(rule_reason)
+    judged = (transforms.type_fields(transforms.split_fields(distinct))
+              .withColumn("_reason", F.coalesce(*reasons))
+              .select(*transforms.RAW_COLUMNS, *transforms.TYPED_COLUMNS, "_reason",
+                      "_source_line", "_copies"))
+    return materialize(judged, _partitions(spark, info), "_source_line")
+
+
+def _count_verdicts(checked: DataFrame, data_lines: int) -> _Verdicts:
+    counts = checked.groupBy("_reason").agg(
+        F.count(F.lit(1)).alias("lines"), F.sum("_copies").alias("copies")).collect()
+    copies = sum(int(r["copies"]) for r in counts)
+    if copies != data_lines:
+        raise RuntimeError(f"dedupe lost lines: {copies} copies of {data_lines} lines")
+    return _Verdicts(
+        written=sum(int(r["lines"]) for r in counts if r["_reason"] is None),
+        quarantine_reasons={r["_reason"]: int(r["lines"]) for r in counts
+                            if r["_reason"] is not None},
+    )
+
+
+def _write_outputs(checked: DataFrame, args: JobArgs, written: int) -> dict[str, int]:
+    """Write both tables and the quarantine; the rows of each table."""
+    valid = checked.where(F.col("_reason").isNull())
+    rows = {
+        "sales_line_items": _write_parquet(
+            transforms.sales_line_items(valid, args.run_id),
+            args.output_uri("sales_line_items"), f"{args.run_id}-items"),
+        "customer_daily_sales": _write_parquet(
+            transforms.customer_daily_sales(valid, args.run_id),
+            args.output_uri("customer_daily_sales"), f"{args.run_id}-daily"),
+    }
+    if rows["sales_line_items"] != written:
+        raise RuntimeError(f"wrote {rows['sales_line_items']} line items, expected {written}")
+    _write_parquet(
+        transforms.quarantine_rows(checked.where(F.col("_reason").isNotNull()), args.run_id),
+        args.quarantine, f"{args.run_id}-quarantine")
+    return rows
+
+
+def _metrics(args: JobArgs, info: ObjectInfo, measured: _Measured, verdicts: _Verdicts,
+             rows: dict[str, int], bytes_read: int | None) -> dict[str, Any]:
+    """metrics.json's content, but for the run's duration and Spark version."""
+    seen = measured.seen
+    return {
+        "run_id": args.run_id,
+        "dataset": DATASET,
+        "partition": args.partition,
+        "input": info.uri,
+        "lines_read": measured.data_lines,
+        "lines_written": verdicts.written,
+        "lines_quarantined": verdicts.quarantined,
+        "duplicates": measured.data_lines - verdicts.written - verdicts.quarantined,
+        "blank_lines": measured.blank_lines,
+        "quarantine_reasons": dict(sorted(verdicts.quarantine_reasons.items())),
+        "tables": {t: {"rows": rows[t], "uri": args.output_uri(t)} for t in TABLES},
+        "quarantine_uri": args.quarantine,
+        # Over every data line as parsed (what the rules measured).
+        "null_counts": {c: int(seen[f"null_{c}"]) for c in NULL_COUNT_COLUMNS},
+        "min": {c: _json_value(seen[f"min_{c}"]) for c in RANGE_COLUMNS},
+        "max": {c: _json_value(seen[f"max_{c}"]) for c in RANGE_COLUMNS},
+        "input_bytes": info.size,
+        "bytes_read": bytes_read,
+        "quality": _quality_summary(measured.report),
+    }
+
+
 def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
     """The whole job. Returns metrics.json's content (also written, with quality.json)."""
     started = time.monotonic()
@@ -207,78 +321,19 @@ def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
     meter = RunMeter(spark, f"{DATASET} {args.run_id}")
 
     with meter.tracking():
-        lines, data_lines, blank_lines = read_lines(spark, info)
-        typed = transforms.type_fields(transforms.split_fields(lines))
-        # Rules see every data line as parsed: before duplicates are dropped and before
-        # quarantine, so doubled content and truncation stay visible.
-        report, seen = engine.measure(typed.select(*transforms.TYPED_COLUMNS),
-                                      extra=_job_aggregates())
-        if seen["lines"] != data_lines:
-            raise RuntimeError(f"read {data_lines} data lines but measured {seen['lines']}")
-
-        # Exact duplicates count once; each distinct line is typed and judged once (before a
-        # shuffle whose output the counts and the three writes share).
-        distinct = materialize(transforms.distinct_lines(lines))
-        reasons = [transforms.rejection_reason()]
-        rule_reason = engine.rejection_reason()
-        if rule_reason is not None:
-            reasons.append(rule_reason)
-        judged = (transforms.type_fields(transforms.split_fields(distinct))
-                  .withColumn("_reason", F.coalesce(*reasons))
-                  .select(*transforms.RAW_COLUMNS, *transforms.TYPED_COLUMNS, "_reason",
-                          "_source_line", "_copies"))
-        checked = materialize(judged, _partitions(spark, info), "_source_line")
-
-        counts = checked.groupBy("_reason").agg(
-            F.count(F.lit(1)).alias("lines"), F.sum("_copies").alias("copies")).collect()
-        copies = sum(int(r["copies"]) for r in counts)
-        if copies != data_lines:
-            raise RuntimeError(f"dedupe lost lines: {copies} copies of {data_lines} lines")
-        quarantine_reasons = {r["_reason"]: int(r["lines"]) for r in counts
-                              if r["_reason"] is not None}
-        written = sum(int(r["lines"]) for r in counts if r["_reason"] is None)
-        quarantined = sum(quarantine_reasons.values())
-
-        valid = checked.where(F.col("_reason").isNull())
-        rows = {
-            "sales_line_items": _write_parquet(
-                transforms.sales_line_items(valid, args.run_id),
-                args.output_uri("sales_line_items"), f"{args.run_id}-items"),
-            "customer_daily_sales": _write_parquet(
-                transforms.customer_daily_sales(valid, args.run_id),
-                args.output_uri("customer_daily_sales"), f"{args.run_id}-daily"),
-        }
-        if rows["sales_line_items"] != written:
-            raise RuntimeError(f"wrote {rows['sales_line_items']} line items, expected {written}")
-        _write_parquet(
-            transforms.quarantine_rows(checked.where(F.col("_reason").isNotNull()), args.run_id),
-            args.quarantine, f"{args.run_id}-quarantine")
+        measured = _measure(spark, info, engine)
+        checked = _judge(spark, info, engine, measured.lines)
+        verdicts = _count_verdicts(checked, measured.data_lines)
+        rows = _write_outputs(checked, args, verdicts.written)
 
     metrics = {
-        "run_id": args.run_id,
-        "dataset": DATASET,
-        "partition": args.partition,
-        "input": info.uri,
-        "lines_read": data_lines,
-        "lines_written": written,
-        "lines_quarantined": quarantined,
-        "duplicates": data_lines - written - quarantined,
-        "blank_lines": blank_lines,
-        "quarantine_reasons": dict(sorted(quarantine_reasons.items())),
-        "tables": {t: {"rows": rows[t], "uri": args.output_uri(t)} for t in TABLES},
-        "quarantine_uri": args.quarantine,
-        # Over every data line as parsed (what the rules measured).
-        "null_counts": {c: int(seen[f"null_{c}"]) for c in NULL_COUNT_COLUMNS},
-        "min": {c: _json_value(seen[f"min_{c}"]) for c in RANGE_COLUMNS},
-        "max": {c: _json_value(seen[f"max_{c}"]) for c in RANGE_COLUMNS},
-        "input_bytes": info.size,
-        "bytes_read": meter.bytes_read(),
-        "quality": _quality_summary(report),
+        **_metrics(args, info, measured, verdicts, rows, meter.bytes_read()),
         "duration_seconds": round(time.monotonic() - started, 3),
         "spark_version": spark.version,
     }
     storage.write_text(args.quality, json.dumps(
-        report.as_dict(rules_file, args.reference_time), indent=2, default=_json_value) + "\n")
+        measured.report.as_dict(rules_file, args.reference_time), indent=2,
+        default=_json_value) + "\n")
     storage.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -299,12 +354,7 @@ def report_job_error(error: Exception) -> None:
     print(line, file=sys.stderr, flush=True)
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         try:
-            from pyspark import SparkContext
-            from pyspark.java_gateway import launch_gateway
-
-            context = SparkContext._active_spark_context
-            jvm = context._jvm if context is not None else launch_gateway().jvm
-            jvm.System.err.println(line)
+            print_to_driver_stderr(line)
         except Exception as e:  # the Python-side line is already out
             print(f"(could not also write the error to the JVM's stderr: {e})",
                   file=sys.stderr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import urllib.error
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,29 @@ def test_meter_counts_only_its_own_jobs(spark, tmp_path):
     assert meter.bytes_read() == path.stat().st_size
 
 
+def test_meter_waits_out_a_slow_first_answer(spark, tmp_path, monkeypatch):
+    """The UI's REST stack starts on the first request: a timeout is not settled yet."""
+    path = tmp_path / "lines.txt"
+    path.write_text("y\n" * 500)
+    meter = RunMeter(spark, "test")
+    with meter.tracking():
+        spark.read.text(str(path)).count()
+    answer = meter._get
+    calls = []
+
+    def slow_first(path: str, timeout: float):
+        calls.append(path)
+        if len(calls) == 1:
+            raise TimeoutError("timed out")
+        if len(calls) == 2:
+            raise urllib.error.URLError(TimeoutError("timed out"))
+        return answer(path, timeout)
+
+    monkeypatch.setattr(meter, "_get", slow_first)
+    assert meter.bytes_read() == path.stat().st_size
+    assert calls[:3] == ["jobs", "jobs", "jobs"]
+
+
 def test_meter_says_unknown_rather_than_guessing(spark, monkeypatch):
     meter = RunMeter(spark, "test")
 
@@ -101,3 +125,9 @@ def test_meter_says_unknown_rather_than_guessing(spark, monkeypatch):
 
     monkeypatch.setattr(meter, "_get", unavailable)
     assert meter.bytes_read() is None
+
+    def never_answers(*_):
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(meter, "_get", never_answers)
+    assert meter.bytes_read(wait_seconds=0.5) is None

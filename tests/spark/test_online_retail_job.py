@@ -77,11 +77,7 @@ def _python_reference(path: Path):
 # A real day
 
 
-def test_a_real_day_end_to_end(run_job):
-    run = run_job(DAY, "2010-12-01")
-    assert run.code == 0, run.stderr
-    m = run.metrics
-    lines, duplicates, daily = _python_reference(DAY)
+def _check_day_metrics(m: dict, lines: int, duplicates: int, daily: list) -> None:
     assert (m["lines_read"], m["duplicates"], m["lines_quarantined"]) == (lines, duplicates, 0)
     assert m["lines_read"] == m["lines_written"] + m["lines_quarantined"] + m["duplicates"]
     assert m["tables"]["sales_line_items"]["rows"] == m["lines_written"] == 3064
@@ -94,14 +90,21 @@ def test_a_real_day_end_to_end(run_job):
     assert m["bytes_read"] is not None
     assert m["input_bytes"] <= m["bytes_read"] <= 1.05 * m["input_bytes"]
 
-    # Outputs: zstd parquet part files only, columns in contract order and types.
-    items_dir, daily_dir = run.out / "sales_line_items", run.out / "customer_daily_sales"
-    for directory in (items_dir, daily_dir, run.out / "quarantine"):
+
+def _check_zstd_part_files_only(run) -> None:
+    """Outputs: zstd parquet part files only, no _SUCCESS marker."""
+    for directory in (run.out / "sales_line_items", run.out / "customer_daily_sales",
+                      run.out / "quarantine"):
         assert not (directory / "_SUCCESS").exists()
         for part in _parquet_files(directory):
             meta = pq.ParquetFile(part).metadata
             assert all(meta.row_group(g).column(c).compression == "ZSTD"
                        for g in range(meta.num_row_groups) for c in range(meta.num_columns))
+
+
+def _check_line_items(run) -> None:
+    """sales_line_items: columns in contract order and types."""
+    items_dir = run.out / "sales_line_items"
     items = _read_table(items_dir)
     assert items.schema.names == list(tr.LINE_ITEM_COLUMNS)
     assert [str(t) for t in items.schema.types] == [
@@ -114,7 +117,10 @@ def test_a_real_day_end_to_end(run_job):
     assert set(items.column("run_id").to_pylist()) == {f"test-2010-12-01-{run.out.name}"}
     assert "17850" in items.column("customer_id").to_pylist()
 
-    got = _read_table(daily_dir)
+
+def _check_daily_sales_and_quarantine(run, daily: list) -> None:
+    """customer_daily_sales: contract columns and the reference's rows; no quarantined rows."""
+    got = _read_table(run.out / "customer_daily_sales")
     assert got.schema.names == list(tr.CUSTOMER_DAILY_COLUMNS)
     assert [str(t) for t in got.schema.types] == [
         "date32[day]", "string", "int64", "int64", "decimal128(14, 2)", "decimal128(14, 2)",
@@ -133,6 +139,8 @@ def test_a_real_day_end_to_end(run_job):
         assert quarantine.num_rows == 0
         assert quarantine.schema.names == list(tr.QUARANTINE_COLUMNS)
 
+
+def _check_day_quality(run) -> None:
     quality = run.quality
     assert quality["rules_file"] == "online_retail.dqdl"
     assert quality["reference_time"] == "2010-12-02T00:00:00Z"
@@ -145,6 +153,17 @@ def test_a_real_day_end_to_end(run_job):
         assert quality["metrics"][rule["metric_name"]] == rule["metric"]
     assert quality["metrics"]["Dataset.*.RowCount"] == 3108
     assert run.rule("RowCount > median(last(10))")["outcome"] == "deferred"
+
+
+def test_a_real_day_end_to_end(run_job):
+    run = run_job(DAY, "2010-12-01")
+    assert run.code == 0, run.stderr
+    lines, duplicates, daily = _python_reference(DAY)
+    _check_day_metrics(run.metrics, lines, duplicates, daily)
+    _check_zstd_part_files_only(run)
+    _check_line_items(run)
+    _check_daily_sales_and_quarantine(run, daily)
+    _check_day_quality(run)
 
 
 @pytest.mark.parametrize("day", ["2010-12-02", "2010-12-03"])
