@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import walk
-
 SYNC_RULES = {
     "arn:aws:states:::elasticmapreduce:createCluster.sync":
         "StepFunctionsGetEventForEMRRunJobFlowRule",
@@ -28,9 +26,18 @@ SYNC_RULES = {
 RULE_ACTIONS = {"events:PutTargets", "events:PutRule", "events:DescribeRule"}
 
 
-def _task_resources(definition: dict[str, Any]) -> set[str]:
-    return {node["Resource"] for node in walk(definition)
-            if isinstance(node, dict) and node.get("Type") == "Task"}
+def _task_resources(definition: Any) -> set[str]:
+    """The Resource of every Task, inside Map and Parallel branches too."""
+    found: set[str] = set()
+    if isinstance(definition, dict):
+        if definition.get("Type") == "Task":
+            found.add(definition["Resource"])
+        for value in definition.values():
+            found |= _task_resources(value)
+    elif isinstance(definition, list):
+        for value in definition:
+            found |= _task_resources(value)
+    return found
 
 
 def _granted_rules(role: dict[str, Any]) -> dict[str, set[str]]:
