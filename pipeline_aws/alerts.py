@@ -10,11 +10,9 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from pipeline_aws import domain_error
+from pipeline_aws import aws_call
 
 SUBJECT_MAX = 99  # SNS: "less than 100 characters", ASCII, no line breaks
 FIELD_MAX = 4000  # keeps one alert far below SNS's 256 KiB message limit
@@ -64,8 +62,16 @@ class Alert:
         return {"title": self.title, **body}
 
 
+class AlertPort(Protocol):
+    """What the logic needs to alert (AlertPublisher; FakeAlerts in the tests)."""
+
+    def publish(self, alert: Alert) -> str:
+        """Send the alert; returns its message id."""
+        ...
+
+
 class AlertPublisher:
-    """Publishes alerts to the alert topic (an SNS client and the topic ARN)."""
+    """Publishes alerts to the alert topic (an SNS client and the topic ARN); an AlertPort."""
 
     def __init__(self, sns_client: Any, topic_arn: str):
         self._sns = sns_client
@@ -77,17 +83,15 @@ class AlertPublisher:
         document = json.dumps(alert.document(), default=str, sort_keys=True)
         message = {"default": text, "email": text, "sms": clip(text, 1400)}
         message.update({protocol: document for protocol in _JSON_PROTOCOLS})
-        try:
-            response = self._sns.publish(
-                TopicArn=self._topic_arn,
-                Subject=safe_subject(alert.subject),
-                Message=json.dumps(message),
-                MessageStructure="json",
-                MessageAttributes={
-                    k: {"DataType": "String", "StringValue": str(v) or "-"}
-                    for k, v in alert.attributes.items()
-                },
-            )
-        except (ClientError, BotoCoreError) as e:
-            raise domain_error(e, f"publishing an alert to {self._topic_arn}") from e
+        response = aws_call(
+            f"publishing an alert to {self._topic_arn}", self._sns.publish,
+            TopicArn=self._topic_arn,
+            Subject=safe_subject(alert.subject),
+            Message=json.dumps(message),
+            MessageStructure="json",
+            MessageAttributes={
+                k: {"DataType": "String", "StringValue": str(v) or "-"}
+                for k, v in alert.attributes.items()
+            },
+        )
         return str(response.get("MessageId", ""))

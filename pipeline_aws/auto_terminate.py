@@ -14,117 +14,15 @@ GRACE_PERIOD_MINUTES since CreationDateTime.
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StrictStr,
-    ValidationError,
-)
-
-from pipeline_aws.cleanup import (
-    ACTIVE_CLUSTER_STATES,
-    APP_TAG,
-    ClusterInfo,
-    EmrClusters,
-    StepActivity,
-)
-from pipeline_core.errors import ConfigurationError, InvalidInput, PipelineError, TransientError
-
-_MAX_MINUTES = 7 * 24 * 60
-_CLUSTER_ID = re.compile(r"^j-[0-9A-Z]{1,64}$")
-
-
-def _strict_bool(value: Any) -> bool:
-    """Only "true" and "false" (any case): a typo must not silently mean "terminate"."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    raise ValueError(f"must be 'true' or 'false', not {value!r}")
-
-
-def _whole_minutes(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-        return int(value)
-    raise ValueError(f"must be a whole number of minutes, not {value!r}")
-
-
-def _cluster_ids(value: Any) -> frozenset[str]:
-    if isinstance(value, frozenset | set | list | tuple):
-        items = [str(v) for v in value]
-    elif isinstance(value, str):
-        items = [part.strip() for part in value.split(",") if part.strip()]
-    else:
-        raise ValueError("must be a comma-separated list of cluster ids")
-    bad = [item for item in items if not _CLUSTER_ID.match(item)]
-    if bad:
-        raise ValueError(f"not EMR cluster ids (j-XXXXXXXXXXXXX): {', '.join(bad)}")
-    return frozenset(items)
-
-
-Minutes = Annotated[int, BeforeValidator(_whole_minutes), Field(gt=0, le=_MAX_MINUTES)]
-StrictBoolText = Annotated[bool, BeforeValidator(_strict_bool)]
-ClusterIds = Annotated[frozenset[str], BeforeValidator(_cluster_ids)]
-
-
-def _validation_message(error: ValidationError) -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        parts.append(f"{where}: {item['msg']}")
-    return "; ".join(parts)
-
-
-class Settings(BaseModel):
-    """The auto_terminator's environment, validated at cold start (errors name the variable)."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    environment: StrictStr = Field(alias="ENVIRONMENT", min_length=1)
-    app_name: StrictStr = Field(alias="APP_NAME", min_length=1)
-    idle_threshold_minutes: Minutes = Field(alias="IDLE_THRESHOLD_MINUTES")
-    grace_period_minutes: Minutes = Field(alias="GRACE_PERIOD_MINUTES")
-    dry_run: StrictBoolText = Field(alias="DRY_RUN")
-    allow_protected_cluster_ids: ClusterIds = Field(
-        alias="ALLOW_PROTECTED_CLUSTER_IDS", default=frozenset())
-
-    @classmethod
-    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        import os
-
-        try:
-            return cls.model_validate(dict(os.environ if environ is None else environ))
-        except ValidationError as e:
-            raise ConfigurationError(
-                f"auto_terminator environment is invalid: {_validation_message(e)}") from e
-
-
-class ScheduledEvent(BaseModel):
-    """The EventBridge Scheduler / schedule rule event; only its id is used (correlation)."""
-
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-    id: StrictStr = Field(min_length=1)
-    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
-    time: StrictStr
-
-
-def parse_scheduled_event(event: Any) -> ScheduledEvent:
-    try:
-        return ScheduledEvent.model_validate(event)
-    except ValidationError as e:
-        raise InvalidInput(f"auto_terminator input is invalid: {_validation_message(e)}") from e
-
+from pipeline_aws.contracts import ScheduledEvent
+from pipeline_aws.emr import ACTIVE_CLUSTER_STATES, APP_TAG, ClustersPort, EmrClusters
+from pipeline_aws.settings import AutoTerminatorSettings
+from pipeline_core.errors import PipelineError, TransientError
 
 Reason = Literal[
     "idle",                   # terminate
@@ -158,31 +56,19 @@ class Decision:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-class _Clusters(Protocol):
-    def cluster_ids(self, states: Sequence[str] = ...) -> Any: ...
-    def describe(self, cluster_id: str) -> ClusterInfo | None: ...
-    def step_activity(self, cluster_id: str) -> StepActivity: ...
-    def idle_timeout_seconds(self, cluster_id: str) -> int | None: ...
-    def terminate(self, cluster: ClusterInfo, remove_protection: bool) -> str: ...
-
-
 class _Metrics(Protocol):
     def publish(self, terminated: int, idle_minutes_saved: float) -> None: ...
 
 
 class EmfTerminatorMetrics:
-    """ClustersTerminated and IdleMinutesSaved, with the dimension `environment` only.
+    """ClustersTerminated and IdleMinutesSaved. The one dimension, `environment`, is the
+    Metrics' default dimension, and the handler's Metrics has no `service` dimension (see
+    pipeline_aws.observability)."""
 
-    The powertools Metrics given here must be built with service="" (see the handler), or
-    powertools adds a `service` dimension of its own.
-    """
-
-    def __init__(self, metrics: Any, environment: str):
+    def __init__(self, metrics: Any):
         self._metrics = metrics
-        self._environment = environment
 
     def publish(self, terminated: int, idle_minutes_saved: float) -> None:
-        self._metrics.add_dimension(name="environment", value=self._environment)
         self._metrics.add_metric(name="ClustersTerminated", unit="Count", value=terminated)
         self._metrics.add_metric(name="IdleMinutesSaved", unit="Count",
                                  value=round(idle_minutes_saved, 1))
@@ -195,8 +81,9 @@ def _minutes(later: datetime, earlier: datetime) -> float:
 class AutoTerminator:
     """One sweep over this app's clusters."""
 
-    def __init__(self, clusters: _Clusters, settings: Settings, metrics: _Metrics,
-                 logger: Any = None, clock: Callable[[], datetime] | None = None):
+    def __init__(self, clusters: ClustersPort, settings: AutoTerminatorSettings,
+                 metrics: _Metrics, logger: Any = None,
+                 clock: Callable[[], datetime] | None = None):
         self._clusters = clusters
         self._settings = settings
         self._metrics = metrics
@@ -204,11 +91,12 @@ class AutoTerminator:
         self._clock = clock or (lambda: datetime.now(UTC))
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Any, logger: Any) -> AutoTerminator:
+    def from_settings(cls, settings: AutoTerminatorSettings, metrics: Any,
+                      logger: Any) -> AutoTerminator:
         import boto3
 
         return cls(clusters=EmrClusters(boto3.client("emr")), settings=settings,
-                   metrics=EmfTerminatorMetrics(metrics, settings.environment), logger=logger)
+                   metrics=EmfTerminatorMetrics(metrics), logger=logger)
 
     def run(self, trigger: ScheduledEvent | None = None) -> dict[str, Any]:
         """Decide for every active cluster; returns {dry_run, decisions, terminated, ...}.
@@ -245,39 +133,38 @@ class AutoTerminator:
             return Decision(cluster_id=cluster_id, action="skip", reason="error", error=str(e))
 
     def _decide(self, cluster_id: str, now: datetime) -> Decision:
-        settings = self._settings
         cluster = self._clusters.describe(cluster_id)
         if cluster is None:
             return Decision(cluster_id=cluster_id, action="skip", reason="gone")
-        common = {"cluster_id": cluster_id, "name": cluster.name, "state": cluster.state,
-                  "termination_protected": cluster.termination_protected}
-        if cluster.tags.get(APP_TAG) != settings.app_name:
-            return Decision(action="skip", reason="not_ours", **common)
+        skip = Decision(cluster_id=cluster_id, action="skip", reason="not_ours",
+                        name=cluster.name, state=cluster.state,
+                        termination_protected=cluster.termination_protected)
+        if cluster.tags.get(APP_TAG) != self._settings.app_name:
+            return skip
         age = _minutes(now, cluster.created_at) if cluster.created_at else None
-        common["age_minutes"] = round(age, 1) if age is not None else None
+        skip = replace(skip, age_minutes=round(age, 1) if age is not None else None)
         if cluster.state != "WAITING":
-            return Decision(action="skip", reason="not_waiting", **common)
-        if age is None or age < settings.grace_period_minutes:
-            return Decision(action="skip", reason="in_grace_period", **common)
+            return replace(skip, reason="not_waiting")
+        if age is None or age < self._settings.grace_period_minutes:
+            return replace(skip, reason="in_grace_period")
         steps = self._clusters.step_activity(cluster_id)
         if steps.active:
-            return Decision(action="skip", reason="steps_active", **common)
+            return replace(skip, reason="steps_active")
+        # Idle since its last step ended, or since it was ready when it never ran one.
         idle_since = steps.last_ended_at or cluster.ready_at or cluster.created_at
         assert idle_since is not None  # created_at is set: checked with the age
         idle = _minutes(now, idle_since)
-        common["idle_minutes"] = round(idle, 1)
-        if idle < settings.idle_threshold_minutes:
-            return Decision(action="skip", reason="recently_active", **common)
-        allowed = cluster_id in settings.allow_protected_cluster_ids
+        skip = replace(skip, idle_minutes=round(idle, 1))
+        if idle < self._settings.idle_threshold_minutes:
+            return replace(skip, reason="recently_active")
+        allowed = cluster_id in self._settings.allow_protected_cluster_ids
         if cluster.termination_protected and not allowed:
-            return Decision(action="skip", reason="termination_protected", **common)
-        saved = self._idle_minutes_saved(cluster_id, idle)
-        if settings.dry_run:
-            return Decision(action="terminate", reason="idle", dry_run=True, result="dry_run",
-                            idle_minutes_saved=saved, **common)
-        result = self._clusters.terminate(cluster, remove_protection=allowed)
-        return Decision(action="terminate", reason="idle", result=result,
-                        idle_minutes_saved=saved, **common)
+            return replace(skip, reason="termination_protected")
+        terminate = replace(skip, action="terminate", reason="idle",
+                            idle_minutes_saved=self._idle_minutes_saved(cluster_id, idle))
+        if self._settings.dry_run:
+            return replace(terminate, dry_run=True, result="dry_run")
+        return replace(terminate, result=self._clusters.terminate(cluster, allowed))
 
     def _idle_minutes_saved(self, cluster_id: str, idle: float) -> float:
         """Minutes the cluster would still have idled before its own AutoTerminationPolicy

@@ -8,9 +8,19 @@ field. Models ignore fields they do not need, so a state that grows never breaks
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from aws_lambda_powertools.utilities.parser.models.event_bridge import EventBridgeModel
+from aws_lambda_powertools.utilities.parser.models.s3 import (
+    S3EventNotificationEventBridgeBucketModel,
+    S3EventNotificationEventBridgeDetailModel,
+    S3EventNotificationEventBridgeModel,
+    S3EventNotificationObjectModel,
+)
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline_core.errors import InvalidInput, PipelineError
 
@@ -39,4 +49,479 @@ def parse(
 
 # --- the run's payloads (ResolveRun, EvaluateQuality, StartLoad, RecordRun, HandleFailure) ---
 
+S3_URI = r"^s3://[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]/.+"
+Verdict = Literal["pass", "warn", "fail"]
+Compute = Literal["serverless", "cluster"]
+
+
+class _Payload(BaseModel):
+    """A part of the state machine's data: fields it does not name are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class ExecutionRef(_Payload):
+    """`$$.Execution`, which the state machine passes to every function next to its input."""
+
+    Id: str = Field(min_length=1)
+    Name: str = Field(min_length=1)
+    StartTime: str | None = None
+
+
+# The run manifest (ResolveRun's result, `$.run`) and its parts.
+
+
+class RunInput(_Payload):
+    """The raw object the run reads; it is never changed."""
+
+    bucket: str
+    key: str
+    etag: str
+    size: int = Field(ge=0)
+    uri: str
+
+
+class JobSpec(_Payload):
+    """The Spark job as RunServerlessJob submits it (RunClusterStep runs the same arguments)."""
+
+    name: str
+    code_version: str
+    entry_point: str
+    py_files: str
+    arguments: list[str]
+    spark_submit_parameters: str
+    client_token: str = Field(min_length=1, max_length=64)
+    timeout_minutes: int = Field(ge=1)
+    log_uri: str
+
+
+class ClusterSpec(_Payload):
+    """What CreateCluster and RunClusterStep pass to EMR (RunJobFlow / AddJobFlowSteps shapes)."""
+
+    name: str
+    release_label: str
+    instances: dict[str, Any]
+    log_uri: str
+    idle_timeout_seconds: int
+    tags: list[dict[str, str]]
+    step_args: list[str]
+
+
+class RunManifest(_Payload):
+    """The run manifest: ResolveRun's result, at `$.run` for every later state."""
+
+    run_id: str = Field(min_length=1, max_length=128)
+    execution_id: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    partition: str = Field(min_length=1)
+    trigger: Literal["s3", "schedule", "manual"]
+    duplicate: bool
+    attempt: int = Field(ge=1)
+    compute: Compute
+    started_at: str
+    input: RunInput
+    outputs: dict[str, str]
+    quarantine_uri: str = Field(pattern=S3_URI)
+    metrics_uri: str = Field(pattern=S3_URI)
+    quality_uri: str = Field(pattern=S3_URI)
+    # The ASL's part, passed to EMR as it is: ResolveRun builds it from JobSpec / ClusterSpec;
+    # no function reads it back, so a reader does not refuse a state for it.
+    job: dict[str, Any]
+    cluster: dict[str, Any] | None = None
+    tags: dict[str, str]
+
+
+# What the states after the job leave in the state.
+
+
+class LineCounts(_Payload):
+    """The run's lines, `{"in", "out", "quarantined", "duplicates"}` (from metrics.json)."""
+
+    model_config = ConfigDict(extra="ignore", validate_by_name=True, serialize_by_alias=True)
+
+    read: int = Field(ge=0, validation_alias="in", serialization_alias="in")
+    written: int = Field(ge=0, validation_alias="out", serialization_alias="out")
+    quarantined: int = Field(ge=0)
+    duplicates: int = Field(ge=0)
+
+
+class RuleOutcome(_Payload):
+    """A rule that failed or warned, as EvaluateQuality reports it."""
+
+    rule: str
+    line: int
+    severity: str
+    metric_name: str | None
+    value: float | int | None
+    threshold: str
+
+
+class QualityResult(_Payload):
+    """EvaluateQuality's result, at `$.quality` (the QualityGate Choice reads `verdict`)."""
+
+    verdict: Verdict
+    summary: str
+    failed_rules: list[RuleOutcome]
+    warned_rules: list[RuleOutcome]
+    lines: LineCounts
+
+
+class LoadStarted(_Payload):
+    """StartLoad's result, at `$.load`; NextLoadPoll rewrites it without `migrations_applied`.
+    `tables`: table -> index of the sub-statement whose ResultRows is the rows inserted."""
+
+    statement_id: str = Field(min_length=1)
+    tables: dict[str, int]
+    migrations_applied: list[str] = Field(default_factory=list)
+    wait_seconds: int = Field(ge=1)
+    polls: int = Field(ge=0)
+
+
+class SubStatement(_Payload):
+    Status: str | None = None
+    ResultRows: int | None = None
+
+
+class LoadStatus(_Payload):
+    """The Data API's DescribeStatement response for the load, at `$.load_status`."""
+
+    Id: str | None = None
+    Status: str
+    SubStatements: list[SubStatement] = Field(default_factory=list)
+
+
+class JobRunRef(_Payload):
+    """`$.job_run`, after RunServerlessJob."""
+
+    application_id: str | None = None
+    job_run_id: str | None = None
+
+
+class ClusterRef(_Payload):
+    """`$.cluster`, after CreateCluster."""
+
+    cluster_id: str | None = None
+
+
+# Each function's input and result.
+
+
+class _Parses(BaseModel):
+    """A function's event model: `parse` refuses a malformed event as InvalidInput naming
+    every missing or wrong field; `what` starts the message."""
+
+    what: ClassVar[str]
+
+    @classmethod
+    def parse(cls, event: Any) -> Self:
+        return parse(cls, event, cls.what)
+
+
+class _FunctionInput(_Payload, _Parses):
+    """`{"state": <the whole state>, "execution": $$.Execution, "state_name": <State>}`."""
+
+
+class RunState(_Payload):
+    """The state once ResolveRun succeeded."""
+
+    run: RunManifest
+
+
+class RunStepRequest(_FunctionInput):
+    state: RunState
+    execution: ExecutionRef
+    state_name: str | None = None
+
+    @property
+    def run(self) -> RunManifest:
+        return self.state.run
+
+
+class EvaluateQualityRequest(RunStepRequest):
+    what = "EvaluateQuality input"
+
+
+class StartLoadRequest(RunStepRequest):
+    what = "StartLoad input"
+
+
+class RecordRunState(RunState):
+    load: LoadStarted
+    load_status: LoadStatus
+    quality: QualityResult | None = None
+    job_run: JobRunRef | None = None
+    cluster: ClusterRef | None = None
+
+
+class RecordRunRequest(_FunctionInput):
+    what = "RecordRun input"
+
+    state: RecordRunState
+
+
+class RunRecorded(_Payload):
+    """RecordRun's result, at `$.record`."""
+
+    status: Literal["SUCCEEDED"]
+    rows_loaded: dict[str, int]
+
+
+class HandleFailureRequest(_FunctionInput):
+    """HandleFailure's input: the state as far as the run got (without `run` when ResolveRun
+    failed), read defensively by the handler rather than refused."""
+
+    what = "HandleFailure input"
+
+    state: dict[str, Any]
+    execution: ExecutionRef
+    state_name: str | None = None
+
+
+class FailureSummary(_Payload):
+    """HandleFailure's result, at `$.failure_summary`."""
+
+    failed_state: str
+    error: str
+    cause: str
+    logs: str | None
+    cleanup: list[dict[str, Any]]
+
+
+# ResolveRun: the trigger events and its input.
+
+
+class _S3Bucket(S3EventNotificationEventBridgeBucketModel):
+    name: str = Field(min_length=3)
+
+
+class _S3Object(S3EventNotificationObjectModel):
+    key: str = Field(min_length=1)
+
+
+class _S3Detail(S3EventNotificationEventBridgeDetailModel):
+    bucket: _S3Bucket
+    object: _S3Object
+
+
+class S3ObjectCreated(S3EventNotificationEventBridgeModel):
+    """EventBridge "Object Created" from the raw bucket (powertools' model, narrowed)."""
+
+    source: Literal["aws.s3"]
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+    detail: _S3Detail
+
+    @property
+    def bucket(self) -> str:
+        return self.detail.bucket.name
+
+    @property
+    def key(self) -> str:
+        return self.detail.object.key
+
+
+class ScheduleTrigger(_Payload):
+    """The EventBridge Scheduler target's input (template.yaml): the dataset and the time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["pipeline.schedule"]
+    dataset: str = Field(min_length=1)
+    scheduled_time: datetime
+
+
+class ManualTrigger(_Payload):
+    """A person or a backfill: dataset + date, or bucket + key; `rerun` replaces a day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str | None = None
+    date: str | None = None
+    bucket: str | None = None
+    key: str | None = None
+    rerun: bool = False
+    # Run this one execution on the other compute path (backfills, local cluster-mode runs).
+    compute: Compute | None = None
+
+    @model_validator(mode="after")
+    def _day_or_object(self) -> Self:
+        by_day = self.dataset is not None and self.date is not None
+        by_key = self.bucket is not None and self.key is not None
+        if by_day == by_key:
+            raise ValueError('a manual event gives either dataset and date, or bucket and key '
+                             '(optionally with "rerun": true)')
+        return self
+
+
+Trigger = S3ObjectCreated | ScheduleTrigger | ManualTrigger
+_TRIGGERS: dict[str | None, type[Trigger]] = {
+    "aws.s3": S3ObjectCreated, "pipeline.schedule": ScheduleTrigger, None: ManualTrigger,
+}
+
+
+def trigger_model(event: Any) -> type[Trigger]:
+    """Which trigger `event` is, by its `source` (none: a manual run)."""
+    if not isinstance(event, dict):
+        raise InvalidInput(f"event: expected an object, got {type(event).__name__}")
+    source = event.get("source")
+    if source not in _TRIGGERS:
+        raise InvalidInput(f"event.source {source!r} is not supported (aws.s3, "
+                           "pipeline.schedule, or no source for a manual run)")
+    return _TRIGGERS[source]
+
+
+class ResolveRunRequest(_Payload):
+    """ResolveRun's input: `{"event": <trigger event>, "execution": $$.Execution}`."""
+
+    trigger: Trigger
+    execution: ExecutionRef
+
+    @classmethod
+    def parse(cls, payload: Any) -> ResolveRunRequest:
+        """Validate the input; InvalidInput says what is wrong and where."""
+        if not isinstance(payload, dict):
+            raise InvalidInput(f"expected an object with 'event' and 'execution', got "
+                               f"{type(payload).__name__}")
+        missing = [k for k in ("event", "execution") if k not in payload]
+        if missing:
+            raise InvalidInput(f"missing {', '.join(missing)} (the state machine passes "
+                               "{'event': $, 'execution': $$.Execution})")
+        execution = parse(ExecutionRef, payload["execution"], "ResolveRun input",
+                          prefix="execution")
+        model = trigger_model(payload["event"])
+        trigger = parse(model, payload["event"], model.__name__, prefix="event")
+        return cls(trigger=trigger, execution=execution)
+
+    @property
+    def execution_arn(self) -> str:
+        return self.execution.Id
+
+    @property
+    def trigger_kind(self) -> Literal["s3", "schedule", "manual"]:
+        if isinstance(self.trigger, S3ObjectCreated):
+            return "s3"
+        return "schedule" if isinstance(self.trigger, ScheduleTrigger) else "manual"
+
+    @property
+    def rerun(self) -> bool:
+        return isinstance(self.trigger, ManualTrigger) and self.trigger.rerun
+
+    @property
+    def compute(self) -> Compute | None:
+        """The compute path a manual trigger asks for, overriding the catalog's."""
+        return self.trigger.compute if isinstance(self.trigger, ManualTrigger) else None
+
 # --- events and payloads of CleanupExecution, AutoTerminator and TrackCost -------------------
+
+
+_STATES_ARN = r"^arn:aws[\w-]*:states:"
+
+
+class ScheduledEvent(EventBridgeModel, _Parses):
+    """The AutoTerminator's trigger: an EventBridge schedule (only its id is used, as the
+    correlation id of the sweep's log lines)."""
+
+    what: ClassVar[str] = "auto_terminator input is invalid"
+    id: str = Field(min_length=1)
+    detail_type: Literal["Scheduled Event"] = Field(alias="detail-type")
+
+
+class ExecutionStatus(_Payload):
+    """`detail` of a "Step Functions Execution Status Change" event CleanupExecution acts on."""
+
+    executionArn: str = Field(pattern=_STATES_ARN + r"[^:]+:\d{12}:execution:")
+    stateMachineArn: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    status: Literal["ABORTED", "TIMED_OUT", "FAILED"]
+    startDate: int | None = None
+    stopDate: int | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class ExecutionStatusChange(EventBridgeModel, _Parses):
+    """CleanupExecution's trigger (source aws.states), for an execution that did not succeed."""
+
+    what: ClassVar[str] = "cleanup_execution input is invalid"
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: ExecutionStatus
+
+    @property
+    def stopped_at(self) -> datetime | None:
+        if self.detail.stopDate is None:
+            return None
+        return datetime.fromtimestamp(self.detail.stopDate / 1000, tz=UTC)
+
+
+class CostRun(_Payload):
+    """What TrackCost reads of the run manifest."""
+
+    run_id: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    compute: Literal["serverless", "cluster"] | None = None
+    started_at: str | None = None
+
+
+class CostJobRun(JobRunRef):
+    application_id: str = Field(min_length=1)
+    job_run_id: str = Field(min_length=1)
+
+
+class CostCluster(ClusterRef):
+    cluster_id: str = Field(pattern=r"^j-[A-Z0-9]+$")
+
+
+class CostState(_Payload):
+    """The state as TrackCost (after a run) or TrackCostOnFailure (after any failure) sees it."""
+
+    run: CostRun | None = None
+    job_run: CostJobRun | None = None
+    cluster: CostCluster | None = None
+    failure: dict[str, Any] = Field(default_factory=dict)
+
+
+class CostExecution(ExecutionRef):
+    Id: str = Field(pattern=_STATES_ARN)
+
+
+def _cause(failure: Any) -> dict[str, Any]:
+    """The JSON object in a caught error's Cause, or {}."""
+    if not isinstance(failure, Mapping) or not isinstance(failure.get("Cause"), str):
+        return {}
+    try:
+        data = json.loads(failure["Cause"])
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+class TrackCostRequest(_FunctionInput):
+    """`{"state": <whole state>, "execution": $$.Execution, "state_name": ...}`."""
+
+    what: ClassVar[str] = "track_cost input is invalid"
+
+    state: CostState
+    execution: CostExecution
+    state_name: str = "TrackCost"
+
+    @property
+    def run_id(self) -> str:
+        return self.state.run.run_id if self.state.run else self.execution.Name
+
+    def job_run_ids(self) -> tuple[str, str] | None:
+        """From $.job_run, or from a failed startJobRun.sync's Cause (the job still cost money)."""
+        if self.state.job_run:
+            return self.state.job_run.application_id, self.state.job_run.job_run_id
+        cause = _cause(self.state.failure.get("RunServerlessJob"))
+        cause = cause.get("jobRun") or cause.get("JobRun") or cause
+        app = cause.get("applicationId") or cause.get("ApplicationId")
+        job = cause.get("jobRunId") or cause.get("JobRunId")
+        return (app, job) if isinstance(app, str) and isinstance(job, str) else None
+
+    def cluster_id(self) -> str | None:
+        """From $.cluster, or from a failed createCluster.sync's Cause (its instances ran)."""
+        if self.state.cluster:
+            return self.state.cluster.cluster_id
+        cause = _cause(self.state.failure.get("CreateCluster"))
+        found = cause.get("ClusterId") or (cause.get("Cluster") or {}).get("Id")
+        return found if isinstance(found, str) and found.startswith("j-") else None

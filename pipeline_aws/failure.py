@@ -13,40 +13,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from pipeline_aws.alerts import Alert, AlertPublisher, clip
-from pipeline_aws.ledger import RunLedger
-from pipeline_aws.load import validation_problems
+from pipeline_aws.alerts import Alert, AlertPort, clip
+from pipeline_aws.contracts import FailureSummary, HandleFailureRequest
+from pipeline_aws.ledger import LedgerPort
+from pipeline_aws.redshift import RedshiftDataPort
 from pipeline_aws.settings import HandleFailureSettings
 from pipeline_core.catalog import Catalog
-from pipeline_core.errors import InvalidInput, PipelineError
+from pipeline_core.errors import PipelineError
 
 CAUSE_MAX = 2000
 # States that run after the EMR work started; a failure before them started nothing on EMR.
 _NOTHING_STARTED = ("ResolveRun",)
 _SECONDARY = ("TerminateClusterOnFailure",)
-
-
-class _Execution(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    Id: str = Field(min_length=1)
-    Name: str = Field(min_length=1)
-    StartTime: str | None = None
-
-
-class FailureRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    state: dict[str, Any]
-    execution: _Execution
-    state_name: str | None = None
-
-    @classmethod
-    def parse(cls, event: Any) -> FailureRequest:
-        try:
-            return cls.model_validate(event)
-        except ValidationError as e:
-            raise InvalidInput(f"HandleFailure input: {validation_problems(e)}") from e
 
 
 @dataclass(frozen=True)
@@ -58,19 +36,21 @@ class FailureInfo:
     also_failed: dict[str, str]
 
 
-class _Canceller(Protocol):
-    def cancel(self, statement_id: str) -> str: ...
-
-
 class _Cleaner(Protocol):
     def cleanup_execution(self, execution_arn: str) -> list[dict[str, Any]]: ...
+
+
+def section(state: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """`state[name]` when it is an object, else an empty one: the state may be partial."""
+    value = state.get(name)
+    return value if isinstance(value, Mapping) else {}
 
 
 def default_cleaner(settings: HandleFailureSettings) -> _Cleaner:
     """The EMR cleaner of pipeline_aws.cleanup (imported here so tests can inject a fake)."""
     from pipeline_aws.cleanup import Cleaner
 
-    return Cleaner.from_env(settings)
+    return Cleaner.from_settings(settings)
 
 
 def _find(data: Any, names: tuple[str, ...], depth: int = 0) -> Any:
@@ -148,28 +128,32 @@ def log_location(state: Mapping[str, Any], failure: FailureInfo, artifacts_bucke
                  ) -> str | None:
     """Where the job's logs are, when a job ran: EMR Serverless or EMR cluster layout."""
     cause = _parse_json(failure.raw_cause)
-    job_run = state.get("job_run") if isinstance(state.get("job_run"), Mapping) else {}
+    job_run = section(state, "job_run")
     app_id = job_run.get("application_id") or _find(cause, ("ApplicationId",))
     job_run_id = job_run.get("job_run_id") or _find(cause, ("JobRunId",))
     if isinstance(app_id, str) and isinstance(job_run_id, str):
         return (f"s3://{artifacts_bucket}/logs/emr-serverless/applications/{app_id}/jobs/"
                 f"{job_run_id}/")
-    cluster = state.get("cluster") if isinstance(state.get("cluster"), Mapping) else {}
-    cluster_id = cluster.get("cluster_id") or _find(cause, ("ClusterId",))
+    cluster_id = section(state, "cluster").get("cluster_id") or _find(cause, ("ClusterId",))
     if isinstance(cluster_id, str) and re.match(r"^j-[A-Z0-9]+$", cluster_id):
-        step = state.get("cluster_step") if isinstance(state.get("cluster_step"), Mapping) else {}
-        step_id = step.get("step_id") or _find(cause, ("StepId",))
-        if not step_id and isinstance(cause, Mapping):
-            step_obj = _find(cause, ("Step",))
-            step_id = step_obj.get("Id") if isinstance(step_obj, Mapping) else None
+        step_id = _step_id(state, cause)
         base = f"s3://{artifacts_bucket}/logs/emr/{cluster_id}/"
         return f"{base}steps/{step_id}/" if isinstance(step_id, str) else base
     return None
 
 
+def _step_id(state: Mapping[str, Any], cause: Any) -> Any:
+    """The cluster step's id: from `$.cluster_step`, else from the failed step's description."""
+    step_id = section(state, "cluster_step").get("step_id") or _find(cause, ("StepId",))
+    if not step_id and isinstance(cause, Mapping):
+        step = _find(cause, ("Step",))
+        step_id = step.get("Id") if isinstance(step, Mapping) else None
+    return step_id
+
+
 class FailureHandler:
-    def __init__(self, *, settings: HandleFailureSettings, ledger: RunLedger,
-                 alerts: AlertPublisher, redshift: _Canceller, cleaner: _Cleaner,
+    def __init__(self, *, settings: HandleFailureSettings, ledger: LedgerPort,
+                 alerts: AlertPort, redshift: RedshiftDataPort, cleaner: _Cleaner,
                  catalog: Catalog | Callable[[], Catalog] | None = None, logger: Any = None,
                  metrics: Any = None):
         self._settings = settings
@@ -183,8 +167,8 @@ class FailureHandler:
 
     def _where(self, state: Mapping[str, Any]) -> tuple[str, str | None]:
         """Dataset and partition: from the manifest, else from the trigger, else "unknown"."""
-        run = state.get("run")
-        if isinstance(run, Mapping) and run.get("dataset"):
+        run = section(state, "run")
+        if run.get("dataset"):
             return str(run["dataset"]), run.get("partition")
         key = _find(state.get("detail"), ("key",)) or state.get("key")
         try:
@@ -194,17 +178,17 @@ class FailureHandler:
                 return dataset.name, partition
         except PipelineError:
             pass
-        dataset = state.get("dataset")
-        if isinstance(dataset, str) and re.match(r"^[a-z_][a-z0-9_]{0,62}$", dataset):
+        name = state.get("dataset")
+        if isinstance(name, str) and re.match(r"^[a-z_][a-z0-9_]{0,62}$", name):
             date = state.get("date")
-            return dataset, date if isinstance(date, str) else None
+            return name, date if isinstance(date, str) else None
         return "unknown", None
 
-    def _cleanup(self, request: FailureRequest, failure: FailureInfo) -> list[dict[str, Any]]:
+    def _cleanup(self, request: HandleFailureRequest, failure: FailureInfo
+                 ) -> list[Mapping[str, Any]]:
         state = request.state
-        actions: list[dict[str, Any]] = []
-        load = state.get("load") if isinstance(state.get("load"), Mapping) else {}
-        statement_id = load.get("statement_id")
+        actions: list[Mapping[str, Any]] = []
+        statement_id = section(state, "load").get("statement_id")
         if isinstance(statement_id, str) and statement_id:
             action: dict[str, Any] = {"action": "cancel_statement", "id": statement_id}
             try:
@@ -220,21 +204,37 @@ class FailureHandler:
                                 "result": "failed", "error": str(e)})
         return actions
 
-    def handle(self, request: FailureRequest) -> dict[str, Any]:
+    def handle(self, request: HandleFailureRequest) -> dict[str, Any]:
         state = request.state
         failure = failure_of(state, request.state_name)
-        run = state.get("run") if isinstance(state.get("run"), Mapping) else {}
+        run = section(state, "run")
         run_id = str(run.get("run_id") or request.execution.Name)
-        dataset, partition = self._where(state)
+        where = self._where(state)
         logs = log_location(state, failure, self._settings.artifacts_bucket)
         cleanup = self._cleanup(request, failure)
+        self._record(request, run_id, where, failure, logs, cleanup)
+        self._alerts.publish(self._alert(request, run_id, where, failure, logs, cleanup))
+        if self._metrics:
+            self._metrics.add_metric(name="RunsFailed", unit="Count", value=1)
+        if self._logger:
+            self._logger.error("run failed", extra={"run_id": run_id, "failed_state": failure.state,
+                                                    "error": failure.error, "logs": logs,
+                                                    "cleanup": cleanup})
+        return FailureSummary(failed_state=failure.state, error=failure.error,
+                              cause=failure.cause, logs=logs,
+                              cleanup=[dict(a) for a in cleanup]).model_dump(mode="json")
 
-        record = {"state": failure.state, "error": failure.error, "cause": failure.cause,
-                  "logs": logs}
+    def _record(self, request: HandleFailureRequest, run_id: str, where: tuple[str, str | None],
+                failure: FailureInfo, logs: str | None, cleanup: list[Mapping[str, Any]]
+                ) -> None:
+        """FAILED on the run's item; an item for a run without one (ResolveRun failed)."""
+        run = section(request.state, "run")
+        record: dict[str, Any] = {"state": failure.state, "error": failure.error,
+                                  "cause": failure.cause, "logs": logs}
         if failure.also_failed:
             record["also_failed"] = failure.also_failed
-        inp = run.get("input") if isinstance(run.get("input"), Mapping) else None
-        defaults = {"dataset": dataset, "partition": partition,
+        inp = section(run, "input")
+        defaults = {"dataset": where[0], "partition": where[1],
                     "execution_arn": request.execution.Id,
                     "started_at": run.get("started_at") or request.execution.StartTime,
                     "trigger": run.get("trigger"), "attempt": run.get("attempt"),
@@ -242,9 +242,13 @@ class FailureHandler:
                               if inp else None)}
         self._ledger.mark_failed(run_id, record, cleanup=cleanup, defaults=defaults)
 
+    def _alert(self, request: HandleFailureRequest, run_id: str, where: tuple[str, str | None],
+               failure: FailureInfo, logs: str | None, cleanup: list[Mapping[str, Any]]
+               ) -> Alert:
+        run = section(request.state, "run")
+        dataset, partition = where
         env = self._settings.environment
-        input_uri = inp.get("uri") if inp else None
-        self._alerts.publish(Alert(
+        return Alert(
             subject=f"[{env}] {dataset} {partition or ''} failed at {failure.state}: "
                     f"{failure.error}",
             title=f"Pipeline run failed in {failure.state} ({self._settings.app_name}, {env})",
@@ -258,7 +262,7 @@ class FailureHandler:
                 "Cause": failure.cause,
                 "Logs": logs or "no job ran; see the execution history",
                 "Also failed": failure.also_failed or None,
-                "Input (kept in place)": input_uri,
+                "Input (kept in place)": section(run, "input").get("uri"),
                 "Execution": request.execution.Id,
                 "Cleanup": cleanup,
                 "Re-run": (f'start the state machine with {{"dataset": "{dataset}", '
@@ -266,12 +270,4 @@ class FailureHandler:
             },
             attributes={"dataset": dataset, "environment": env, "event": "run_failed",
                         "failed_state": failure.state},
-        ))
-        if self._metrics:
-            self._metrics.add_metric(name="RunsFailed", unit="Count", value=1)
-        if self._logger:
-            self._logger.error("run failed", extra={"run_id": run_id, "failed_state": failure.state,
-                                                    "error": failure.error, "logs": logs,
-                                                    "cleanup": cleanup})
-        return {"failed_state": failure.state, "error": failure.error, "cause": failure.cause,
-                "logs": logs, "cleanup": cleanup}
+        )

@@ -10,10 +10,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
+from pipeline_aws.contracts import LoadStarted, StartLoadRequest
 from pipeline_aws.ledger import utc_now_iso
-from pipeline_aws.redshift import RedshiftData
+from pipeline_aws.redshift import RedshiftDataPort
 from pipeline_core.catalog import Catalog
 from pipeline_core.errors import InvalidInput
 from pipeline_core.load_sql import (
@@ -28,52 +27,10 @@ FIRST_WAIT_SECONDS = 2
 SMALL_QUERY_BUDGET_SECONDS = 20.0
 
 
-def validation_problems(error: ValidationError, prefix: str = "") -> str:
-    parts = []
-    for item in error.errors():
-        where = ".".join(str(p) for p in (prefix, *item["loc"]) if p != "")
-        parts.append(f"{where}: {item['msg'].lower()}")
-    return "; ".join(parts)
-
-
-class RunRef(BaseModel):
-    """The parts of the run manifest (`$.run`) the load needs."""
-
-    model_config = ConfigDict(extra="ignore")
-    run_id: str = Field(min_length=1, max_length=128)
-    dataset: str = Field(min_length=1)
-    partition: str = Field(min_length=1)
-    attempt: int = Field(ge=1)
-    outputs: dict[str, str]
-
-
-class _LoadState(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    run: RunRef
-
-
-class _Execution(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    Id: str = Field(min_length=1)
-
-
-class LoadRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    state: _LoadState
-    execution: _Execution
-
-    @classmethod
-    def parse(cls, event: Any) -> LoadRequest:
-        try:
-            return cls.model_validate(event)
-        except ValidationError as e:
-            raise InvalidInput(f"StartLoad input: {validation_problems(e)}") from e
-
-
 class LoadStarter:
     """Applies pending migrations and submits stage/COPY/replace/insert for every table."""
 
-    def __init__(self, *, catalog: Catalog | Callable[[], Catalog], redshift: RedshiftData,
+    def __init__(self, *, catalog: Catalog | Callable[[], Catalog], redshift: RedshiftDataPort,
                  migrations: Sequence[Migration] | Callable[[], Sequence[Migration]],
                  copy_role_arn: str, clock: Callable[[], datetime] | None = None,
                  logger: Any = None):
@@ -103,7 +60,7 @@ class LoadStarter:
                                     timeout_seconds=SMALL_QUERY_BUDGET_SECONDS)
         return [int(row[0]) for row in rows if row and row[0] is not None]
 
-    def start(self, request: LoadRequest) -> dict[str, Any]:
+    def start(self, request: StartLoadRequest) -> dict[str, Any]:
         run = request.state.run
         dataset = self._resolved_catalog().get(run.dataset)
         missing = [t.name for t in dataset.load.tables if t.name not in run.outputs]
@@ -123,10 +80,7 @@ class LoadStarter:
             self._logger.info("load submitted", extra={
                 "statement_id": statement_id, "statements": len(batch.sqls),
                 "migrations_applied": batch.migrations, "tables": batch.insert_index})
-        return {
-            "statement_id": statement_id,
-            "tables": batch.insert_index,
-            "migrations_applied": batch.migrations,
-            "wait_seconds": FIRST_WAIT_SECONDS,
-            "polls": 0,
-        }
+        return LoadStarted(
+            statement_id=statement_id, tables=batch.insert_index,
+            migrations_applied=batch.migrations, wait_seconds=FIRST_WAIT_SECONDS, polls=0,
+        ).model_dump(mode="json")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -38,8 +38,46 @@ def _field_value(field: dict[str, Any]) -> Any:
     return None
 
 
+class RedshiftDataPort(Protocol):
+    """What the logic needs from the Data API (RedshiftData; FakeRedshiftData in the tests)."""
+
+    def run(self, sqls: Sequence[str], *, statement_name: str, timeout_seconds: float = 30.0
+            ) -> dict[str, Any]:
+        """Run a small batch and wait for it: its description when FINISHED."""
+        ...
+
+    def query(self, sql: str, *, statement_name: str, timeout_seconds: float = 30.0
+              ) -> list[list[Any]]:
+        """Run a small query and wait for it: its rows as Python values."""
+        ...
+
+    def batch_execute(self, sqls: Sequence[str], *, statement_name: str,
+                      token: str | None = None) -> str:
+        """Submit statements run in order in one transaction; the same token, the same id."""
+        ...
+
+    def cancel(self, statement_id: str) -> str:
+        """"cancelled", or "already <STATUS>" / "not found" when nothing was running."""
+        ...
+
+
+def has_finished(statement_id: str, description: Mapping[str, Any]) -> bool:
+    """True when a statement FINISHED, False while it runs. FAILED raises ConfigurationError
+    with Redshift's message (a setup problem such as permissions or a bad migration); ABORTED
+    raises TransientError, which the state machine retries."""
+    status = description.get("Status")
+    if status == "FAILED":
+        raise ConfigurationError(
+            f"Redshift statement {statement_id} failed: {description.get('Error', '?')}"
+        )
+    if status == "ABORTED":
+        raise TransientError(f"Redshift statement {statement_id} was aborted")
+    return status == "FINISHED"
+
+
 class RedshiftData:
-    """Calls the Data API on one workgroup or cluster (see settings.connection_kwargs)."""
+    """Calls the Data API on one workgroup or cluster (see settings.connection_kwargs); a
+    RedshiftDataPort."""
 
     def __init__(self, client: Any, connection: dict[str, str],
                  sleep: Callable[[float], None] = time.sleep,
@@ -81,16 +119,15 @@ class RedshiftData:
         return str(response["Id"])
 
     def describe(self, statement_id: str) -> dict[str, Any]:
-        return self._call(f"describing statement {statement_id}",
-                          self._client.describe_statement, Id=statement_id)
+        return dict(self._call(f"describing statement {statement_id}",
+                               self._client.describe_statement, Id=statement_id))
 
     def wait(self, statement_id: str, *, timeout_seconds: float = 30.0,
              first_interval: float = 0.25, max_interval: float = 2.0) -> dict[str, Any]:
         """Poll until the statement finishes; the description when FINISHED.
 
-        FAILED raises ConfigurationError with Redshift's message (a setup problem such as
-        permissions or a bad migration); ABORTED and running past the budget raise
-        TransientError, which the state machine retries.
+        FAILED and ABORTED raise (see `has_finished`); running past the budget cancels the
+        statement and raises TransientError, which the state machine retries.
         """
         deadline = self._clock() + timeout_seconds
         interval = first_interval
@@ -98,20 +135,13 @@ class RedshiftData:
         while True:
             description = self.describe(statement_id)
             polls += 1
-            status = description.get("Status")
-            if status == "FINISHED":
+            if has_finished(statement_id, description):
                 return description
-            if status == "FAILED":
-                raise ConfigurationError(
-                    f"Redshift statement {statement_id} failed: {description.get('Error', '?')}"
-                )
-            if status == "ABORTED":
-                raise TransientError(f"Redshift statement {statement_id} was aborted")
             if self._clock() + interval > deadline:
                 self.cancel(statement_id)
                 raise TransientError(
-                    f"Redshift statement {statement_id} still {status} after {polls} polls "
-                    f"({timeout_seconds:.0f} s budget); it was cancelled"
+                    f"Redshift statement {statement_id} still {description.get('Status')} after "
+                    f"{polls} polls ({timeout_seconds:.0f} s budget); it was cancelled"
                 )
             self._sleep(interval)
             interval = min(interval * 2, max_interval)

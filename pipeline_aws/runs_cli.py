@@ -2,8 +2,9 @@
 and cost.
 
 `list_runs` takes a boto3 Table resource so the local runtime can call it on its restored
-ledger. It only Queries the GSI `by_dataset` (one query per dataset of the catalog when no
-dataset is given): a Scan would read every item of every dataset ever run.
+ledger; it reads through RunLedger, which only Queries the GSI `by_dataset` (one query per
+dataset of the catalog when no dataset is given): a Scan would read every item of every dataset
+ever run.
 """
 
 from __future__ import annotations
@@ -14,23 +15,12 @@ import os
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 
-INDEX = "by_dataset"
+from pipeline_aws.ledger import LedgerPort, RunLedger
+
 _FIELDS = ("run_id", "dataset", "partition", "status", "compute", "started_at", "ended_at",
            "rows_loaded", "lines", "cost", "failure")
-
-
-def _plain(value: Any) -> Any:
-    """DynamoDB Decimals -> int/float, recursively, for printing and JSON."""
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 def _seconds_between(start: str | None, end: str | None) -> float | None:
@@ -45,8 +35,7 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 
 
 def summarize(item: dict[str, Any]) -> dict[str, Any]:
-    """One ledger item -> the row the CLI shows."""
-    item = _plain(item)
+    """One ledger item (numbers as int/float) -> the row the CLI shows."""
     rows_loaded = item.get("rows_loaded") or {}
     lines = item.get("lines") or {}
     rows = sum(v for v in rows_loaded.values() if isinstance(v, int)) if rows_loaded else (
@@ -68,27 +57,6 @@ def summarize(item: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _query_dataset(table: Any, dataset: str, since: str | None, limit: int) -> list[dict]:
-    names = {f"#f{i}": f for i, f in enumerate(_FIELDS)}
-    kwargs: dict[str, Any] = {
-        "IndexName": INDEX,
-        "KeyConditionExpression": "#d = :d" + (" AND started_at >= :s" if since else ""),
-        "ExpressionAttributeNames": {"#d": "dataset", **names},
-        "ExpressionAttributeValues": {":d": dataset, **({":s": since} if since else {})},
-        "ProjectionExpression": ", ".join(names),
-        "ScanIndexForward": False,
-        "Limit": limit,
-    }
-    items: list[dict] = []
-    while len(items) < limit:
-        page = table.query(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return items[:limit]
-
-
 def list_runs(table: Any, dataset: str | None = None, since: date | str | None = None,
               limit: int = 50, *, datasets: Iterable[str] | None = None) -> list[dict[str, Any]]:
     """The newest `limit` runs (of `dataset`, or of every catalog dataset), newest first.
@@ -96,6 +64,13 @@ def list_runs(table: Any, dataset: str | None = None, since: date | str | None =
     `since` (a date or YYYY-MM-DD) keeps runs started that day or later. `datasets` replaces the
     catalog's dataset names when no `dataset` is given.
     """
+    return recent_runs(RunLedger(table), dataset, since, limit, datasets=datasets)
+
+
+def recent_runs(ledger: LedgerPort, dataset: str | None = None,
+                since: date | str | None = None, limit: int = 50, *,
+                datasets: Iterable[str] | None = None) -> list[dict[str, Any]]:
+    """`list_runs` over any LedgerPort."""
     if limit < 1:
         raise ValueError("limit must be at least 1")
     since_key = since.isoformat() if isinstance(since, date) else since
@@ -107,7 +82,8 @@ def list_runs(table: Any, dataset: str | None = None, since: date | str | None =
         from pipeline_core.catalog import load_catalog
 
         names = sorted(load_catalog(os.environ.get("CATALOG_DIR") or None).datasets)
-    items = [item for name in names for item in _query_dataset(table, name, since_key, limit)]
+    items = [item for name in names
+             for item in ledger.query_by_dataset(name, since_key, limit, fields=_FIELDS)]
     items.sort(key=lambda i: str(i.get("started_at", "")), reverse=True)
     return [summarize(item) for item in items[:limit]]
 

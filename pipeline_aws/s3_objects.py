@@ -11,7 +11,7 @@ import io
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -69,8 +69,54 @@ def parse_header(line: str) -> list[str]:
     return [name.strip() for name in row]
 
 
+def check_csv_start(obj: ObjectInfo, data: bytes, expected_header: Sequence[str]) -> None:
+    """Refuse an empty object, a `.gz` that is not gzip (or gzip without `.gz`), or a header
+    that differs from the catalog's, from the object's first bytes (`peek`); the message names
+    expected vs found."""
+    if obj.size == 0:
+        raise InvalidInput(f"{obj.uri} is empty (0 bytes)")
+    gz_key = obj.key.endswith(".gz")
+    if gz_key and not is_gzip(data):
+        raise InvalidInput(f"{obj.uri} ends with .gz but is not gzip data")
+    if not gz_key and is_gzip(data):
+        raise InvalidInput(f"{obj.uri} is gzip data but its key does not end with .gz")
+    line = first_line(data, gz=gz_key, complete=obj.size <= len(data), where=obj.uri)
+    found = parse_header(line)
+    if found == list(expected_header):
+        return
+    missing = [c for c in expected_header if c not in found]
+    extra = [c for c in found if c not in expected_header]
+    detail = []
+    if missing:
+        detail.append(f"missing {missing}")
+    if extra:
+        detail.append(f"unexpected {extra}")
+    if not detail:
+        detail.append("same columns in a different order")
+    raise InvalidInput(
+        f"{obj.uri}: header does not match the catalog ({'; '.join(detail)}): "
+        f"expected {list(expected_header)}, found {found}"
+    )
+
+
+class RawObjectsPort(Protocol):
+    """What ResolveRun needs from S3 (S3Objects; FakeS3Objects in the tests)."""
+
+    def head(self, bucket: str, key: str) -> ObjectInfo | None:
+        """Metadata of the object, or None when it does not exist."""
+        ...
+
+    def peek(self, obj: ObjectInfo, max_bytes: int = PEEK_BYTES) -> bytes:
+        """The object's first bytes, as of `obj.etag` (InvalidInput if it changed since)."""
+        ...
+
+    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str]) -> None:
+        """InvalidInput unless the object is a non-empty csv (or csv.gz) with that header."""
+        ...
+
+
 class S3Objects:
-    """Reads object metadata and first bytes with an S3 client."""
+    """Reads object metadata and first bytes with an S3 client (a RawObjectsPort)."""
 
     def __init__(self, s3_client: Any):
         self._s3 = s3_client
@@ -105,7 +151,7 @@ class S3Objects:
         try:
             body = self._s3.get_object(**kwargs)["Body"]
             try:
-                return body.read(max_bytes)
+                return bytes(body.read(max_bytes))
             finally:
                 body.close()
         except ClientError as e:
@@ -119,29 +165,5 @@ class S3Objects:
             raise domain_error(e, f"reading the first bytes of {obj.uri}") from e
 
     def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str]) -> None:
-        """Refuse an empty object, a `.gz` that is not gzip (or gzip without `.gz`), or a
-        header that differs from the catalog's, with a message naming expected vs found."""
-        if obj.size == 0:
-            raise InvalidInput(f"{obj.uri} is empty (0 bytes)")
-        data = self.peek(obj)
-        gz_key = obj.key.endswith(".gz")
-        if gz_key and not is_gzip(data):
-            raise InvalidInput(f"{obj.uri} ends with .gz but is not gzip data")
-        if not gz_key and is_gzip(data):
-            raise InvalidInput(f"{obj.uri} is gzip data but its key does not end with .gz")
-        line = first_line(data, gz=gz_key, complete=obj.size <= len(data), where=obj.uri)
-        found = parse_header(line)
-        if found != list(expected_header):
-            missing = [c for c in expected_header if c not in found]
-            extra = [c for c in found if c not in expected_header]
-            detail = []
-            if missing:
-                detail.append(f"missing {missing}")
-            if extra:
-                detail.append(f"unexpected {extra}")
-            if not detail:
-                detail.append("same columns in a different order")
-            raise InvalidInput(
-                f"{obj.uri}: header does not match the catalog ({'; '.join(detail)}): "
-                f"expected {list(expected_header)}, found {found}"
-            )
+        """See `check_csv_start`; reads at most PEEK_BYTES."""
+        check_csv_start(obj, self.peek(obj), expected_header)

@@ -4,25 +4,22 @@ The last safety net after TerminateCluster, cleanup_execution and the clusters' 
 auto-termination policies; DRY_RUN=true only logs what it would do.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline_aws.auto_terminate import AutoTerminator, Settings, parse_scheduled_event
+from pipeline_aws.auto_terminate import AutoTerminator
+from pipeline_aws.contracts import ScheduledEvent
+from pipeline_aws.observability import build_observability
+from pipeline_aws.settings import AutoTerminatorSettings
 
-settings = Settings.from_environ()
-logger = Logger()
-tracer = Tracer()
-# service="" keeps powertools from adding a `service` dimension: environment is the only one.
-metrics = Metrics(service="")
-terminator = AutoTerminator.from_settings(settings, metrics=metrics, logger=logger)
+settings = AutoTerminatorSettings.from_environ()
+# The metrics' only dimension is the environment: no `service` dimension.
+obs = build_observability("auto_terminator", settings.environment, correlation_id_path="id",
+                          service_dimension=False)
+terminator = AutoTerminator.from_settings(settings, metrics=obs.metrics, logger=obs.logger)
 
 
-@logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return terminator.run(parse_scheduled_event(event))
+    return terminator.run(ScheduledEvent.parse(event))

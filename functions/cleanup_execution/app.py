@@ -5,25 +5,22 @@ Step Functions does not stop what a stopped or timed-out execution started; this
 records it on the run's ledger item.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline_aws.cleanup import CleanupSettings, ExecutionCleanup, parse_status_change
+from pipeline_aws.cleanup import ExecutionCleanup
+from pipeline_aws.contracts import ExecutionStatusChange
+from pipeline_aws.observability import build_observability
+from pipeline_aws.settings import CleanupExecutionSettings
 
-settings = CleanupSettings.from_environ()
-logger = Logger()
-tracer = Tracer()
-# service="" keeps powertools from adding a `service` dimension: environment is the only one.
-metrics = Metrics(service="")
-cleanup = ExecutionCleanup.from_settings(settings, metrics=metrics, logger=logger)
+settings = CleanupExecutionSettings.from_environ()
+# The metrics' only dimension is the environment: no `service` dimension.
+obs = build_observability("cleanup_execution", settings.environment,
+                          correlation_id_path="detail.executionArn", service_dimension=False)
+cleanup = ExecutionCleanup.from_settings(settings, metrics=obs.metrics, logger=obs.logger)
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.executionArn")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return cleanup.handle(parse_status_change(event))
+    return cleanup.handle(ExecutionStatusChange.parse(event))

@@ -7,24 +7,19 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline_aws.alerts import AlertPublisher
+from pipeline_aws.contracts import EvaluateQualityRequest
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
-from pipeline_aws.quality_gate import (
-    DqdlRuleEngine,
-    EmfQualityMetrics,
-    EvaluateQualitySettings,
-    GateRequest,
-    QualityGate,
-    QualityLedger,
-    S3JsonReader,
-    catalog_history_runs,
-)
+from pipeline_aws.quality.adapters import EmfQualityMetrics, S3JsonReader, catalog_history_runs
+from pipeline_aws.quality.gate import QualityGate
+from pipeline_aws.quality.rules import DqdlRuleEngine
+from pipeline_aws.settings import EvaluateQualitySettings
 
 settings = EvaluateQualitySettings.from_environ()
 obs = build_observability("evaluate_quality", settings.environment)
 gate = QualityGate(
     reader=S3JsonReader(boto3.client("s3")),
-    ledger=QualityLedger(RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table))),
+    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
     alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
     metrics=EmfQualityMetrics(obs.metrics, settings.environment),
     engine=DqdlRuleEngine(),
@@ -36,4 +31,4 @@ gate = QualityGate(
 
 @obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return gate.evaluate(GateRequest.parse(event))
+    return gate.evaluate(EvaluateQualityRequest.parse(event))

@@ -6,7 +6,8 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline_aws.alerts import AlertPublisher
-from pipeline_aws.failure import FailureHandler, FailureRequest, default_cleaner
+from pipeline_aws.contracts import HandleFailureRequest
+from pipeline_aws.failure import FailureHandler, default_cleaner
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
 from pipeline_aws.redshift import RedshiftData
@@ -31,4 +32,4 @@ handler = FailureHandler(
 
 @obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return handler.handle(FailureRequest.parse(event))
+    return handler.handle(HandleFailureRequest.parse(event))

@@ -5,9 +5,10 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws.contracts import RecordRunRequest
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
-from pipeline_aws.record import RecordRequest, RunRecorder
+from pipeline_aws.record import RunRecorder
 from pipeline_aws.settings import RecordRunSettings
 
 settings = RecordRunSettings.from_environ()
@@ -21,4 +22,4 @@ recorder = RunRecorder(
 
 @obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return recorder.record(RecordRequest.parse(event))
+    return recorder.record(RecordRunRequest.parse(event))

@@ -5,9 +5,10 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws.contracts import ResolveRunRequest
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
-from pipeline_aws.resolve import ResolveRequest, RunResolver
+from pipeline_aws.resolve import RunResolver
 from pipeline_aws.s3_objects import S3Objects
 from pipeline_aws.settings import ResolveRunSettings
 from pipeline_core.catalog import load_catalog
@@ -26,4 +27,4 @@ resolver = RunResolver(
 
 @obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return resolver.resolve(ResolveRequest.parse(event))
+    return resolver.resolve(ResolveRunRequest.parse(event))

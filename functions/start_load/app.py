@@ -5,7 +5,8 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline_aws.load import LoadRequest, LoadStarter
+from pipeline_aws.contracts import StartLoadRequest
+from pipeline_aws.load import LoadStarter
 from pipeline_aws.observability import build_observability
 from pipeline_aws.redshift import RedshiftData
 from pipeline_aws.settings import StartLoadSettings
@@ -26,4 +27,4 @@ starter = LoadStarter(
 
 @obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return starter.start(LoadRequest.parse(event))
+    return starter.start(StartLoadRequest.parse(event))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pipeline_aws.cost.rate_card import RateCard, Unpriced
+from pipeline_aws.cost.rate_card import InstanceRates, RateCard, Unpriced
 
 SECONDS_PER_HOUR = 3600.0
 # EMR Serverless job run states after which the utilization figures are final.
@@ -167,6 +167,90 @@ def billed_seconds(created: datetime | None, ended: datetime | None, now: dateti
     return max(float(math.ceil(max((end - created).total_seconds(), 0.0))), minimum)
 
 
+class _ClusterPricer:
+    """Accumulates the cluster component one instance at a time (see price_cluster)."""
+
+    _ROW = ("instances", "hours", "ec2_usd", "emr_usd", "ebs_usd")
+
+    def __init__(self, cluster_id: str,
+                 ebs: Mapping[tuple[str, str | None], list[tuple[str, float]]],
+                 card: RateCard, region: str, now: datetime):
+        self.component = Component("cluster", usd=0.0,
+                                   details={"cluster_id": cluster_id, "by_type": {}})
+        self.usage = dict.fromkeys(("instance_hours", "spot_instance_hours", "vcpu_hours",
+                                    "memory_gb_hours", "ebs_gb_hours", "instances"), 0.0)
+        self.by_type: dict[str, dict[str, float]] = self.component.details["by_type"]
+        self.minimum_usd = 0.0
+        self._unknown_types: set[str] = set()
+        self._ebs, self._card, self._region, self._now = ebs, card, region, now
+
+    def add(self, instance: Mapping[str, Any]) -> None:
+        itype = str(instance.get("InstanceType", ""))
+        market = str(instance.get("Market", "ON_DEMAND"))
+        timeline = instance.get("Status", {}).get("Timeline", {})
+        created, ended = timeline.get("CreationDateTime"), timeline.get("EndDateTime")
+        seconds = billed_seconds(created, ended, self._now, self._card.ec2_minimum_seconds)
+        if seconds == 0.0:
+            return
+        hours = seconds / SECONDS_PER_HOUR
+        self.usage["instances"] += 1
+        self.usage["instance_hours"] += hours
+        if market == "SPOT":
+            self.usage["spot_instance_hours"] += hours
+        rates = self._rates(itype)
+        if rates is None:
+            return
+        ec2_hour = rates.on_demand_hour * (rates.spot_fraction if market == "SPOT" else 1.0)
+        ec2_usd, emr_usd = hours * ec2_hour, hours * rates.emr_uplift_hour
+        if rates.vcpu is not None:
+            self.usage["vcpu_hours"] += hours * rates.vcpu
+        if rates.memory_gib is not None:
+            self.usage["memory_gb_hours"] += hours * rates.memory_gib
+        ebs_usd = self._ebs_usd(instance, itype, hours)
+        actual = billed_seconds(created, ended, self._now, 0.0)
+        if actual < seconds:
+            self.minimum_usd += (seconds - actual) / seconds * (ec2_usd + emr_usd + ebs_usd)
+        self.component.add_usd(ec2_usd + emr_usd + ebs_usd)
+        row = self.by_type.setdefault(f"{itype}/{market}", dict.fromkeys(self._ROW, 0.0))
+        for key, value in zip(self._ROW, (1, hours, ec2_usd, emr_usd, ebs_usd), strict=True):
+            row[key] += value
+
+    def _rates(self, itype: str) -> InstanceRates | None:
+        """The type's rates; an unknown type is reported once and left unpriced."""
+        try:
+            return self._card.instance(self._region, itype)
+        except Unpriced as e:
+            if itype not in self._unknown_types:
+                self._unknown_types.add(itype)
+                self.component.error(e.code, e.message)
+            return None
+
+    def _ebs_usd(self, instance: Mapping[str, Any], itype: str, hours: float) -> float:
+        source = ((instance["InstanceFleetId"], itype) if instance.get("InstanceFleetId")
+                  else (instance.get("InstanceGroupId", ""), None))
+        usd = 0.0
+        for volume_type, size_gb in self._ebs.get(source, []):
+            self.usage["ebs_gb_hours"] += size_gb * hours
+            try:
+                rate = self._card.ebs_gb_month(self._region, volume_type)
+            except Unpriced as e:
+                self.component.error(e.code, e.message)
+                continue
+            usd += size_gb * hours / self._card.hours_per_month * rate
+        return usd
+
+    def finish(self) -> Component:
+        for row in self.by_type.values():
+            for key in self._ROW[1:]:
+                row[key] = round(row[key], 6)
+        self.component.usage = self.usage
+        self.component.waste = {"minimum_charge_usd": self.minimum_usd}
+        if self.usage["spot_instance_hours"]:
+            self.component.details["spot_pricing"] = (
+                "rate card spot.fraction_of_on_demand (an estimate)")
+        return self.component
+
+
 def price_cluster(cluster_id: str, instances: Iterable[Mapping[str, Any]],
                   ebs: Mapping[tuple[str, str | None], list[tuple[str, float]]],
                   card: RateCard, region: str, now: datetime) -> Component:
@@ -177,67 +261,10 @@ def price_cluster(cluster_id: str, instances: Iterable[Mapping[str, Any]],
     uplift is the same for Spot). NormalizedInstanceHours is never used: it is a rounded-up
     size-weighted count, not a duration.
     """
-    component = Component("cluster", usd=0.0, details={"cluster_id": cluster_id, "by_type": {}})
-    usage = dict.fromkeys(("instance_hours", "spot_instance_hours", "vcpu_hours",
-                           "memory_gb_hours", "ebs_gb_hours", "instances"), 0.0)
-    minimum_usd = 0.0
-    unknown_types: set[str] = set()
-    by_type: dict[str, dict[str, float]] = component.details["by_type"]
+    pricer = _ClusterPricer(cluster_id, ebs, card, region, now)
     for instance in instances:
-        itype = str(instance.get("InstanceType", ""))
-        market = str(instance.get("Market", "ON_DEMAND"))
-        timeline = instance.get("Status", {}).get("Timeline", {})
-        seconds = billed_seconds(timeline.get("CreationDateTime"), timeline.get("EndDateTime"),
-                                 now, card.ec2_minimum_seconds)
-        if seconds == 0.0:
-            continue
-        hours = seconds / SECONDS_PER_HOUR
-        usage["instances"] += 1
-        usage["instance_hours"] += hours
-        if market == "SPOT":
-            usage["spot_instance_hours"] += hours
-        try:
-            rates = card.instance(region, itype)
-        except Unpriced as e:
-            if itype not in unknown_types:
-                unknown_types.add(itype)
-                component.error(e.code, e.message)
-            continue
-        ec2_hour = rates.on_demand_hour * (rates.spot_fraction if market == "SPOT" else 1.0)
-        ec2_usd, emr_usd = hours * ec2_hour, hours * rates.emr_uplift_hour
-        if rates.vcpu is not None:
-            usage["vcpu_hours"] += hours * rates.vcpu
-        if rates.memory_gib is not None:
-            usage["memory_gb_hours"] += hours * rates.memory_gib
-        source = ((instance["InstanceFleetId"], itype) if instance.get("InstanceFleetId")
-                  else (instance.get("InstanceGroupId", ""), None))
-        ebs_usd = 0.0
-        for volume_type, size_gb in ebs.get(source, []):
-            usage["ebs_gb_hours"] += size_gb * hours
-            try:
-                rate = card.ebs_gb_month(region, volume_type)
-            except Unpriced as e:
-                component.error(e.code, e.message)
-                continue
-            ebs_usd += size_gb * hours / card.hours_per_month * rate
-        actual = billed_seconds(timeline.get("CreationDateTime"), timeline.get("EndDateTime"),
-                                now, 0.0)
-        if actual < seconds:
-            minimum_usd += (seconds - actual) / seconds * (ec2_usd + emr_usd + ebs_usd)
-        component.add_usd(ec2_usd + emr_usd + ebs_usd)
-        row = by_type.setdefault(f"{itype}/{market}", dict.fromkeys(
-            ("instances", "hours", "ec2_usd", "emr_usd", "ebs_usd"), 0.0))
-        for key, value in (("instances", 1), ("hours", hours), ("ec2_usd", ec2_usd),
-                           ("emr_usd", emr_usd), ("ebs_usd", ebs_usd)):
-            row[key] += value
-    for row in by_type.values():
-        for key in ("hours", "ec2_usd", "emr_usd", "ebs_usd"):
-            row[key] = round(row[key], 6)
-    component.usage = usage
-    component.waste = {"minimum_charge_usd": minimum_usd}
-    if usage["spot_instance_hours"]:
-        component.details["spot_pricing"] = "rate card spot.fraction_of_on_demand (an estimate)"
-    return component
+        pricer.add(instance)
+    return pricer.finish()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -266,15 +293,75 @@ def function_name(resource: str) -> str:
 
 
 def _lambda_resource(event: Mapping[str, Any]) -> str | None:
+    """The Lambda function a scheduled task invokes, or None for any other task."""
+    resource: Any = None
     if event["type"] == "LambdaFunctionScheduled":
-        return event.get("lambdaFunctionScheduledEventDetails", {}).get("resource")
+        resource = event.get("lambdaFunctionScheduledEventDetails", {}).get("resource")
     details = event.get("taskScheduledEventDetails", {})
     if event["type"] == "TaskScheduled" and details.get("resourceType") == "lambda":
         try:
-            return json.loads(details.get("parameters") or "{}").get("FunctionName")
+            resource = json.loads(details.get("parameters") or "{}").get("FunctionName")
         except json.JSONDecodeError:
             return None
-    return None
+    return resource if isinstance(resource, str) else None
+
+
+class _HistoryWalk:
+    """Reads GetExecutionHistory events in order (see analyse_history)."""
+
+    def __init__(self) -> None:
+        self.facts = HistoryFacts()
+        self._open_states: dict[str, datetime] = {}
+        self._scheduled_in_state: dict[str, int] = {}
+        self._current_state: str | None = None
+        # scheduled/started event id -> (function name, when it started)
+        self._lambda_started: dict[int, tuple[str, datetime]] = {}
+
+    def step(self, event: Mapping[str, Any]) -> None:
+        kind = event["type"]
+        if kind.endswith("StateEntered"):
+            self._entered(event["stateEnteredEventDetails"]["name"], event["timestamp"])
+        elif kind.endswith("StateExited"):
+            self._exited(event["stateExitedEventDetails"]["name"], event["timestamp"])
+        elif kind in _SCHEDULED:
+            self._scheduled(event)
+        elif kind in ("LambdaFunctionStarted", "TaskStarted"):
+            previous = self._lambda_started.pop(event.get("previousEventId", -1), None)
+            if previous is not None:  # run time starts here
+                self._lambda_started[event["id"]] = (previous[0], event["timestamp"])
+        elif kind in _LAMBDA_END or kind in _TASK_END:
+            started = self._lambda_started.pop(event.get("previousEventId", -1), None)
+            if started is not None:
+                seconds = (event["timestamp"] - started[1]).total_seconds()
+                self.facts.lambda_runs.append((started[0], max(seconds, 0.0)))
+
+    def _entered(self, name: str, ts: datetime) -> None:
+        self.facts.transitions += 1
+        self._open_states[name] = ts
+        self._scheduled_in_state[name] = 0
+        self._current_state = name
+
+    def _exited(self, name: str, ts: datetime) -> None:
+        entered = self._open_states.pop(name, None)
+        if entered is not None:
+            durations = self.facts.state_durations
+            durations[name] = durations.get(name, 0.0) + (ts - entered).total_seconds()
+
+    def _scheduled(self, event: Mapping[str, Any]) -> None:
+        state = self._current_state
+        if state is not None:
+            self._scheduled_in_state[state] = self._scheduled_in_state.get(state, 0) + 1
+            if self._scheduled_in_state[state] > 1:
+                self.facts.retries += 1
+        resource = _lambda_resource(event)
+        if resource:
+            self._lambda_started[event["id"]] = (function_name(resource), event["timestamp"])
+
+    def finish(self) -> HistoryFacts:
+        self.facts.transitions += self.facts.retries
+        self.facts.state_durations = {k: round(v, 3)
+                                      for k, v in self.facts.state_durations.items()}
+        return self.facts
 
 
 def analyse_history(events: Iterable[Mapping[str, Any]]) -> HistoryFacts:
@@ -284,46 +371,10 @@ def analyse_history(events: Iterable[Mapping[str, Any]]) -> HistoryFacts:
     each). A state entered several times (a polling loop) adds up its durations; the state still
     running (TrackCost itself) has no exit yet and is left out.
     """
-    facts = HistoryFacts()
-    open_states: dict[str, datetime] = {}
-    scheduled_in_state: dict[str, int] = {}
-    current_state: str | None = None
-    by_id: dict[int, Mapping[str, Any]] = {}
-    lambda_started: dict[int, tuple[str, datetime]] = {}  # scheduled/started event id -> start
+    walk = _HistoryWalk()
     for event in sorted(events, key=lambda e: e["id"]):
-        by_id[event["id"]] = event
-        kind, ts = event["type"], event["timestamp"]
-        if kind.endswith("StateEntered"):
-            name = event["stateEnteredEventDetails"]["name"]
-            facts.transitions += 1
-            open_states[name] = ts
-            scheduled_in_state[name] = 0
-            current_state = name
-        elif kind.endswith("StateExited"):
-            name = event["stateExitedEventDetails"]["name"]
-            entered = open_states.pop(name, None)
-            if entered is not None:
-                seconds = (ts - entered).total_seconds()
-                facts.state_durations[name] = facts.state_durations.get(name, 0.0) + seconds
-        elif kind in _SCHEDULED:
-            if current_state is not None:
-                scheduled_in_state[current_state] = scheduled_in_state.get(current_state, 0) + 1
-                if scheduled_in_state[current_state] > 1:
-                    facts.retries += 1
-            resource = _lambda_resource(event)
-            if resource:
-                lambda_started[event["id"]] = (function_name(resource), ts)
-        elif kind in ("LambdaFunctionStarted", "TaskStarted"):
-            previous = lambda_started.pop(event.get("previousEventId", -1), None)
-            if previous is not None:
-                lambda_started[event["id"]] = (previous[0], ts)  # run time starts here
-        elif kind in _LAMBDA_END or kind in _TASK_END:
-            started = lambda_started.pop(event.get("previousEventId", -1), None)
-            if started is not None:
-                facts.lambda_runs.append((started[0], max((ts - started[1]).total_seconds(), 0.0)))
-    facts.transitions += facts.retries
-    facts.state_durations = {k: round(v, 3) for k, v in facts.state_durations.items()}
-    return facts
+        walk.step(event)
+    return walk.finish()
 
 
 def price_orchestration(facts: HistoryFacts, card: RateCard, region: str,

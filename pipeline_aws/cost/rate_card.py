@@ -95,7 +95,7 @@ class RateCard:
         self.hours_per_month = _amount(constants.get("hours_per_month", 730), "hours", "value")
 
     def _region(self, region: str) -> Mapping[str, Any]:
-        regions = self.data["regions"]
+        regions: Mapping[str, Mapping[str, Any]] = self.data["regions"]
         if region not in regions:
             known = ", ".join(sorted(regions))
             raise Unpriced("UnknownRegion",

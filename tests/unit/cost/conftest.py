@@ -1,6 +1,7 @@
-"""Fixtures for cost tracking: recorded API responses (tests/unit/cost/fixtures), moto for the
-ledger / alert topic / SSM, and botocore Stubbers for the calls moto cannot answer with real
-data (GetJobRun utilization, ListInstanceFleets, a real execution's GetExecutionHistory)."""
+"""Fixtures for cost tracking: recorded API responses (tests/unit/cost/fixtures), the in-memory
+fakes for the tracker's logic, and for the handler wiring tests moto (ledger, alert topic, SSM)
+plus botocore Stubbers for the calls moto cannot answer with real data (GetJobRun utilization,
+ListInstanceFleets, a real execution's GetExecutionHistory)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,12 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from cost_helpers import REGION, REPO, recorded
+from cost_helpers import REPO, recorded
 from moto import mock_aws
 
 from pipeline_aws.cost.rate_card import RateCard, load_rate_card
-
-LEDGER = "emr-pipelines-dev-ledger"
-TOPIC = f"arn:aws:sns:{REGION}:123456789012:emr-pipelines-dev-alerts"
+from tests.support.aws import BASE_ENV, TOPIC, TOPIC_ARN, LambdaContext, create_ledger_table
+from tests.unit.contracts.conftest import client, resource
 
 
 @pytest.fixture
@@ -39,25 +39,12 @@ def catalog_dir(tmp_path: Path) -> Path:
     return directory
 
 
-def set_catalog_cost(catalog_dir: Path, max_run_usd: float, monthly_budget_usd: float) -> None:
-    path = catalog_dir / "online_retail.yaml"
-    text = path.read_text()
-    assert "max_run_usd: 2.0" in text and "monthly_budget_usd: 50.0" in text
-    text = text.replace("max_run_usd: 2.0", f"max_run_usd: {max_run_usd}")
-    path.write_text(text.replace("monthly_budget_usd: 50.0",
-                                 f"monthly_budget_usd: {monthly_budget_usd}"))
-
-
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, catalog_dir: Path) -> dict[str, str]:
     values = {
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "ENVIRONMENT": "dev", "APP_NAME": "emr-pipelines-dev", "LEDGER_TABLE": LEDGER,
-        "ALERT_TOPIC_ARN": TOPIC, "CATALOG_DIR": str(catalog_dir),
+        **BASE_ENV, "ALERT_TOPIC_ARN": TOPIC_ARN, "CATALOG_DIR": str(catalog_dir),
         "EMR_SERVERLESS_ARCHITECTURE": "ARM64", "LAMBDA_MEMORY_MB": "512",
-        "POWERTOOLS_SERVICE_NAME": "track_cost", "POWERTOOLS_METRICS_NAMESPACE": "EmrPipelines",
-        "POWERTOOLS_TRACE_DISABLED": "true", "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_SERVICE_NAME": "track_cost", "POWERTOOLS_LOG_LEVEL": "WARNING",
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
@@ -81,33 +68,18 @@ class Aws:
                 self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
 
 
-def create_ledger(region: str = REGION) -> Any:
-    """The ledger as template.yaml declares it: key run_id, GSI by_dataset (dataset, started_at)."""
-    return boto3.resource("dynamodb", region_name=region).create_table(
-        TableName=LEDGER, BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"}
-                              for n in ("run_id", "dataset", "started_at")],
-        GlobalSecondaryIndexes=[{
-            "IndexName": "by_dataset",
-            "KeySchema": [{"AttributeName": "dataset", "KeyType": "HASH"},
-                          {"AttributeName": "started_at", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "ALL"}}],
-    )
-
-
 @pytest.fixture
 def aws(env: dict[str, str]) -> Iterator[Aws]:
     with mock_aws():
-        table = create_ledger()
-        sns = boto3.client("sns", region_name=REGION)
-        assert sns.create_topic(Name="emr-pipelines-dev-alerts")["TopicArn"] == TOPIC
-        sqs = boto3.client("sqs", region_name=REGION)
+        table = create_ledger_table(resource("dynamodb"))
+        sns = client("sns")
+        assert sns.create_topic(Name=TOPIC)["TopicArn"] == TOPIC_ARN
+        sqs = client("sqs")
         queue_url = sqs.create_queue(QueueName="alerts")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=queue_url,
                                        AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=TOPIC, Protocol="sqs", Endpoint=arn)
-        yield Aws(table, sqs, queue_url, boto3.client("ssm", region_name=REGION))
+        sns.subscribe(TopicArn=TOPIC_ARN, Protocol="sqs", Endpoint=arn)
+        yield Aws(table, sqs, queue_url, client("ssm"))
 
 
 class Stubs:
@@ -117,7 +89,7 @@ class Stubs:
     SERVICES = ("emr-serverless", "emr", "stepfunctions")
 
     def __init__(self) -> None:
-        self.clients = {s: boto3.client(s, region_name=REGION) for s in self.SERVICES}
+        self.clients = {s: client(s) for s in self.SERVICES}
         self.stubbers = {s: Stubber(c) for s, c in self.clients.items()}
         for stubber in self.stubbers.values():
             stubber.activate()
@@ -145,12 +117,12 @@ def stubs(aws: Aws, monkeypatch: pytest.MonkeyPatch) -> Stubs:
     stubs = Stubs()
     real = boto3.client
 
-    def client(service: str, *args: Any, **kwargs: Any) -> Any:
+    def stubbed_client(service: str, *args: Any, **kwargs: Any) -> Any:
         if service in stubs.clients:
             return stubs.clients[service]
         return real(service, *args, **kwargs)
 
-    monkeypatch.setattr(boto3, "client", client)
+    monkeypatch.setattr(boto3, "client", stubbed_client)
     return stubs
 
 
@@ -166,13 +138,6 @@ def load_handler(stubs: Stubs):
     sys.modules.pop("functions.track_cost.app", None)
 
 
-class FakeContext:
-    function_name = "emr-pipelines-dev-TrackCost"
-    memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:{REGION}:123456789012:function:{function_name}"
-    aws_request_id = "5c0c7d9e-0000-4000-8000-000000000002"
-
-
 @pytest.fixture
-def lambda_context() -> FakeContext:
-    return FakeContext()
+def lambda_context() -> LambdaContext:
+    return LambdaContext(function_name="emr-pipelines-dev-TrackCost", memory_limit_in_mb=512)

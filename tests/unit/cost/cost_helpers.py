@@ -7,10 +7,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[3]
+from tests.support.aws import EVENTS as ALL_EVENTS
+from tests.support.aws import REPO, read_event
+
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
-EVENTS = REPO / "events" / "track_cost"
-REGION = "eu-west-1"
+EVENTS = ALL_EVENTS / "track_cost"
+__all__ = ["EVENTS", "FIXTURES", "REPO", "load_event", "recorded", "set_catalog_cost"]
 _TIME_KEYS = ("DateTime", "At", "timestamp")
 
 
@@ -30,4 +32,13 @@ def recorded(name: str) -> dict[str, Any]:
 
 
 def load_event(name: str) -> dict[str, Any]:
-    return json.loads((EVENTS / name).read_text())
+    return read_event("track_cost", name)
+
+
+def set_catalog_cost(catalog_dir: Path, max_run_usd: float, monthly_budget_usd: float) -> None:
+    path = catalog_dir / "online_retail.yaml"
+    text = path.read_text()
+    assert "max_run_usd: 2.0" in text and "monthly_budget_usd: 50.0" in text
+    text = text.replace("max_run_usd: 2.0", f"max_run_usd: {max_run_usd}")
+    path.write_text(text.replace("monthly_budget_usd: 50.0",
+                                 f"monthly_budget_usd: {monthly_budget_usd}"))

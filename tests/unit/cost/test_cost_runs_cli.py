@@ -7,11 +7,12 @@ from datetime import date
 from decimal import Decimal
 
 import pytest
-from conftest import create_ledger
 from moto import mock_aws
 
 from pipeline_aws.__main__ import main as package_main
 from pipeline_aws.runs_cli import list_runs, main
+from tests.support.aws import create_ledger_table
+from tests.unit.contracts.conftest import resource
 
 
 class NoScan:
@@ -45,7 +46,7 @@ def _item(run_id, dataset, started, status="SUCCEEDED", ended=None, usd=None, ro
 @pytest.fixture
 def ledger(env):
     with mock_aws():
-        table = create_ledger()
+        table = create_ledger_table(resource("dynamodb"))
         for item in [
             _item("or-1", "online_retail", "2026-11-01T10:00:00Z", ended="2026-11-01T10:09:30Z",
                   usd="0.0712", rows={"sales_line_items": 3080, "customer_daily_sales": 98}),

@@ -1,6 +1,7 @@
-"""Fixtures for the core run Lambdas: environment, moto resources shaped like the template
-(ledger with GSI by_dataset, raw/curated/artifacts buckets, alert topic with an SQS subscriber
-to read alerts back), the sample day in the raw bucket, and handler loading inside the mock."""
+"""Handler wiring: every events/ file through its handler (functions/<name>/app.py), on moto
+shaped like template.yaml: the ledger table, the raw/curated/artifacts buckets, the alert topic
+with an SQS subscriber to read alerts back. The logic behind the handlers is tested on in-memory
+fakes in tests/unit/run and tests/unit/quality_gate."""
 
 from __future__ import annotations
 
@@ -8,26 +9,27 @@ import gzip
 import importlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from core_run_helpers import (
-    ACCOUNT,
+from moto import mock_aws
+
+from pipeline_aws.ledger import RunLedger
+from tests.support.aws import REGION, TOPIC, TOPIC_ARN, LambdaContext, create_ledger_table
+from tests.unit.run.support import (
     ARTIFACTS,
     CURATED,
-    ENV,
-    LEDGER,
     RAW,
-    REGION,
+    RUN_ENV,
     SAMPLE,
-    TOPIC,
+    UNSET,
+    register,
     write_catalog,
 )
-from moto import mock_aws
 
 
 @pytest.fixture
@@ -37,22 +39,24 @@ def catalog_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, catalog_dir: Path) -> dict[str, str]:
-    for key, value in ENV.items():
+    values = {**RUN_ENV, "CATALOG_DIR": str(catalog_dir)}
+    for key, value in values.items():
         monkeypatch.setenv(key, value)
-    monkeypatch.setenv("CATALOG_DIR", str(catalog_dir))
-    for key in ("AWS_PROFILE", "POWERTOOLS_SERVICE_NAME", "MIGRATIONS_DIR",
-                "EMR_SERVERLESS_APPLICATION_ID", "REDSHIFT_CLUSTER_ID", "REDSHIFT_DB_USER"):
+    for key in UNSET:
         monkeypatch.delenv(key, raising=False)
-    return {**ENV, "CATALOG_DIR": str(catalog_dir)}
+    return values
 
 
 @dataclass
 class Aws:
     s3: Any
     table: Any
-    sns: Any
     sqs: Any
     queue_url: str
+
+    @property
+    def ledger(self) -> RunLedger:
+        return RunLedger(self.table)
 
     def put_raw(self, key: str, body: bytes) -> None:
         self.s3.put_object(Bucket=RAW, Key=key, Body=body)
@@ -64,8 +68,16 @@ class Aws:
         self.put_raw(key, body)
         return body
 
+    def put_json(self, uri: str, body: Any) -> None:
+        bucket, key = uri.removeprefix("s3://").split("/", 1)
+        self.s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(body))
+
+    def register(self, event: dict[str, Any], status: str = "RUNNING") -> str:
+        """The run's ledger item, as ResolveRun created it."""
+        return register(self.ledger, event, status)
+
     def alerts(self) -> list[dict[str, Any]]:
-        """Alerts delivered to the SQS subscriber: the JSON documents (the "sqs" protocol)."""
+        """Alerts delivered to the SQS subscriber: subject, attributes and JSON document."""
         out = []
         while True:
             got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
@@ -75,6 +87,8 @@ class Aws:
             for message in messages:
                 envelope = json.loads(message["Body"])
                 out.append({"subject": envelope.get("Subject"),
+                            "attributes": {k: v["Value"] for k, v in
+                                           envelope.get("MessageAttributes", {}).items()},
                             "document": json.loads(envelope["Message"])})
                 self.sqs.delete_message(QueueUrl=self.queue_url,
                                         ReceiptHandle=message["ReceiptHandle"])
@@ -87,37 +101,21 @@ def aws(env: dict[str, str]) -> Iterator[Aws]:
         for bucket in (RAW, CURATED, ARTIFACTS):
             s3.create_bucket(Bucket=bucket,
                              CreateBucketConfiguration={"LocationConstraint": REGION})
-        dynamodb = boto3.resource("dynamodb", region_name=REGION)
-        table = dynamodb.create_table(
-            TableName=LEDGER,
-            BillingMode="PAY_PER_REQUEST",
-            KeySchema=[{"AttributeName": "run_id", "KeyType": "HASH"}],
-            AttributeDefinitions=[
-                {"AttributeName": "run_id", "AttributeType": "S"},
-                {"AttributeName": "dataset", "AttributeType": "S"},
-                {"AttributeName": "started_at", "AttributeType": "S"},
-            ],
-            GlobalSecondaryIndexes=[{
-                "IndexName": "by_dataset",
-                "KeySchema": [{"AttributeName": "dataset", "KeyType": "HASH"},
-                              {"AttributeName": "started_at", "KeyType": "RANGE"}],
-                "Projection": {"ProjectionType": "ALL"},
-            }],
-        )
+        table = create_ledger_table(boto3.resource("dynamodb", region_name=REGION))
         sns = boto3.client("sns", region_name=REGION)
-        topic_arn = sns.create_topic(Name=TOPIC)["TopicArn"]
+        assert sns.create_topic(Name=TOPIC)["TopicArn"] == TOPIC_ARN
         sqs = boto3.client("sqs", region_name=REGION)
         queue_url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
         queue_arn = sqs.get_queue_attributes(
             QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn)
-        yield Aws(s3, table, sns, sqs, queue_url)
+        sns.subscribe(TopicArn=TOPIC_ARN, Protocol="sqs", Endpoint=queue_arn)
+        yield Aws(s3, table, sqs, queue_url)
 
 
 @pytest.fixture
-def load_handler(aws: Aws) -> Any:
-    """Import (or re-import) functions.<name>.app inside the mock, so its cold-start clients
-    talk to moto and its settings come from this test's environment."""
+def load_handler(env: dict[str, str]) -> Callable[[str], Any]:
+    """Import (or re-import) functions.<name>.app, so its cold start reads this test's
+    environment and builds its clients now (inside moto when the test uses `aws` first)."""
 
     def load(name: str) -> Any:
         module_name = f"functions.{name}.app"
@@ -128,14 +126,6 @@ def load_handler(aws: Aws) -> Any:
     return load
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "emr-pipelines-dev-Function"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:emr-pipelines-dev"
-    aws_request_id: str = "6f1c9a52-1f0e-4a8e-9d7b-2c7f0e1a3b4c"
-
-
 @pytest.fixture
-def context() -> FakeContext:
-    return FakeContext()
+def context() -> LambdaContext:
+    return LambdaContext()

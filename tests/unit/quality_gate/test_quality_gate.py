@@ -1,18 +1,18 @@
-"""The gate's decisions, ledger writes, alerts and metrics, through the real handler and moto."""
+"""QualityGate (pipeline_aws.quality): its decisions, ledger writes, alerts and metrics, on
+in-memory fakes (see conftest.py)."""
 
 from __future__ import annotations
 
-import json
 import re
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
-from gate_helpers import event_files, load_event
 
-from pipeline_aws.quality_gate import EvaluateQualitySettings, GateRequest, S3JsonReader
-from pipeline_core.errors import ConfigurationError, InvalidInput, TransientError
+from pipeline_aws.contracts import EvaluateQualityRequest
+from pipeline_core.errors import InvalidInput
+from tests.support.aws import emf_blobs, read_event
+from tests.unit.quality_gate.conftest import World
 
 ROWS = "Dataset.*.RowCount"
 COMPLETENESS = "Column.customer_id.Completeness"
@@ -46,6 +46,10 @@ COLLAPSE_RULE = "RowCount > median(last(10)) * 0.3"
 RELATIVE_RULE = "RowCount between median(last(10)) * 0.5 and median(last(10)) * 1.5"
 
 
+def load_event(name: str) -> dict[str, Any]:
+    return read_event("evaluate_quality", name)
+
+
 @pytest.fixture
 def event() -> dict[str, Any]:
     return load_event("serverless_run.json")
@@ -57,14 +61,16 @@ def run(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture
-def invoke(aws, handler_module, lambda_context, run):
-    """Seed the run's ledger item and call the handler."""
-    aws.put_ledger_run(run["run_id"], "2026-11-21T10:00:00Z", "RUNNING")
+def aws(world: World) -> World:
+    """The fakes the gate works on (named as the handler tests name moto's resources)."""
+    return world
 
-    def call(event: dict[str, Any]) -> dict[str, Any]:
-        return handler_module.lambda_handler(event, lambda_context)
 
-    return call
+@pytest.fixture
+def invoke(world: World, run):
+    """Seed the run's ledger item and evaluate the gate."""
+    world.put_ledger_run(run["run_id"], "2026-11-21T10:00:00Z", "RUNNING")
+    return world.evaluate
 
 
 def seed_history(aws, values: list[float], *, status: str = "SUCCEEDED", day: int = 1,
@@ -77,7 +83,10 @@ def seed_history(aws, values: list[float], *, status: str = "SUCCEEDED", day: in
 
 
 def ledger_item(aws, run_id: str) -> dict[str, Any]:
-    return aws.table.get_item(Key={"run_id": run_id})["Item"]
+    """The item as the table holds it (numbers as Decimal)."""
+    item = aws.ledger.item(run_id)
+    assert item is not None
+    return item
 
 
 # -- verdicts without history --------------------------------------------------------------
@@ -114,7 +123,7 @@ def test_failed_warn_rule_gives_warn_and_alert(aws, invoke, event, run):
         "metric_name": COMPLETENESS, "value": 0.74, "threshold": "> 0.9"}]
     assert "passed with warnings" in result["summary"]
     [alert] = aws.alerts()
-    assert "WARNING" in alert["Subject"]
+    assert "WARNING" in alert.subject
 
 
 def test_failed_error_rule_gives_fail_with_a_summary_naming_it(aws, invoke, event, run):
@@ -281,9 +290,7 @@ def test_ledger_gets_metrics_verdict_failed_rules_and_lines(aws, invoke, event, 
 def test_this_runs_metrics_become_history_for_the_next_run(aws, invoke, event, run):
     aws.put_run_files(run, quality(ROWS_OK), run_metrics(run))
     invoke(event)
-    aws.table.update_item(Key={"run_id": run["run_id"]}, UpdateExpression="SET #s = :s",
-                          ExpressionAttributeNames={"#s": "status"},
-                          ExpressionAttributeValues={":s": "SUCCEEDED"})
+    aws.ledger.items[run["run_id"]]["status"] = "SUCCEEDED"
 
     nxt = load_event("cluster_run.json")
     aws.put_ledger_run(nxt["state"]["run"]["run_id"], "2026-11-22T10:00:00Z", "RUNNING")
@@ -294,11 +301,10 @@ def test_this_runs_metrics_become_history_for_the_next_run(aws, invoke, event, r
     assert "insufficient history (1 of 10 runs)" in result["summary"]
 
 
-def test_run_missing_from_the_ledger_is_invalid_input(aws, handler_module, lambda_context,
-                                                      event, run):
+def test_run_missing_from_the_ledger_is_invalid_input(aws, event, run):
     aws.put_run_files(run, quality(ROWS_OK), run_metrics(run))
     with pytest.raises(InvalidInput, match="not in the ledger"):
-        handler_module.lambda_handler(event, lambda_context)
+        aws.evaluate(event)
 
 
 # -- the alert ------------------------------------------------------------------------------
@@ -313,12 +319,12 @@ def test_fail_alert_lists_rules_values_thresholds_and_where_things_are(aws, invo
     invoke(event)
 
     [alert] = aws.alerts()
-    assert alert["Subject"] == "Data quality FAILED [dev]: online_retail 2010-12-01"
-    attributes = {k: v["Value"] for k, v in alert["MessageAttributes"].items()}
+    assert alert.subject == "Data quality FAILED [dev]: online_retail 2010-12-01"
+    attributes = alert.attributes
     assert attributes["verdict"] == "fail"
     assert attributes["dataset"] == "online_retail"
     assert attributes["run_id"] == run["run_id"]
-    document = json.loads(alert["Message"])  # SQS subscribers get the JSON document
+    document = alert.document  # SQS subscribers get the JSON document
     assert document["dataset"] == "online_retail"
     assert document["partition"] == "2010-12-01"
     assert document["run_id"] == run["run_id"]
@@ -336,18 +342,6 @@ def test_fail_alert_lists_rules_values_thresholds_and_where_things_are(aws, invo
 # -- metrics ------------------------------------------------------------------------------
 
 
-def emf_blobs(text: str) -> list[dict[str, Any]]:
-    out = []
-    for line in text.splitlines():
-        try:
-            blob = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(blob, dict) and "_aws" in blob:
-            out.append(blob)
-    return out
-
-
 def test_one_metric_per_rule_outcome_by_rule_type_without_run_id_dimension(
         aws, invoke, event, run, capsys):
     bad = rule('Completeness "customer_id" > 0.9', 4, COMPLETENESS, 0.74, "fail",
@@ -356,6 +350,7 @@ def test_one_metric_per_rule_outcome_by_rule_type_without_run_id_dimension(
     capsys.readouterr()
 
     invoke(event)
+    aws.metrics.flush_metrics()  # what the handler's log_metrics does at the end
 
     blobs = emf_blobs(capsys.readouterr().out)
     by_type = {b["rule_type"]: b for b in blobs if "rule_type" in b}
@@ -425,58 +420,11 @@ def test_malformed_metrics_file_names_uri_and_field(aws, invoke, event, run):
     assert "lines_quarantined" in message and "duplicates" in message
 
 
-def test_bad_event_names_the_missing_fields(aws, handler_module, lambda_context, event):
+def test_bad_event_names_the_missing_fields(event):
     del event["state"]["run"]["quality_uri"]
     event["state"]["run"]["metrics_uri"] = "/tmp/metrics.json"
     with pytest.raises(InvalidInput) as raised:
-        handler_module.lambda_handler(event, lambda_context)
+        EvaluateQualityRequest.parse(event)
     message = str(raised.value)
     assert "state.run.quality_uri: Field required" in message
     assert "state.run.metrics_uri" in message
-
-
-def test_environment_is_validated_naming_the_variable(env):
-    broken = {**env, "ALERT_TOPIC_ARN": "alerts"}
-    del broken["LEDGER_TABLE"]
-    with pytest.raises(ConfigurationError) as raised:
-        EvaluateQualitySettings.from_environ(broken)
-    assert "LEDGER_TABLE" in str(raised.value) and "ALERT_TOPIC_ARN" in str(raised.value)
-
-
-class _FailingS3:
-    def __init__(self, code: str, status: int):
-        self.error = ClientError({"Error": {"Code": code, "Message": code},
-                                  "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
-
-    def get_object(self, **_: Any) -> Any:
-        raise self.error
-
-
-@pytest.mark.parametrize(("code", "status", "error"), [
-    ("SlowDown", 503, TransientError),
-    ("InternalError", 500, TransientError),
-    ("AccessDenied", 403, ConfigurationError),
-    ("NoSuchKey", 404, InvalidInput),
-])
-def test_s3_errors_become_domain_errors(code, status, error):
-    with pytest.raises(error, match=re.escape("s3://bucket/key.json")):
-        S3JsonReader(_FailingS3(code, status)).read("s3://bucket/key.json")
-
-
-# -- every sample event ---------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("path", event_files(), ids=lambda p: p.name)
-def test_every_sample_event_runs_through_the_handler(aws, handler_module, lambda_context, path):
-    event = json.loads(path.read_text())
-    run = GateRequest.parse(event).run
-    aws.put_ledger_run(run.run_id, "2026-11-21T10:00:00Z", "RUNNING")
-    aws.put_run_files(run.model_dump(), quality(ROWS_OK, COMPLETE_OK), run_metrics(
-        run.model_dump()))
-
-    result = handler_module.lambda_handler(event, lambda_context)
-
-    assert set(result) == {"verdict", "summary", "failed_rules", "warned_rules", "lines"}
-    assert result["verdict"] == "pass"
-    assert run.run_id in result["summary"]
-    assert ledger_item(aws, run.run_id)["quality_verdict"] == "pass"

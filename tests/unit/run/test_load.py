@@ -1,6 +1,6 @@
-"""StartLoad: the load SQL (pure), the migration files, the Data API calls (botocore Stubber,
-which checks every request against the real API model: moto has no BatchExecuteStatement), the
-events/start_load files through the handler, and the SQL's meaning on a real PostgreSQL."""
+"""StartLoad: the load SQL (pure), the migration files, LoadStarter on FakeRedshiftData, and
+the SQL's meaning on a real PostgreSQL. The events/start_load files run through the handler
+(with the Data API stubbed) in tests/unit/functions."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.stub import ANY, Stubber
-from core_run_helpers import ENV, REPO, event_files, read_event
 
-from pipeline_core.catalog import TableLoad
+from pipeline_aws.contracts import StartLoadRequest
+from pipeline_aws.load import LoadStarter
+from pipeline_core.catalog import TableLoad, load_catalog
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.load_sql import (
     Migration,
@@ -22,14 +22,17 @@ from pipeline_core.load_sql import (
     load_migrations,
     split_statements,
 )
+from tests.support.aws import REPO, read_event
+from tests.support.fakes.redshift_data import FakeRedshiftData
+from tests.unit.run.conftest import NOW
+from tests.unit.run.support import RUN_ENV
 
-ROLE = ENV["REDSHIFT_COPY_ROLE_ARN"]
+ROLE = RUN_ENV["REDSHIFT_COPY_ROLE_ARN"]
 OUT = "s3://emr-pipelines-dev-curated/online_retail/{t}/partition=2010-12-01/run_id=r1/"
 TABLES = (TableLoad("sales_line_items", replace_by=("order_date",)),
           TableLoad("customer_daily_sales", merge_keys=("order_date", "customer_id"),
                     replace_by=("order_date",)))
 OUTPUTS = {t.name: OUT.format(t=t.name) for t in TABLES}
-SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
 
 
 # -- pure SQL building ------------------------------------------------------------------------
@@ -115,83 +118,71 @@ def test_bad_names_and_uris_never_reach_sql(kwargs, error, message) -> None:
         build_load_batch(**args)
 
 
-# -- the Lambda, with the Data API stubbed ----------------------------------------------------
+# -- LoadStarter, on FakeRedshiftData ---------------------------------------------------------
 
 
-CONNECTION = {"Database": "analytics", "WorkgroupName": "emr-pipelines-dev",
-              "SecretArn": ENV["REDSHIFT_SECRET_ARN"]}
+@pytest.fixture
+def starter(redshift: FakeRedshiftData, env: dict[str, str]) -> LoadStarter:
+    return LoadStarter(catalog=load_catalog(env["CATALOG_DIR"]), redshift=redshift,
+                       migrations=load_migrations, copy_role_arn=ROLE, clock=lambda: NOW)
 
 
-def expect_applied_versions(stub: Stubber, versions: list[int]) -> None:
-    stub.add_response("batch_execute_statement", {"Id": SID},
-                      {"Sqls": ensure_meta_sqls(), "StatementName": ANY, **CONNECTION})
-    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED"}, {"Id": SID})
-    stub.add_response("execute_statement", {"Id": SID},
-                      {"Sql": applied_versions_sql(), "StatementName": ANY, **CONNECTION})
-    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED", "HasResultSet": True},
-                      {"Id": SID})
-    stub.add_response("get_statement_result",
-                      {"Records": [[{"longValue": v}] for v in versions], "TotalNumRows": 1},
-                      {"Id": SID})
-
-
-def test_every_event_file_is_exercised() -> None:
-    assert event_files("start_load") == ["serverless_pass.json", "serverless_warn.json"]
+def load_request(name: str = "serverless_pass.json") -> StartLoadRequest:
+    return StartLoadRequest.parse(read_event("start_load", name))
 
 
 @pytest.mark.parametrize("name", ["serverless_pass.json", "serverless_warn.json"])
-def test_handler_submits_one_batch(aws, load_handler, context, name) -> None:
-    app = load_handler("start_load")
-    event = read_event("start_load", name)
-    run = event["state"]["run"]
-    submitted: dict[str, Any] = {}
-    with Stubber(app.redshift_client) as stub:
-        expect_applied_versions(stub, [])
-        stub.add_response("batch_execute_statement", {"Id": SID}, {
-            "Sqls": ANY, "StatementName": ANY, "ClientToken": f"{run['run_id']}-load-a1",
-            "Database": "analytics", "WorkgroupName": "emr-pipelines-dev",
-            "SecretArn": ENV["REDSHIFT_SECRET_ARN"]})
-        original = app.redshift_client.batch_execute_statement
+def test_the_schema_is_brought_up_to_date_and_the_load_submitted_as_one_batch(
+        starter: LoadStarter, redshift: FakeRedshiftData, name: str) -> None:
+    request = load_request(name)
+    run = request.run
 
-        def spy(**kwargs: Any) -> Any:
-            submitted.setdefault("calls", []).append(kwargs["Sqls"])
-            return original(**kwargs)
+    result = starter.start(request)
 
-        app.redshift_client.batch_execute_statement = spy
-        result = app.lambda_handler(event, context)
-        stub.assert_no_pending_responses()
-    assert result == {"statement_id": SID,
+    ensure, applied, load = redshift.statements
+    assert ensure.sqls == ensure_meta_sqls() and applied.sqls == [applied_versions_sql()]
+    assert result == {"statement_id": load.id,
                       "tables": {"sales_line_items": 8, "customer_daily_sales": 13},
                       "migrations_applied": ["V001__analytics_online_retail"],
                       "wait_seconds": 2, "polls": 0}
-    load_sqls = submitted["calls"][-1]
-    assert load_sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
+    assert load.token == f"{run.run_id}-load-a1" and load.status == "STARTED"  # not waited for
+    assert load.name == f"load online_retail 2010-12-01 {run.run_id}"
+    assert load.sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
                             "stage_sales_line_items")
-    assert f"FROM '{run['outputs']['customer_daily_sales']}part-'" in load_sqls[11]
+    assert f"FROM '{run.outputs['customer_daily_sales']}part-'" in load.sqls[11]
+    assert any("CAST('2026-11-21 10:00:00' AS timestamp)" in sql for sql in load.sqls)
 
 
-def test_applied_migrations_are_not_repeated(aws, load_handler, context) -> None:
-    app = load_handler("start_load")
-    with Stubber(app.redshift_client) as stub:
-        expect_applied_versions(stub, [1])
-        stub.add_response("batch_execute_statement", {"Id": SID})
-        result = app.lambda_handler(read_event("start_load", "serverless_pass.json"), context)
+def test_applied_migrations_are_not_repeated(starter: LoadStarter,
+                                             redshift: FakeRedshiftData) -> None:
+    redshift.rows[applied_versions_sql()] = [[1]]
+    result = starter.start(load_request())
     assert result["migrations_applied"] == []
     assert result["tables"] == {"sales_line_items": 4, "customer_daily_sales": 9}
 
 
-def test_handler_refuses_a_state_without_run(aws, load_handler, context) -> None:
-    app = load_handler("start_load")
-    with pytest.raises(InvalidInput, match=r"state\.run: field required"):
-        app.lambda_handler({"state": {}, "execution": {"Id": "x"}}, context)
+def test_a_retried_start_submits_the_same_load(starter: LoadStarter,
+                                               redshift: FakeRedshiftData) -> None:
+    first = starter.start(load_request())
+    again = starter.start(load_request())
+    assert again["statement_id"] == first["statement_id"]
 
 
-def test_handler_refuses_a_run_without_an_output(aws, load_handler, context) -> None:
-    app = load_handler("start_load")
+def test_a_run_without_an_output_for_a_table_is_refused(starter: LoadStarter,
+                                                        redshift: FakeRedshiftData) -> None:
     event = read_event("start_load", "serverless_pass.json")
     del event["state"]["run"]["outputs"]["customer_daily_sales"]
     with pytest.raises(InvalidInput, match=r"no output for table\(s\) \['customer_daily_sales'\]"):
-        app.lambda_handler(event, context)
+        starter.start(StartLoadRequest.parse(event))
+    assert redshift.statements == []  # refused before anything reached Redshift
+
+
+def test_a_failed_bookkeeping_statement_stops_the_load(starter: LoadStarter,
+                                                       redshift: FakeRedshiftData) -> None:
+    redshift.fail_when["pipeline_meta"] = ("FAILED", "permission denied for schema pipeline_meta")
+    with pytest.raises(ConfigurationError, match="permission denied"):
+        starter.start(load_request())
+    assert len(redshift.statements) == 1
 
 
 # -- the SQL's meaning, on PostgreSQL ---------------------------------------------------------

@@ -1,0 +1,282 @@
+"""QualityGate: decides a run's verdict, records it on the run's ledger item, alerts on warn and
+fail, and publishes one metric per rule outcome. Its adapters come in through the constructor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import ConfigDict
+
+from pipeline_aws.alerts import Alert, AlertPort, clip
+from pipeline_aws.contracts import (
+    EvaluateQualityRequest,
+    LineCounts,
+    QualityResult,
+    RuleOutcome,
+    RunManifest,
+    Verdict,
+)
+from pipeline_aws.ledger import LedgerPort
+from pipeline_aws.quality.reports import (
+    MeasuredRule,
+    QualityReport,
+    parse_line_counts,
+    parse_quality_report,
+)
+from pipeline_aws.quality.rules import RuleEngine
+
+SUMMARY_MAX = 4000
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+
+class JsonReader(Protocol):
+    def read(self, uri: str) -> Any: ...
+
+
+class QualityMetrics(Protocol):
+    def publish(self, dataset: str, run_id: str, verdict: str,
+                outcomes: Iterable[tuple[str, str]]) -> None: ...
+
+
+def metric_history(items: Iterable[Mapping[str, Any]], runs: int, exclude_run_id: str
+                   ) -> list[dict[str, float]]:
+    """The `quality_metrics` of ledger items (newest first), numbers only, at most `runs`."""
+    history = []
+    for item in items:
+        if item.get("run_id") == exclude_run_id:
+            continue
+        raw = item.get("quality_metrics") or {}
+        history.append({str(k): float(v) for k, v in raw.items()
+                        if isinstance(v, int | float) and not isinstance(v, bool)})
+    return history[:runs]
+
+
+# ---------------------------------------------------------------------------------------------
+# Rule results and how people read them
+
+
+class RuleResult(RuleOutcome):
+    """A rule the gate decided: what its result lists, plus the rule's type, whether it passed
+    and, when it passed without proof or failed on history, why."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    rule_type: str
+    passed: bool
+    reason: str | None = None
+
+    def outcome(self) -> RuleOutcome:
+        """The rule as EvaluateQuality's result lists it."""
+        return RuleOutcome.model_validate(self.model_dump())
+
+    def as_contract(self) -> dict[str, Any]:
+        return self.outcome().model_dump(mode="json")
+
+    @property
+    def outcome_metric(self) -> str:
+        if self.passed:
+            return "RulePassed"
+        return "RuleFailed" if self.severity == "error" else "RuleWarned"
+
+
+def fmt_value(value: float | int | None) -> str:
+    """A measured value as people read it: integers without '.0', others to 6 digits."""
+    if value is None:
+        return "not measured"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _describe(r: RuleResult) -> str:
+    measured = "was not measured" if r.value is None else f"measured {fmt_value(r.value)}"
+    text = f"{r.rule} (line {r.line}) {measured} against threshold {r.threshold or 'unknown'}"
+    return text + (f", {r.reason}" if r.reason else "")
+
+
+def summarize(run: RunManifest, verdict: str, results: Sequence[RuleResult],
+              failed: Sequence[RuleResult], warned: Sequence[RuleResult]) -> str:
+    """One paragraph naming every failed and warned rule: the execution's failure cause."""
+    what = f"{run.dataset} partition {run.partition} (run {run.run_id})"
+    warnings = (f"{_plural(len(warned), 'warning rule')} failed: "
+                + "; ".join(_describe(r) for r in warned))
+    if verdict == "fail":
+        text = (f"Data quality gate failed for {what}: {_plural(len(failed), 'error rule')} "
+                "failed: " + "; ".join(_describe(r) for r in failed))
+        return text + (f". Also {warnings}." if warned else ".")
+    if verdict == "warn":
+        return f"Data quality gate passed with warnings for {what}: {warnings}."
+    text = f"Data quality gate passed for {what}: all {_plural(len(results), 'rule')} passed"
+    unproven = [r for r in results if r.reason]
+    if unproven:
+        text += " (" + "; ".join(f"{r.rule} (line {r.line}): {r.reason}"
+                                 for r in unproven) + ")"
+    return text + "."
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """The gate's outcome for one run."""
+
+    verdict: Verdict
+    results: list[RuleResult]
+    failed: list[RuleResult]
+    warned: list[RuleResult]
+    summary: str
+
+
+# ---------------------------------------------------------------------------------------------
+# Logic
+
+
+class QualityGate:
+    """Decides a run's verdict, records it in the ledger, alerts on warn/fail, and publishes
+    one metric per rule outcome."""
+
+    def __init__(self, *, reader: JsonReader, ledger: LedgerPort, alerts: AlertPort,
+                 metrics: QualityMetrics, engine: RuleEngine,
+                 history_runs: Callable[[str], int], environment: str = "", logger: Any = None):
+        self._reader = reader
+        self._ledger = ledger
+        self._alerts = alerts
+        self._metrics = metrics
+        self._engine = engine
+        self._history_runs = history_runs
+        self._environment = environment
+        self._logger = logger
+
+    def evaluate(self, request: EvaluateQualityRequest) -> dict[str, Any]:
+        """contracts.QualityResult for the run the request names."""
+        run = request.run
+        report = parse_quality_report(self._reader.read(run.quality_uri), run.quality_uri)
+        lines = parse_line_counts(self._reader.read(run.metrics_uri), run.metrics_uri)
+        default_runs = self._history_runs(run.dataset) if any(
+            r.outcome == "deferred" for r in report.rules) else 0
+        history = self._history(run, report, default_runs)
+        decided = self._decide_all(run, report, history, default_runs)
+        self._record(run, report, decided, lines)
+        if decided.verdict != "pass":
+            self._alerts.publish(self._alert(request, decided, lines))
+        self._metrics.publish(run.dataset, run.run_id, decided.verdict,
+                              [(r.rule_type, r.outcome_metric) for r in decided.results])
+        if self._logger:
+            self._logger.info("quality gate decided", extra={
+                "run_id": run.run_id, "verdict": decided.verdict, "history_runs": len(history),
+                "rules": [{**r.as_contract(), "passed": r.passed, "reason": r.reason}
+                          for r in decided.results],
+            })
+        return QualityResult(
+            verdict=decided.verdict, summary=decided.summary,
+            failed_rules=[r.outcome() for r in decided.failed],
+            warned_rules=[r.outcome() for r in decided.warned],
+            lines=lines,
+        ).model_dump(mode="json")
+
+    def _decide_all(self, run: RunManifest, report: QualityReport,
+                    history: Sequence[Mapping[str, float]], default_runs: int) -> _Decided:
+        results = [self._decide(rule, history, default_runs) for rule in report.rules]
+        failed = [r for r in results if not r.passed and r.severity == "error"]
+        warned = [r for r in results if not r.passed and r.severity == "warn"]
+        verdict: Verdict = "fail" if failed else "warn" if warned else "pass"
+        # The summary becomes the execution's failure cause: keep it far below the 32 KiB limit.
+        summary = clip(summarize(run, verdict, results, failed, warned), SUMMARY_MAX)
+        return _Decided(verdict, results, failed, warned, summary)
+
+    def _record(self, run: RunManifest, report: QualityReport, decided: _Decided,
+                lines: LineCounts) -> None:
+        """The run's metrics (the next runs' history), verdict, failed rules and lines on its
+        ledger item (InvalidInput if it has none)."""
+        measured = dict(report.metrics)
+        for r in decided.results:
+            if r.metric_name and r.value is not None:
+                measured.setdefault(r.metric_name, r.value)
+        self._ledger.update(run.run_id, {
+            "quality_metrics": measured,
+            "quality_verdict": decided.verdict,
+            "quality_failed_rules": [
+                {**r.as_contract(), "reason": r.reason} if r.reason else r.as_contract()
+                for r in [*decided.failed, *decided.warned]],
+            "lines": lines.model_dump(mode="json"),
+        })
+
+    def _window(self, rule: MeasuredRule, default_runs: int) -> tuple[int, int]:
+        """(values to use, values needed) for a deferred rule."""
+        needed = self._engine.minimum_history(rule.rule)
+        return max(self._engine.history_window(rule.rule) or default_runs, needed), needed
+
+    def _history(self, run: RunManifest, report: QualityReport, default_runs: int
+                 ) -> list[dict[str, float]]:
+        """quality_metrics of the newest SUCCEEDED runs of the dataset, newest first."""
+        deferred = [r for r in report.rules if r.outcome == "deferred"]
+        if not deferred:
+            return []
+        # A rule asking for more runs (last(k)) than the catalog's default still gets them.
+        runs = max(self._window(r, default_runs)[0] for r in deferred)
+        items = self._ledger.query_by_dataset(run.dataset, limit=runs + 1, status="SUCCEEDED")
+        return metric_history(items, runs, run.run_id)
+
+    def _decide(self, rule: MeasuredRule, history: Sequence[Mapping[str, float]],
+                default_runs: int) -> RuleResult:
+        result = RuleResult(rule=rule.rule, line=rule.line, severity=rule.severity,
+                            rule_type=rule.rule_type or self._engine.rule_type(rule.rule),
+                            metric_name=rule.metric_name, value=rule.value,
+                            threshold=rule.threshold, passed=False)
+        if rule.outcome != "deferred":
+            return result.model_copy(update={"passed": rule.outcome == "pass"})
+        if rule.value is None:
+            return result
+        window, needed = self._window(rule, default_runs)
+        points = [h[rule.metric_name] for h in history
+                  if rule.metric_name and rule.metric_name in h][:window]
+        if len(points) < needed:
+            # Never fail for lack of history: a new dataset (or metric) has to be able to start.
+            return result.model_copy(update={
+                "passed": True, "reason": f"insufficient history ({len(points)} of {needed} runs)"})
+        decision = self._engine.decide(rule.rule, rule.value, points)
+        return result.model_copy(update={"threshold": decision.threshold,
+                                         "passed": decision.passed, "reason": decision.reason})
+
+    def _alert(self, request: EvaluateQualityRequest, decided: _Decided, lines: LineCounts
+               ) -> Alert:
+        run = request.run
+        env = f" [{self._environment}]" if self._environment else ""
+        word = "FAILED" if decided.verdict == "fail" else "WARNING"
+        consequence = ("the load was stopped; nothing from this run reached the warehouse"
+                       if decided.verdict == "fail" else "the load continues")
+        fields: dict[str, Any] = {"dataset": run.dataset, "partition": run.partition,
+                                  "run_id": run.run_id, "verdict": decided.verdict}
+        for r in [*decided.failed, *decided.warned]:
+            label = "failed rule" if r.severity == "error" else "warning"
+            fields[f"{label} (line {r.line})"] = (
+                f"{r.rule} | value {fmt_value(r.value)} ({r.metric_name or 'no metric'}) | "
+                f"threshold {r.threshold or 'unknown'}" + (f" | {r.reason}" if r.reason else "")
+            )
+        fields.update({
+            "lines": (f"in {lines.read}, out {lines.written}, quarantined {lines.quarantined}, "
+                      f"duplicates {lines.duplicates}"),
+            "quarantine": run.quarantine_uri,
+            "quality report": run.quality_uri,
+            "execution": request.execution.Id,
+            "summary": decided.summary,
+            "failed_rules": [r.as_contract() for r in decided.failed],
+            "warned_rules": [r.as_contract() for r in decided.warned],
+        })
+        return Alert(
+            subject=f"Data quality {word}{env}: {run.dataset} {run.partition}",
+            title=f"Data quality gate {word} for {run.dataset} partition {run.partition}: "
+                  f"{consequence}.",
+            fields=fields,
+            attributes={"dataset": run.dataset, "environment": self._environment,
+                        "event": f"quality_{decided.verdict}", "verdict": decided.verdict,
+                        "run_id": run.run_id},
+        )

@@ -1,0 +1,96 @@
+"""The files the Spark job writes for the gate (shapes in docs/architecture.md): `quality.json`,
+one entry per DQDL rule, and `metrics.json`, the run's line counts."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, StrictFloat, StrictInt, StrictStr
+
+from pipeline_aws.contracts import LineCounts, RuleOutcome, parse
+from pipeline_core.errors import InvalidInput
+
+Number = StrictInt | StrictFloat
+
+
+class _MeasuredRuleModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    rule: StrictStr = Field(min_length=1)
+    line: StrictInt = Field(ge=1)
+    severity: Literal["error", "warn"]
+    metric_name: StrictStr | None = None
+    metric: Number | None = None
+    threshold: StrictStr = ""
+    outcome: Literal["pass", "fail", "deferred"]
+    rule_type: StrictStr | None = None
+
+
+class _QualityModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    rules: list[_MeasuredRuleModel]
+    metrics: dict[str, Number | None] = Field(default_factory=dict)
+
+
+class _RunMetricsModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    lines_read: NonNegativeInt
+    lines_written: NonNegativeInt
+    lines_quarantined: NonNegativeInt
+    duplicates: NonNegativeInt
+
+
+def finite(value: float | int | None) -> float | int | None:
+    """NaN and infinities mean 'not measured': they can neither pass a rule nor be stored."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return None
+    return value
+
+
+class MeasuredRule(RuleOutcome):
+    """One rule as the job reported it: the fields the gate's result lists, the job's outcome
+    (pass, fail, or deferred to the gate) and the rule's type when the job named it."""
+
+    outcome: str
+    rule_type: str | None = None
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    rules: tuple[MeasuredRule, ...]
+    metrics: Mapping[str, float | int]
+
+
+def parse_quality_report(data: Any, uri: str) -> QualityReport:
+    """quality.json -> QualityReport, or InvalidInput naming the URI and the bad field."""
+    model = parse(_QualityModel, data, f"{uri} is not a valid quality.json")
+    if not model.rules:
+        raise InvalidInput(f"{uri} lists no rules: a run without measured rules cannot pass a gate")
+    measured = {k: finite(v) for k, v in model.metrics.items()}
+    metrics = {k: v for k, v in measured.items() if v is not None}
+    rules = tuple(
+        MeasuredRule(
+            rule=r.rule.strip(),
+            line=r.line,
+            severity=r.severity,
+            metric_name=r.metric_name,
+            value=finite(r.metric) if r.metric is not None else metrics.get(r.metric_name or ""),
+            threshold=r.threshold,
+            outcome=r.outcome,
+            rule_type=r.rule_type,
+        )
+        for r in model.rules
+    )
+    return QualityReport(rules=rules, metrics=metrics)
+
+
+def parse_line_counts(data: Any, uri: str) -> LineCounts:
+    """metrics.json -> the run's LineCounts, or InvalidInput naming the URI and the bad field."""
+    model = parse(_RunMetricsModel, data, f"{uri} is not a valid metrics.json")
+    return LineCounts(read=model.lines_read, written=model.lines_written,
+                      quarantined=model.lines_quarantined, duplicates=model.duplicates)

@@ -1,0 +1,206 @@
+"""The S3 ports' contract: FakeS3Objects and the real adapters on moto (S3Objects for the raw
+objects ResolveRun checks, S3JsonReader for the files EvaluateQuality reads)."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from pipeline_aws.quality.adapters import S3JsonReader
+from pipeline_aws.quality.gate import JsonReader
+from pipeline_aws.s3_objects import ObjectInfo, RawObjectsPort, S3Objects, first_line
+from pipeline_core.errors import ConfigurationError, InvalidInput, TransientError
+from tests.support.aws import APP, REGION
+from tests.support.fakes.s3_objects import FakeS3Objects
+
+RAW = f"{APP}-raw"
+CURATED = f"{APP}-curated"
+HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
+          "CustomerID", "Country"]
+HEADER_LINE = ",".join(HEADER).encode() + b"\n"
+ROW = b"536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850.0,UK\n"
+
+
+@dataclass
+class Buckets:
+    objects: RawObjectsPort
+    reader: JsonReader
+    put: Callable[[str, str, bytes], None]
+
+    def stored(self, key: str, body: bytes, bucket: str = RAW) -> ObjectInfo:
+        self.put(bucket, key, body)
+        info = self.objects.head(bucket, key)
+        assert info is not None
+        return info
+
+
+def _fake() -> Buckets:
+    fake = FakeS3Objects()
+    return Buckets(fake, fake, fake.put)
+
+
+def _s3() -> Buckets:
+    client = boto3.client("s3", region_name=REGION)
+    for bucket in (RAW, CURATED):
+        client.create_bucket(Bucket=bucket,
+                             CreateBucketConfiguration={"LocationConstraint": REGION})
+
+    def put(bucket: str, key: str, body: bytes) -> None:
+        client.put_object(Bucket=bucket, Key=key, Body=body)
+
+    return Buckets(S3Objects(client), S3JsonReader(client), put)
+
+
+@pytest.fixture(params=["fake", "s3"])
+def s3(request: pytest.FixtureRequest) -> Iterator[Buckets]:
+    if request.param == "s3":
+        request.getfixturevalue("moto")
+        yield _s3()
+    else:
+        yield _fake()
+
+
+# -- head and peek ----------------------------------------------------------------------------
+
+
+def test_head_of_a_missing_object_is_none(s3: Buckets) -> None:
+    assert s3.objects.head(RAW, "nope.csv") is None
+
+
+def test_head_gives_size_and_the_etag_without_quotes(s3: Buckets) -> None:
+    info = s3.stored("a.csv", b"x,y\n")
+    assert info.size == 4 and info.uri == f"s3://{RAW}/a.csv"
+    assert info.etag == hashlib.md5(b"x,y\n").hexdigest()  # S3's ETag of a single-part upload
+
+
+def test_peek_reads_only_the_first_bytes(s3: Buckets) -> None:
+    info = s3.stored("big.csv", b"h1,h2\n" + b"1,2\n" * 50_000)
+    data = s3.objects.peek(info, max_bytes=1024)
+    assert len(data) == 1024 and data.startswith(b"h1,h2\n")
+
+
+def test_peek_of_an_empty_object_reads_nothing(s3: Buckets) -> None:
+    assert s3.objects.peek(s3.stored("empty.csv", b"")) == b""
+
+
+def test_an_object_changed_since_its_head_is_refused(s3: Buckets) -> None:
+    info = s3.stored("c.csv", b"a\n1\n")
+    s3.put(RAW, "c.csv", b"a\n2\n")
+    with pytest.raises(InvalidInput, match="changed while it was being checked"):
+        s3.objects.peek(info)
+    with pytest.raises(InvalidInput, match="changed while it was being checked"):
+        s3.objects.peek(ObjectInfo(RAW, "c.csv", "0" * 32, 4))
+
+
+# -- check_csv --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "body"), [
+    ("online_retail/2010-12-01.csv", HEADER_LINE + ROW),
+    ("online_retail/2010-12-01.csv", b"\xef\xbb\xbf" + HEADER_LINE.replace(b"\n", b"\r\n") + ROW),
+    ("online_retail/2010-12-01.csv.gz", gzip.compress(HEADER_LINE + ROW, mtime=0)),
+], ids=["csv", "bom-crlf", "gz"])
+def test_a_csv_with_the_catalogs_header_passes(s3: Buckets, key: str, body: bytes) -> None:
+    s3.objects.check_csv(s3.stored(key, body), HEADER)
+
+
+@pytest.mark.parametrize(("key", "body", "message"), [
+    ("d.csv", b"", r"is empty \(0 bytes\)"),
+    ("d.csv.gz", HEADER_LINE + ROW, r"ends with \.gz but is not gzip"),
+    ("d.csv", gzip.compress(HEADER_LINE + ROW), r"is gzip data but its key does not end with \.gz"),
+    ("d.csv", HEADER_LINE.replace(b",Country", b"") + ROW, r"missing \['Country'\]"),
+    ("d.csv", HEADER_LINE.replace(b"\n", b",Extra\n") + ROW, r"unexpected \['Extra'\]"),
+])
+def test_a_csv_the_job_would_refuse_is_invalid_input(s3: Buckets, key: str, body: bytes,
+                                                     message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as raised:
+        s3.objects.check_csv(s3.stored(key, body), HEADER)
+    assert f"s3://{RAW}/{key}" in str(raised.value)
+
+
+def test_a_header_mismatch_names_expected_and_found(s3: Buckets) -> None:
+    info = s3.stored("d.csv", HEADER_LINE.replace(b",Country", b"") + ROW)
+    with pytest.raises(InvalidInput) as raised:
+        s3.objects.check_csv(info, HEADER)
+    assert f"expected {HEADER}" in str(raised.value) and "found [" in str(raised.value)
+
+
+def test_quoted_header_names_are_parsed_as_csv(s3: Buckets) -> None:
+    info = s3.stored("q.csv", b'"a","b, c"\n1,2\n')
+    s3.objects.check_csv(info, ["a", "b, c"])
+    with pytest.raises(InvalidInput, match="same columns in a different order"):
+        s3.objects.check_csv(info, ["b, c", "a"])
+
+
+# -- the job's JSON files ---------------------------------------------------------------------
+
+
+def test_a_json_file_is_read_as_its_document(s3: Buckets) -> None:
+    s3.put(CURATED, "_runs/r/quality.json", b'{"rules": [], "metrics": {"m": 0.5}}')
+    assert s3.reader.read(f"s3://{CURATED}/_runs/r/quality.json") == {
+        "rules": [], "metrics": {"m": 0.5}}
+
+
+def test_a_missing_json_file_is_invalid_input_naming_it(s3: Buckets) -> None:
+    uri = f"s3://{CURATED}/_runs/r/metrics.json"
+    with pytest.raises(InvalidInput, match=re.escape(f"{uri} does not exist")):
+        s3.reader.read(uri)
+
+
+@pytest.mark.parametrize("body", [b'{"rules": [', b"\xff\xfe not text"])
+def test_a_file_that_is_not_json_is_invalid_input_naming_it(s3: Buckets, body: bytes) -> None:
+    s3.put(CURATED, "_runs/r/quality.json", body)
+    uri = f"s3://{CURATED}/_runs/r/quality.json"
+    with pytest.raises(InvalidInput, match=re.escape(f"{uri} is not valid JSON")):
+        s3.reader.read(uri)
+
+
+# -- the real adapters only: errors S3 answers and bytes nothing else reaches -----------------
+
+
+class _FailingS3:
+    def __init__(self, code: str, status: int):
+        self.error = ClientError({"Error": {"Code": code, "Message": code},
+                                  "ResponseMetadata": {"HTTPStatusCode": status}}, "GetObject")
+
+    def get_object(self, **_: Any) -> Any:
+        raise self.error
+
+    def head_object(self, **_: Any) -> Any:
+        raise self.error
+
+
+@pytest.mark.parametrize(("code", "status", "error"), [
+    ("SlowDown", 503, TransientError),
+    ("InternalError", 500, TransientError),
+    ("AccessDenied", 403, ConfigurationError),
+    ("NoSuchKey", 404, InvalidInput),
+])
+def test_s3_errors_become_domain_errors(code: str, status: int, error: type[Exception]) -> None:
+    with pytest.raises(error, match=re.escape("s3://bucket/key.json")):
+        S3JsonReader(_FailingS3(code, status)).read("s3://bucket/key.json")
+
+
+def test_head_errors_other_than_not_found_are_domain_errors() -> None:
+    with pytest.raises(TransientError, match="SlowDown"):
+        S3Objects(_FailingS3("SlowDown", 503)).head(RAW, "a.csv")
+    assert S3Objects(_FailingS3("404", 404)).head(RAW, "a.csv") is None
+
+
+def test_a_header_longer_than_the_peek_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="no line break"):
+        first_line(b"a" * 100, gz=False, complete=False, where="s3://b/k")
+    assert first_line(b"a,b", gz=False, complete=True, where="s3://b/k") == "a,b"
+
+
+def test_a_truncated_gzip_still_yields_the_header() -> None:
+    data = gzip.compress(b"h1,h2\n" + b"1,2\n" * 100_000)[:200]
+    assert first_line(data, gz=True, complete=False, where="s3://b/k") == "h1,h2"

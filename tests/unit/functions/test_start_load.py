@@ -1,0 +1,72 @@
+"""functions/start_load: every events/start_load file through the handler, with the Data API
+stubbed (botocore Stubber checks each request against the API model; moto has no
+BatchExecuteStatement). LoadStarter's logic is tested in tests/unit/run/test_load.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.stub import ANY, Stubber
+
+from pipeline_core.errors import InvalidInput
+from pipeline_core.load_sql import applied_versions_sql, ensure_meta_sqls
+from tests.support.aws import event_files, read_event
+from tests.unit.run.support import RUN_ENV
+
+SID = "d9b6c0c9-0747-4bf4-b142-e8883122f766"
+CONNECTION = {"Database": "analytics", "WorkgroupName": "emr-pipelines-dev",
+              "SecretArn": RUN_ENV["REDSHIFT_SECRET_ARN"]}
+
+
+def expect_applied_versions(stub: Stubber, versions: list[int]) -> None:
+    stub.add_response("batch_execute_statement", {"Id": SID},
+                      {"Sqls": ensure_meta_sqls(), "StatementName": ANY, **CONNECTION})
+    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED"}, {"Id": SID})
+    stub.add_response("execute_statement", {"Id": SID},
+                      {"Sql": applied_versions_sql(), "StatementName": ANY, **CONNECTION})
+    stub.add_response("describe_statement", {"Id": SID, "Status": "FINISHED", "HasResultSet": True},
+                      {"Id": SID})
+    stub.add_response("get_statement_result",
+                      {"Records": [[{"longValue": v}] for v in versions], "TotalNumRows": 1},
+                      {"Id": SID})
+
+
+def test_every_event_file_is_exercised() -> None:
+    assert event_files("start_load") == ["serverless_pass.json", "serverless_warn.json"]
+
+
+@pytest.mark.parametrize("name", ["serverless_pass.json", "serverless_warn.json"])
+def test_handler_submits_one_batch(load_handler, context, name) -> None:
+    app = load_handler("start_load")
+    event = read_event("start_load", name)
+    run = event["state"]["run"]
+    submitted: dict[str, Any] = {}
+    with Stubber(app.redshift_client) as stub:
+        expect_applied_versions(stub, [])
+        stub.add_response("batch_execute_statement", {"Id": SID}, {
+            "Sqls": ANY, "StatementName": ANY, "ClientToken": f"{run['run_id']}-load-a1",
+            **CONNECTION})
+        original = app.redshift_client.batch_execute_statement
+
+        def spy(**kwargs: Any) -> Any:
+            submitted.setdefault("calls", []).append(kwargs["Sqls"])
+            return original(**kwargs)
+
+        app.redshift_client.batch_execute_statement = spy
+        result = app.lambda_handler(event, context)
+        stub.assert_no_pending_responses()
+    assert result == {"statement_id": SID,
+                      "tables": {"sales_line_items": 8, "customer_daily_sales": 13},
+                      "migrations_applied": ["V001__analytics_online_retail"],
+                      "wait_seconds": 2, "polls": 0}
+    load_sqls = submitted["calls"][-1]
+    assert load_sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
+                            "stage_sales_line_items")
+    assert f"FROM '{run['outputs']['customer_daily_sales']}part-'" in load_sqls[11]
+
+
+def test_handler_refuses_a_state_without_run(load_handler, context) -> None:
+    app = load_handler("start_load")
+    with pytest.raises(InvalidInput, match=r"state\.run: Field required"):
+        app.lambda_handler({"state": {}, "execution": {"Id": "x"}}, context)
