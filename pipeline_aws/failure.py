@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from pipeline_aws.alerts import Alert, AlertPort, clip
 from pipeline_aws.contracts import FailureSummary, HandleFailureRequest
+from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import LedgerPort
 from pipeline_aws.redshift import RedshiftDataPort
 from pipeline_aws.settings import HandleFailureSettings
@@ -161,7 +162,7 @@ class FailureHandler:
         self._alerts = alerts
         self._redshift = redshift
         self._cleaner = cleaner
-        self._catalog = catalog
+        self._catalog = Lazy(catalog) if catalog is not None else None
         self._logger = logger
         self._metrics = metrics
 
@@ -173,8 +174,7 @@ class FailureHandler:
         key = _find(state.get("detail"), ("key",)) or state.get("key")
         try:
             if isinstance(key, str) and self._catalog is not None:
-                catalog = self._catalog() if callable(self._catalog) else self._catalog
-                dataset, partition = catalog.match_key(key)
+                dataset, partition = self._catalog.get().match_key(key)
                 return dataset.name, partition
         except PipelineError:
             pass

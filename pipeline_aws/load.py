@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pipeline_aws.contracts import LoadStarted, StartLoadRequest
+from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import utc_now_iso
 from pipeline_aws.redshift import RedshiftDataPort
 from pipeline_core.catalog import Catalog
@@ -34,22 +35,12 @@ class LoadStarter:
                  migrations: Sequence[Migration] | Callable[[], Sequence[Migration]],
                  copy_role_arn: str, clock: Callable[[], datetime] | None = None,
                  logger: Any = None):
-        self._catalog = catalog
+        self._catalog = Lazy(catalog)
         self._redshift = redshift
-        self._migrations = migrations
+        self._migrations = Lazy(migrations)
         self._copy_role_arn = copy_role_arn
         self._clock = clock or (lambda: datetime.now(UTC))
         self._logger = logger
-
-    def _resolved_catalog(self) -> Catalog:
-        if callable(self._catalog):
-            self._catalog = self._catalog()
-        return self._catalog
-
-    def _resolved_migrations(self) -> Sequence[Migration]:
-        if callable(self._migrations):
-            self._migrations = self._migrations()
-        return self._migrations
 
     def applied_versions(self, run_id: str) -> list[int]:
         """Create the bookkeeping table if needed, then read which migrations are applied."""
@@ -62,11 +53,11 @@ class LoadStarter:
 
     def start(self, request: StartLoadRequest) -> dict[str, Any]:
         run = request.state.run
-        dataset = self._resolved_catalog().get(run.dataset)
+        dataset = self._catalog.get().get(run.dataset)
         missing = [t.name for t in dataset.load.tables if t.name not in run.outputs]
         if missing:
             raise InvalidInput(f"run {run.run_id} has no output for table(s) {missing}")
-        pending = pending_migrations(self._resolved_migrations(), self.applied_versions(run.run_id))
+        pending = pending_migrations(self._migrations.get(), self.applied_versions(run.run_id))
         batch = build_load_batch(
             schema=dataset.load.schema, tables=dataset.load.tables, outputs=run.outputs,
             copy_role_arn=self._copy_role_arn, pending=pending, run_id=run.run_id,

@@ -27,6 +27,7 @@ from pipeline_aws.contracts import (
     S3ObjectCreated,
     ScheduleTrigger,
 )
+from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import ENDED_UNSUCCESSFULLY, LedgerPort, utc_now_iso
 from pipeline_aws.s3_objects import ObjectInfo, RawObjectsPort
 from pipeline_aws.settings import ResolveRunSettings
@@ -179,7 +180,7 @@ class RunResolver:
                  clock: Callable[[], datetime] | None = None, logger: Any = None,
                  metrics: Any = None):
         self._settings = settings
-        self._catalog = catalog
+        self._catalog = Lazy(catalog)
         self._objects = objects
         self._ledger = ledger
         self._clock = clock or (lambda: datetime.now(UTC))
@@ -188,9 +189,7 @@ class RunResolver:
 
     @property
     def catalog(self) -> Catalog:
-        if callable(self._catalog):
-            self._catalog = self._catalog()
-        return self._catalog
+        return self._catalog.get()
 
     # -- finding the object ---------------------------------------------------------------
 
