@@ -136,7 +136,7 @@ def log_location(state: Mapping[str, Any], failure: FailureInfo, artifacts_bucke
         return (f"s3://{artifacts_bucket}/logs/emr-serverless/applications/{app_id}/jobs/"
                 f"{job_run_id}/")
     cluster_id = section(state, "cluster").get("cluster_id") or _find(cause, ("ClusterId",))
-    if isinstance(cluster_id, str) and re.match(r"^j-[A-Z0-9]+$", cluster_id):
+    if isinstance(cluster_id, str) and re.fullmatch(r"j-[A-Z0-9]+", cluster_id):
         step_id = _step_id(state, cause)
         base = f"s3://{artifacts_bucket}/logs/emr/{cluster_id}/"
         return f"{base}steps/{step_id}/" if isinstance(step_id, str) else base
@@ -179,7 +179,7 @@ class FailureHandler:
         except PipelineError:
             pass
         name = state.get("dataset")
-        if isinstance(name, str) and re.match(r"^[a-z_][a-z0-9_]{0,62}$", name):
+        if isinstance(name, str) and re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", name):
             date = state.get("date")
             return name, date if isinstance(date, str) else None
         return "unknown", None

@@ -61,7 +61,7 @@ class LoadStarter:
         batch = build_load_batch(
             schema=dataset.load.schema, tables=dataset.load.tables, outputs=run.outputs,
             copy_role_arn=self._copy_role_arn, pending=pending, run_id=run.run_id,
-            applied_at=utc_now_iso(self._clock),
+            applied_at=utc_now_iso(self._clock), partitions=[run.partition],
         )
         statement_id = self._redshift.batch_execute(
             batch.sqls, statement_name=f"load {run.dataset} {run.partition} {run.run_id}",

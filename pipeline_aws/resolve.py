@@ -98,7 +98,7 @@ def _fleet(name: str, kind: str, group: NodeGroup, timeout_minutes: int = 10) ->
 def spark_conf_pairs(dataset: Dataset) -> list[tuple[str, str]]:
     pairs = []
     for key, value in dataset.job.spark_conf.items():
-        if not _CONF_KEY.match(key) or not _CONF_VALUE.match(value):
+        if not _CONF_KEY.fullmatch(key) or not _CONF_VALUE.fullmatch(value):
             raise ConfigurationError(
                 f"{dataset.name}.job.spark_conf: {key}={value!r} must be spark.<name> with a "
                 "value without spaces or quotes"
@@ -116,7 +116,7 @@ def job_arguments(dataset: Dataset, *, input_uri: str, output_root: str, quarant
             "--partition", partition]
     reserved = {a[2:] for a in args[::2]}
     for name, value in dataset.job.arguments.items():
-        if not _ARG_NAME.match(name) or name in reserved:
+        if not _ARG_NAME.fullmatch(name) or name in reserved:
             raise ConfigurationError(
                 f"{dataset.name}.job.arguments: {name!r} must be a lower-case option name and "
                 f"not one of the contract's ({', '.join(sorted(reserved))})"

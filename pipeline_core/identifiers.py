@@ -17,7 +17,7 @@ _RESERVED = frozenset({
 
 def safe_identifier(name: str, what: str = "identifier") -> str:
     """Return `name` if it is a safe lower-case SQL identifier, else raise ConfigurationError."""
-    if not isinstance(name, str) or not _IDENTIFIER.match(name) or name in _RESERVED:
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name) or name in _RESERVED:
         raise ConfigurationError(
             f"{what} {name!r} is not a safe SQL identifier: use 1-63 lower-case letters, digits "
             "and underscores, starting with a letter or underscore, and not a reserved word"
@@ -26,7 +26,18 @@ def safe_identifier(name: str, what: str = "identifier") -> str:
 
 
 def quote_literal(value: str) -> str:
-    """Quote a string literal for SQL (single quotes doubled; no backslash escapes)."""
+    """Quote a string literal for SQL: single quotes doubled.
+
+    A backslash is refused: Redshift reads it as an escape inside a literal (its QUOTE_LITERAL
+    function doubles backslashes: Amazon Redshift Database Developer Guide, "QUOTE_LITERAL
+    function"), while PostgreSQL with standard_conforming_strings does not, so one text would
+    mean two values on the warehouse and on its local stand-in. No value this product quotes
+    (URIs, ARNs, run ids, partitions, migration names) needs one.
+    """
     if "\x00" in value:
         raise ConfigurationError("a SQL literal cannot contain a NUL character")
+    if "\\" in value:
+        raise ConfigurationError(
+            f"a SQL literal cannot contain a backslash (Redshift reads it as an escape): {value!r}"
+        )
     return "'" + value.replace("'", "''") + "'"

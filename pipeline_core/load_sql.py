@@ -88,7 +88,7 @@ def load_migrations(directory: Path | str | None = None) -> list[Migration]:
         raise ConfigurationError(f"migrations directory {directory} does not exist")
     migrations: list[Migration] = []
     for path in sorted(directory.glob("*.sql")):
-        match = _MIGRATION_FILE.match(path.name)
+        match = _MIGRATION_FILE.fullmatch(path.name)
         if not match:
             raise ConfigurationError(
                 f"{path.name}: migration files are named V<NNN>__<lower_snake_name>.sql"
@@ -130,8 +130,37 @@ def _where_equal(target: str, stage: str, columns: Sequence[str]) -> str:
     return " AND ".join(f"{target}.{c} = {stage}.{c}" for c in columns)
 
 
-def table_load_sqls(schema: str, table: TableLoad, output_uri: str, copy_role_arn: str
-                    ) -> list[str]:
+def _partition_filter(column: str, partitions: Sequence[str]) -> str:
+    return f"{column} IN ({', '.join(quote_literal(p) for p in partitions)})"
+
+
+def _replace_sqls(target: str, stage: str, table: TableLoad, partitions: Sequence[str]
+                  ) -> list[str]:
+    """What the load deletes, then what it inserts.
+
+    A `replace_by` table deletes exactly the run's partitions, named here, never values read
+    from the staged rows: a stray row of another day in the output must not delete that day.
+    The insert takes only the run's partitions too, so such a row can neither double a day.
+    A table with only `merge_keys` is an upsert: it deletes the staged keys' rows.
+    """
+    if table.replace_by:
+        if len(table.replace_by) != 1:
+            raise ConfigurationError(
+                f"table {table.name}: replace_by names the one column that holds the run's "
+                f"partition, got {list(table.replace_by)}")
+        column = safe_identifier(table.replace_by[0], f"partition column of {table.name}")
+        where = _partition_filter(column, partitions)
+        return [f"DELETE FROM {target} WHERE {where}",
+                f"INSERT INTO {target} SELECT * FROM {stage} WHERE {where}"]
+    columns = [safe_identifier(c, f"merge key of {table.name}") for c in table.merge_keys]
+    if not columns:
+        raise ConfigurationError(f"table {table.name}: give replace_by or merge_keys")
+    return [f"DELETE FROM {target} USING {stage} WHERE {_where_equal(target, stage, columns)}",
+            f"INSERT INTO {target} SELECT * FROM {stage}"]
+
+
+def table_load_sqls(schema: str, table: TableLoad, output_uri: str, copy_role_arn: str,
+                    partitions: Sequence[str]) -> list[str]:
     """Stage, COPY, delete what the run replaces, insert: the INSERT is the last statement.
 
     The staging table is dropped first in case the session is reused (Data API sessions kept
@@ -144,24 +173,22 @@ def table_load_sqls(schema: str, table: TableLoad, output_uri: str, copy_role_ar
     if not output_uri.startswith("s3://") or not output_uri.endswith("/"):
         raise InvalidInput(f"output of table {name} must be an s3:// prefix ending with '/', "
                            f"got {output_uri!r}")
-    keys = table.replace_by or table.merge_keys
-    columns = [safe_identifier(c, f"key column of {name}") for c in keys]
-    if not columns:
-        raise ConfigurationError(f"table {name}: give replace_by or merge_keys")
+    if not partitions or not all(isinstance(p, str) and p for p in partitions):
+        raise InvalidInput(f"the load of table {name} names no partition to replace")
     return [
         f"DROP TABLE IF EXISTS {stage}",
         f"CREATE TEMP TABLE {stage} (LIKE {target})",
         f"COPY {stage} FROM {quote_literal(output_uri + DATA_FILE_PREFIX)} "
         f"IAM_ROLE {quote_literal(copy_role_arn)} FORMAT AS PARQUET",
-        f"DELETE FROM {target} USING {stage} WHERE {_where_equal(target, stage, columns)}",
-        f"INSERT INTO {target} SELECT * FROM {stage}",
+        *_replace_sqls(target, stage, table, partitions),
     ]
 
 
 def build_load_batch(*, schema: str, tables: Sequence[TableLoad], outputs: Mapping[str, str],
                      copy_role_arn: str, pending: Sequence[Migration], run_id: str,
-                     applied_at: str) -> LoadBatch:
-    """The whole batch: pending migrations (each recorded), then every table of the run."""
+                     applied_at: str, partitions: Sequence[str]) -> LoadBatch:
+    """The whole batch: pending migrations (each recorded), then every table of the run,
+    replacing exactly `partitions` (the run's, passed explicitly)."""
     if not re.match(r"^arn:aws[\w-]*:iam::\d{12}:role/", copy_role_arn):
         raise ConfigurationError(f"COPY role {copy_role_arn!r} is not an IAM role ARN")
     if not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", applied_at):
@@ -182,6 +209,7 @@ def build_load_batch(*, schema: str, tables: Sequence[TableLoad], outputs: Mappi
         safe_identifier(table.name, "load table")
         if table.name not in outputs:
             raise InvalidInput(f"the run manifest has no output for table {table.name!r}")
-        sqls.extend(table_load_sqls(schema, table, outputs[table.name], copy_role_arn))
+        sqls.extend(table_load_sqls(schema, table, outputs[table.name], copy_role_arn,
+                                    partitions))
         insert_index[table.name] = len(sqls) - 1
     return LoadBatch(sqls, insert_index, applied)

@@ -62,7 +62,7 @@ def test_handler_submits_one_batch(load_handler, context, name) -> None:
                       "wait_seconds": 2, "polls": 0}
     load_sqls = submitted["calls"][-1]
     assert load_sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
-                            "stage_sales_line_items")
+                            "stage_sales_line_items WHERE order_date IN ('2010-12-01')")
     assert f"FROM '{run['outputs']['customer_daily_sales']}part-'" in load_sqls[11]
 
 

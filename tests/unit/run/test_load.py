@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from pipeline_aws.contracts import StartLoadRequest
 from pipeline_aws.load import LoadStarter
@@ -28,6 +30,7 @@ from tests.unit.run.conftest import NOW
 from tests.unit.run.support import RUN_ENV
 
 ROLE = RUN_ENV["REDSHIFT_COPY_ROLE_ARN"]
+DAY = "2010-12-01"
 OUT = "s3://emr-pipelines-dev-curated/online_retail/{t}/partition=2010-12-01/run_id=r1/"
 TABLES = (TableLoad("sales_line_items", replace_by=("order_date",)),
           TableLoad("customer_daily_sales", merge_keys=("order_date", "customer_id"),
@@ -70,7 +73,7 @@ def test_batch_layout_and_insert_indexes() -> None:
     migration = Migration(1, "m", ("CREATE SCHEMA IF NOT EXISTS analytics",))
     batch = build_load_batch(schema="analytics", tables=TABLES, outputs=OUTPUTS,
                              copy_role_arn=ROLE, pending=[migration], run_id="r1",
-                             applied_at="2026-11-21T10:14:00Z")
+                             applied_at="2026-11-21T10:14:00Z", partitions=[DAY])
     assert batch.migrations == ["V001__m"]
     assert batch.insert_index == {"sales_line_items": 6, "customer_daily_sales": 11}
     sqls = batch.sqls
@@ -80,9 +83,11 @@ def test_batch_layout_and_insert_indexes() -> None:
     assert sqls[3] == "CREATE TEMP TABLE stage_sales_line_items (LIKE analytics.sales_line_items)"
     assert sqls[4] == (f"COPY stage_sales_line_items FROM '{OUTPUTS['sales_line_items']}part-' "
                        f"IAM_ROLE '{ROLE}' FORMAT AS PARQUET")
-    assert sqls[5] == ("DELETE FROM analytics.sales_line_items USING stage_sales_line_items WHERE "
-                       "analytics.sales_line_items.order_date = stage_sales_line_items.order_date")
-    assert sqls[6] == "INSERT INTO analytics.sales_line_items SELECT * FROM stage_sales_line_items"
+    # The run's partition is named, never read from the staged rows (a stray row of another day
+    # must neither delete that day nor be added to it).
+    assert sqls[5] == "DELETE FROM analytics.sales_line_items WHERE order_date IN ('2010-12-01')"
+    assert sqls[6] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
+                       "stage_sales_line_items WHERE order_date IN ('2010-12-01')")
     assert sqls[11].startswith("INSERT INTO analytics.customer_daily_sales")
 
 
@@ -90,7 +95,7 @@ def test_merge_keys_are_used_without_replace_by() -> None:
     table = TableLoad("customer_daily_sales", merge_keys=("order_date", "customer_id"))
     batch = build_load_batch(schema="analytics", tables=[table], outputs=OUTPUTS,
                              copy_role_arn=ROLE, pending=[], run_id="r1",
-                             applied_at="2026-11-21T10:14:00Z")
+                             applied_at="2026-11-21T10:14:00Z", partitions=[DAY])
     assert batch.sqls[3].endswith(
         "analytics.customer_daily_sales.order_date = stage_customer_daily_sales.order_date AND "
         "analytics.customer_daily_sales.customer_id = stage_customer_daily_sales.customer_id")
@@ -105,11 +110,16 @@ def test_merge_keys_are_used_without_replace_by() -> None:
     ({"outputs": {**OUTPUTS, "sales_line_items": "s3://b/x' IAM_ROLE 'y/"}}, None, None),
     ({"outputs": {**OUTPUTS, "sales_line_items": "/tmp/x/"}}, InvalidInput, "s3:// prefix"),
     ({"copy_role_arn": "arn:aws:iam::123456789012:user/me"}, ConfigurationError, "IAM role"),
+    ({"schema": "analytics\n"}, ConfigurationError, "not a safe SQL identifier"),
+    ({"partitions": []}, InvalidInput, "names no partition"),
+    ({"partitions": ["2010-12-01\\' OR 1=1 --"]}, ConfigurationError, "backslash"),
+    ({"tables": [TableLoad("t", replace_by=("order_date", "customer_id"))],
+      "outputs": {"t": OUT}}, ConfigurationError, "the one column that holds the run's"),
 ])
 def test_bad_names_and_uris_never_reach_sql(kwargs, error, message) -> None:
     args: dict[str, Any] = {"schema": "analytics", "tables": TABLES, "outputs": OUTPUTS,
                             "copy_role_arn": ROLE, "pending": [], "run_id": "r1",
-                            "applied_at": "2026-11-21T10:14:00Z", **kwargs}
+                            "applied_at": "2026-11-21T10:14:00Z", "partitions": [DAY], **kwargs}
     if error is None:  # a quote in a URI is escaped, not interpreted
         batch = build_load_batch(**args)
         assert "FROM 's3://b/x'' IAM_ROLE ''y/part-'" in batch.sqls[2]
@@ -147,8 +157,10 @@ def test_the_schema_is_brought_up_to_date_and_the_load_submitted_as_one_batch(
                       "wait_seconds": 2, "polls": 0}
     assert load.token == f"{run.run_id}-load-a1" and load.status == "STARTED"  # not waited for
     assert load.name == f"load online_retail 2010-12-01 {run.run_id}"
+    assert load.sqls[7] == ("DELETE FROM analytics.sales_line_items "
+                            "WHERE order_date IN ('2010-12-01')")
     assert load.sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
-                            "stage_sales_line_items")
+                            "stage_sales_line_items WHERE order_date IN ('2010-12-01')")
     assert f"FROM '{run.outputs['customer_daily_sales']}part-'" in load.sqls[11]
     assert any("CAST('2026-11-21 10:00:00' AS timestamp)" in sql for sql in load.sqls)
 
@@ -223,7 +235,7 @@ def test_migration_and_load_replace_a_day_on_postgres(postgres) -> None:
     run_batch(conn, ensure_meta_sqls())  # safe to repeat
     batch = build_load_batch(schema="analytics", tables=TABLES, outputs=OUTPUTS,
                              copy_role_arn=ROLE, pending=migrations, run_id="r1",
-                             applied_at="2026-11-21T10:14:00Z")
+                             applied_at="2026-11-21T10:14:00Z", partitions=[DAY])
     sqls = [portable(s) for s in batch.sqls]
     rows = {
         "sales_line_items": [
@@ -256,7 +268,7 @@ def test_migration_and_load_replace_a_day_on_postgres(postgres) -> None:
     assert applied == [1]
     rerun = build_load_batch(schema="analytics", tables=TABLES, outputs=OUTPUTS,
                              copy_role_arn=ROLE, pending=[], run_id="r1-r2",
-                             applied_at="2026-11-21T11:00:00Z")
+                             applied_at="2026-11-21T11:00:00Z", partitions=[DAY])
     run_batch(conn, with_rows([portable(s) for s in rerun.sqls],
                               {"sales_line_items": rows["sales_line_items"][:1],
                                "customer_daily_sales": rows["customer_daily_sales"]}))
@@ -271,6 +283,49 @@ def test_migration_and_load_replace_a_day_on_postgres(postgres) -> None:
         "AND table_name = 'customer_daily_sales' ORDER BY ordinal_position").fetchall()]
     assert columns == ["order_date", "customer_id", "orders", "units", "revenue",
                        "returned_value", "first_purchase_ts", "last_purchase_ts", "run_id"]
+
+
+_DAYS = ("2010-11-30", "2010-12-01", "2010-12-02")
+
+
+def _line(day: str, n: int, run_id: str) -> str:
+    return (f"('{n}','x','d',1,1,'{day} 10:00','{day}','{n % 7}','UK',false,1,'{run_id}')")
+
+
+# The midnight case: the next day is in the warehouse and one of its lines is in this day's
+# file; the old replace (DELETE ... USING stage) deleted the whole next day.
+@example(existing=["2010-12-02", "2010-12-02"], staged=["2010-12-01", "2010-12-02"])
+@example(existing=[], staged=["2010-11-30"])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(existing=st.lists(st.sampled_from(_DAYS), max_size=8),
+       staged=st.lists(st.sampled_from(_DAYS), max_size=8))
+def test_a_load_never_changes_rows_of_other_partitions(postgres, existing, staged) -> None:
+    """Whatever the staged rows hold (the midnight case: a line of the next day in this day's
+    file), the warehouse's other days are exactly as before, and the run's day holds exactly
+    the staged rows of that day."""
+    conn = postgres
+    run_batch(conn, [portable(s) for s in load_migrations()[0].statements])
+    table = TableLoad("sales_line_items", replace_by=("order_date",))
+    batch = build_load_batch(schema="analytics", tables=[table], outputs=OUTPUTS,
+                             copy_role_arn=ROLE, pending=[], run_id="r9",
+                             applied_at="2026-11-21T10:14:00Z", partitions=[DAY])
+    staged_rows = ", ".join(_line(day, i, "r9") for i, day in enumerate(staged))
+    sqls = [(f"INSERT INTO stage_sales_line_items VALUES {staged_rows}" if staged else
+             "SELECT 1") if sql.startswith("COPY ") else portable(sql) for sql in batch.sqls]
+    snapshot = ("SELECT order_date::text, invoice_no, run_id FROM analytics.sales_line_items "
+                "ORDER BY 1, 2, 3")
+    with conn.transaction(force_rollback=True):
+        conn.execute("DELETE FROM analytics.sales_line_items")
+        for i, day in enumerate(existing):
+            conn.execute(f"INSERT INTO analytics.sales_line_items VALUES {_line(day, i, 'old')}")
+        before = conn.execute(snapshot).fetchall()
+        run_batch(conn, sqls)
+        after = conn.execute(snapshot).fetchall()
+    assert [r for r in after if r[0] != DAY] == [r for r in before if r[0] != DAY]
+    assert sorted(r[1] for r in after if r[0] == DAY) == sorted(
+        str(i) for i, day in enumerate(staged) if day == DAY)
+    assert all(r[2] == "r9" for r in after if r[0] == DAY)
 
 
 def test_a_failing_statement_rolls_back_the_whole_batch(postgres) -> None:
