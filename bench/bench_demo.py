@@ -7,7 +7,9 @@ Targets: <= 90 s end to end on 2 cores, <= 5 s outside Spark and SQL per run.
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -21,8 +23,11 @@ def main() -> int:
     from local_runtime.stack import LocalDeployment
 
     quiet_moto_logging()
+    # A fresh work dir: with the repo's .local, whose ledger remembers earlier runs, every day
+    # would be a duplicate that loads nothing and measures nothing.
+    work_dir = Path(tempfile.mkdtemp(prefix="bench-demo-"))
     t0 = time.monotonic()
-    deployment = LocalDeployment().start()
+    deployment = LocalDeployment(work_dir=work_dir).start()
     setup = time.monotonic() - t0
     runs = []
     try:
@@ -31,7 +36,8 @@ def main() -> int:
             runs.append(res)
         query(deployment, DEMO_QUERY)
     finally:
-        deployment.stop()
+        deployment.stop(stop_warehouse=True)
+        shutil.rmtree(work_dir, ignore_errors=True)
     total = time.monotonic() - t0
     print(f"setup (moto, warehouse, artifacts): {setup:6.2f} s")
     for r in runs:

@@ -1,27 +1,51 @@
-"""`python -m local_runtime run|demo|warehouse|runs|check`."""
+"""`python -m local_runtime run|demo|warehouse|runs|check`.
+
+- A command-line mistake (a date that is not a real day or out of a schedule's range, an
+  unknown dataset, a missing --file, a key outside every dataset prefix, an unreachable
+  --warehouse-url) prints one line `error: ...` on stderr and exits 2, before Spark or
+  anything else starts.
+- `run` and `demo` hold the work directory's lock while they run and restore the run ledger
+  first, so a redelivered object is a duplicate and `--rerun` makes the next attempt, also
+  across processes (local_runtime.state).
+- Passwords (of --warehouse-url or any URL in a message) are redacted in everything printed or
+  written: messages, log lines, run summaries, --summary-json, alerts, the psql hint and an
+  unexpected error's traceback (local_runtime.redaction).
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TextIO
 
+from local_runtime.redaction import RedactingFormatter, redact, redact_obj
 from local_runtime.stack import REPO, LocalDeployment, LocalRuntimeError
 
 SAMPLE_DIR = REPO / "sample_data"
+DEFAULT_WORK_DIR = REPO / ".local"
 DEMO_QUERY = ("select order_date, count(*), sum(revenue) from analytics.customer_daily_sales "
               "group by 1 order by 1")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A schedule fires at a real (Unix) time.
+_FIRST_SCHEDULE_DAY = dt.date(1970, 1, 1)
 
 
 def _start_deployment(args: argparse.Namespace) -> LocalDeployment:
     return LocalDeployment(warehouse_url=getattr(args, "warehouse_url", None),
-                           time_factor=getattr(args, "time_factor", 0.01)).start()
+                           time_factor=getattr(args, "time_factor", 0.01),
+                           work_dir=getattr(args, "work_dir", None) or DEFAULT_WORK_DIR,
+                           lock_timeout=getattr(args, "lock_timeout", None)).start()
 
 
 def _database(deployment: LocalDeployment) -> str:
@@ -30,6 +54,116 @@ def _database(deployment: LocalDeployment) -> str:
             return fn.env["REDSHIFT_DATABASE"]
     return "dev"
 
+
+# -- what a `run` asks for, checked before anything starts --------------------------------------
+
+@dataclass(frozen=True)
+class RunPlan:
+    """One `run`: an object (`file` put at `key`), or a dataset's day for a schedule."""
+
+    file: Path
+    key: str
+    dataset: str | None = None  # set: the schedule (or a manual day run) of this dataset
+    date: str | None = None
+    compute: str | None = None
+    rerun: bool = False
+
+
+def _catalog() -> Any:
+    from pipeline_core.catalog import load_catalog
+    from pipeline_core.errors import ConfigurationError
+
+    try:
+        return load_catalog(REPO / "datasets")
+    except ConfigurationError as e:
+        raise LocalRuntimeError(f"the dataset catalog is broken: {e}") from e
+
+
+def _existing_file(path: Path) -> Path:
+    if not path.exists():
+        raise LocalRuntimeError(f"--file {path} does not exist")
+    if not path.is_file():
+        raise LocalRuntimeError(f"--file {path} is not a file")
+    return path
+
+
+def _day(text: str) -> dt.date:
+    if not _DATE.match(text):
+        raise LocalRuntimeError(f"--date {text!r} is not a date written YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError as e:
+        raise LocalRuntimeError(f"--date {text} is not a real date ({e})") from None
+
+
+def _shift(day: dt.date, days: int) -> dt.date:
+    try:
+        return day + dt.timedelta(days=days)
+    except OverflowError:
+        return dt.date.max if days > 0 else dt.date.min
+
+
+def schedule_time(day: dt.date, offset_days: int) -> dt.datetime:
+    """When the schedule that processes `day` fires (the catalog's offset undone), or
+    LocalRuntimeError when no schedule can fire then."""
+    first, last = _shift(_FIRST_SCHEDULE_DAY, offset_days), _shift(dt.date.max, offset_days)
+    if not first <= day <= last:
+        raise LocalRuntimeError(
+            f"--date {day.isoformat()} is out of range for a schedule: give a date from "
+            f"{first.isoformat()} to {last.isoformat()} (a schedule fires at a time from 1970 "
+            "on)")
+    return dt.datetime.combine(day, dt.time()) - dt.timedelta(days=offset_days)
+
+
+def _plan_schedule(args: argparse.Namespace) -> RunPlan:
+    from pipeline_core.errors import UnknownDataset
+
+    if not args.date:
+        raise LocalRuntimeError("--schedule needs --date YYYY-MM-DD")
+    catalog = _catalog()
+    try:
+        ds = catalog.get(args.schedule)
+    except UnknownDataset:
+        known = ", ".join(sorted(catalog.datasets)) or "none"
+        raise LocalRuntimeError(
+            f"unknown dataset {args.schedule!r}: the catalog (datasets/) has {known}") from None
+    day = _day(args.date)
+    schedule_time(day, ds.schedule.date_offset_days)
+    if args.file:
+        source = _existing_file(args.file)
+    else:
+        source = SAMPLE_DIR / ds.name / f"{day.isoformat()}.csv"
+        if not source.exists():
+            raise LocalRuntimeError(f"no sample file for {ds.name} {day.isoformat()} "
+                                    f"({source}): pass --file")
+    ext = ".csv.gz" if source.name.endswith(".gz") else ".csv"
+    return RunPlan(source, f"{ds.source.prefix}{day.isoformat()}{ext}", ds.name,
+                   day.isoformat(), args.compute, args.rerun)
+
+
+def _plan_object(args: argparse.Namespace) -> RunPlan:
+    from pipeline_core.errors import InvalidInput, UnknownDataset
+
+    if args.date:
+        raise LocalRuntimeError("--date goes with --schedule DATASET")
+    if not args.file or not args.key:
+        raise LocalRuntimeError("run needs --file and --key (or --schedule and --date)")
+    _existing_file(args.file)
+    try:
+        _catalog().match_key(args.key)
+    except UnknownDataset as e:
+        raise LocalRuntimeError(f"--key: {e}: the object would not start the pipeline") from None
+    except InvalidInput as e:
+        raise LocalRuntimeError(f"--key: {e}") from None
+    return RunPlan(args.file, args.key, compute=args.compute, rerun=args.rerun)
+
+
+def plan_run(args: argparse.Namespace) -> RunPlan:
+    """The run `args` ask for, or LocalRuntimeError saying what is wrong with them."""
+    return _plan_schedule(args) if args.schedule else _plan_object(args)
+
+
+# -- runs -----------------------------------------------------------------------------------------
 
 def run_file(deployment: LocalDeployment, file: Path, key: str, *, compute: str | None = None,
              out: Any = sys.stdout, rerun: bool = False) -> Any:
@@ -56,23 +190,32 @@ def run_file(deployment: LocalDeployment, file: Path, key: str, *, compute: str 
 
 
 def run_schedule(deployment: LocalDeployment, dataset: str, date: str, file: Path | None,
-                 compute: str | None = None, out: Any = sys.stdout) -> Any:
+                 compute: str | None = None, out: Any = sys.stdout, *, rerun: bool = False
+                 ) -> Any:
+    """The dataset's scheduled run for `date` (a manual day run with `compute` or `rerun`)."""
     from local_runtime.runner import put_raw_object, run_execution
-    from pipeline_core.catalog import load_catalog
 
-    ds = load_catalog(REPO / "datasets").get(dataset)
-    key = f"{ds.source.prefix}{date}.csv"
-    source = file or SAMPLE_DIR / dataset / f"{date}.csv"
-    if not Path(source).exists():
-        raise LocalRuntimeError(f"no sample file for {dataset} {date}: pass --file")
-    put_raw_object(deployment, key, Path(source).read_bytes())
-    scheduled = dt.datetime.fromisoformat(date) - dt.timedelta(days=ds.schedule.date_offset_days)
+    plan = _plan_schedule(argparse.Namespace(schedule=dataset, date=date, file=file,
+                                             compute=compute, rerun=rerun))
+    put_raw_object(deployment, plan.key, plan.file.read_bytes())
+    ds = _catalog().get(dataset)
+    scheduled = schedule_time(dt.date.fromisoformat(date), ds.schedule.date_offset_days)
     payload: dict[str, Any] = {"source": "pipeline.schedule", "dataset": dataset,
                                "scheduled_time": scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")}
-    print(f"\n== schedule {dataset} {date}", file=out, flush=True)
-    if compute:
-        payload = {"dataset": dataset, "date": date, "compute": compute}
+    if compute or rerun:
+        payload = {"dataset": dataset, "date": date}
+        payload.update({"compute": compute} if compute else {})
+        payload.update({"rerun": True} if rerun else {})
+    print(f"\n== schedule {dataset} {date}" + (" (re-run)" if rerun else ""), file=out,
+          flush=True)
     return run_execution(deployment, payload, out=out)
+
+
+def _execute(deployment: LocalDeployment, plan: RunPlan) -> Any:
+    if plan.dataset and plan.date:
+        return run_schedule(deployment, plan.dataset, plan.date, plan.file, plan.compute,
+                            rerun=plan.rerun)
+    return run_file(deployment, plan.file, plan.key, compute=plan.compute, rerun=plan.rerun)
 
 
 def query(deployment: LocalDeployment, sql: str) -> list[tuple]:
@@ -82,22 +225,38 @@ def query(deployment: LocalDeployment, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
+def write_json(path: Path, data: Any) -> None:
+    """--summary-json: the data with every password redacted."""
+    Path(path).write_text(json.dumps(redact_obj(json.loads(json.dumps(data, default=str))),
+                                     indent=2))
+
+
+def print_query_hint(url: str, rows: list[tuple], out: TextIO) -> None:
+    """How to query the warehouse: the URL without its password (psql asks for it)."""
+    shown = redact(url, mask="")
+    print("\nQuery the warehouse:", file=out, flush=True)
+    print(f"  psql '{shown}' -c \"{DEMO_QUERY}\"", file=out)
+    if shown != url:
+        print("  (the password is not shown: psql asks for it, or set PGPASSWORD)", file=out)
+    print("  order_date | count | sum(revenue)", file=out)
+    for r in rows:
+        print(f"  {r[0]} | {r[1]} | {r[2]}", file=out)
+    print("  (python -m local_runtime warehouse status|stop|psql)", file=out)
+
+
+# -- commands -------------------------------------------------------------------------------------
+
 def cmd_run(args: argparse.Namespace) -> int:
     from local_runtime.runner import print_summary
 
+    plan = plan_run(args)
     deployment = _start_deployment(args)
     try:
-        if args.schedule:
-            res = run_schedule(deployment, args.schedule, args.date, args.file, args.compute)
-        else:
-            if not args.file or not args.key:
-                raise LocalRuntimeError("run needs --file and --key (or --schedule and --date)")
-            res = run_file(deployment, args.file, args.key, compute=args.compute, rerun=args.rerun)
+        res = _execute(deployment, plan)
         print_summary(res.summary, res.alerts, sys.stdout)
         if args.summary_json:
-            Path(args.summary_json).write_text(json.dumps(
-                {**res.summary, "timeline": res.timeline, "alerts": res.alerts}, indent=2,
-                default=str))
+            write_json(args.summary_json,
+                       {**res.summary, "timeline": res.timeline, "alerts": res.alerts})
         return 0 if res.status == "SUCCEEDED" else 1
     finally:
         deployment.stop()
@@ -106,27 +265,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from local_runtime.runner import print_summary
 
-    deployment = _start_deployment(args)
     files = sorted((SAMPLE_DIR / "online_retail").glob("*.csv"))
+    deployment = _start_deployment(args)
     ok = True
     summaries = []
     try:
         for f in files:
-            res = run_file(deployment, f, f"online_retail/{f.name}")
+            res = run_file(deployment, f, f"online_retail/{f.name}", rerun=args.rerun)
             print_summary(res.summary, res.alerts, sys.stdout)
             summaries.append(res.summary)
             ok = ok and res.status == "SUCCEEDED"
         rows = query(deployment, DEMO_QUERY)
-        url = deployment.warehouse.database_url(_database(deployment))
-        print("\nQuery the warehouse:", flush=True)
-        print(f"  psql '{url}' -c \"{DEMO_QUERY}\"")
-        print("  order_date | count | sum(revenue)")
-        for r in rows:
-            print(f"  {r[0]} | {r[1]} | {r[2]}")
-        print("  (python -m local_runtime warehouse status|stop|psql)")
+        print_query_hint(deployment.warehouse.database_url(_database(deployment)), rows,
+                         sys.stdout)
         if args.summary_json:
-            Path(args.summary_json).write_text(json.dumps(
-                {"runs": summaries, "query": DEMO_QUERY, "rows": rows}, indent=2, default=str))
+            write_json(args.summary_json, {"runs": summaries, "query": DEMO_QUERY, "rows": rows})
         return 0 if ok else 1
     finally:
         deployment.stop()
@@ -135,10 +288,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_warehouse(args: argparse.Namespace) -> int:
     from local_runtime.warehouse import saved_warehouse
 
-    base = REPO / ".local" / "warehouse"
-    wh = saved_warehouse(base)
+    wh = saved_warehouse(Path(args.work_dir) / "warehouse")
     if args.action == "status":
-        print(f"running: {wh.url}" if wh else "not running")
+        print(f"running: {redact(wh.url)}" if wh else "not running")
         return 0 if wh else 1
     if wh is None:
         print("not running")
@@ -149,35 +301,30 @@ def cmd_warehouse(args: argparse.Namespace) -> int:
         return 0
     psql = shutil.which("psql")
     if not psql:
-        print(f"psql is not installed; connect to {wh.url}")
+        print(f"psql is not installed; connect to {redact(wh.url, mask='')}")
         return 1
     db = args.database or "dev"
     return subprocess.call([psql, wh.database_url(db)])
 
 
-def cmd_runs(args: argparse.Namespace) -> int:
+@contextlib.contextmanager
+def _ledger_in_moto(items: list[dict[str, Any]]) -> Iterator[Any]:
+    """A moto DynamoDB with the template's ledger table holding `items` (boto3 Table)."""
     import os
 
     from moto import mock_aws
 
+    from local_runtime import cfn
     from local_runtime.stack import FAKE_ENV
 
     for k, v in FAKE_ENV.items():
         os.environ.setdefault(k, v)
     sys.path.insert(0, str(REPO))
-    from local_runtime import cfn
-    from local_runtime.runner import _num
-
-    path = REPO / ".local" / "ledger.json"
-    if not path.exists():
-        print("no runs recorded yet (.local/ledger.json)")
-        return 0
     template = cfn.load_template(REPO / "template.yaml")
     with mock_aws():
         import boto3
 
         deployment = LocalDeployment()
-        deployment.template = template
         deployment.resolver = cfn.Resolver(template, parameters=deployment._parameter_values())
         deployment.session = boto3.session.Session(region_name=cfn.REGION)
         deployment._name_resources()
@@ -187,16 +334,28 @@ def cmd_runs(args: argparse.Namespace) -> int:
                     k: v for k, v in template.items() if k != "Resources"}}
                 deployment._create_resources()
                 deployment.template = template
-        data = json.loads(path.read_text())
         ddb = deployment.client("dynamodb")
-        for item in data["items"]:
-            ddb.put_item(TableName=data["table"], Item=item)
-        from pipeline_aws.runs_cli import list_runs
+        for item in items:
+            ddb.put_item(TableName=deployment.ledger_table, Item=item)
+        yield deployment.session.resource("dynamodb").Table(deployment.ledger_table)
 
-        table = deployment.session.resource("dynamodb").Table(data["table"])
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    """The runs recorded in the ledger file (read without the lock: it is replaced whole)."""
+    from local_runtime.runner import _num
+    from local_runtime.state import ledger_path, read_ledger
+
+    path = ledger_path(Path(args.work_dir))
+    items = read_ledger(path)
+    if not path.exists():
+        print(f"no runs recorded yet ({path})")
+        return 0
+    from pipeline_aws.runs_cli import list_runs
+
+    with _ledger_in_moto(items) as table:
         runs = list_runs(table, args.dataset, args.since, args.limit)
-        for r in runs:
-            print(json.dumps(_num(r), default=str))
+    for r in runs:
+        print(redact(json.dumps(_num(r), default=str)))
     return 0
 
 
@@ -209,48 +368,91 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m local_runtime",
-                                description="Run the pipeline's real state machine locally.")
+# -- the parser -----------------------------------------------------------------------------------
+
+class _Parser(argparse.ArgumentParser):
+    """An argument mistake is one line on stderr and exit code 2 (no usage block)."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {redact(message)} (see: {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _common(work_dir: bool = True, warehouse: bool = False) -> _Parser:
+    common = _Parser(add_help=False)
+    if work_dir:
+        common.add_argument("--work-dir", type=Path, default=DEFAULT_WORK_DIR,
+                            help="the local state: ledger, lock, warehouse (default .local)")
+    if warehouse:
+        common.add_argument("--warehouse-url",
+                            help="use this PostgreSQL instead of the embedded one")
+        common.add_argument("--summary-json", type=Path)
+        common.add_argument("--time-factor", type=float, default=0.01)
+        common.add_argument("--lock-timeout", type=float, metavar="SECONDS",
+                            help="give up when another local runtime holds the work directory "
+                                 "for longer (default: wait)")
+        common.add_argument("--rerun", action="store_true",
+                            help="process an object again (attempt n+1, replaces the day)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m local_runtime",
+                description="Run the pipeline's real state machine locally.")
     p.add_argument("-v", "--verbose", action="store_true")
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run one execution")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    r = sub.add_parser("run", help="run one execution", parents=[_common(warehouse=True)])
     r.add_argument("--file", type=Path)
     r.add_argument("--key")
     r.add_argument("--schedule", metavar="DATASET")
-    r.add_argument("--date")
+    r.add_argument("--date", metavar="YYYY-MM-DD")
     r.add_argument("--compute", choices=["serverless", "cluster"])
-    r.add_argument("--rerun", action="store_true")
-    r.add_argument("--warehouse-url")
-    r.add_argument("--summary-json", type=Path)
-    r.add_argument("--time-factor", type=float, default=0.01)
     r.set_defaults(func=cmd_run)
-    d = sub.add_parser("demo", help="run every sample day and query the result")
-    d.add_argument("--warehouse-url")
-    d.add_argument("--summary-json", type=Path)
-    d.add_argument("--time-factor", type=float, default=0.01)
+    d = sub.add_parser("demo", help="run every sample day and query the result",
+                       parents=[_common(warehouse=True)])
     d.set_defaults(func=cmd_demo)
-    w = sub.add_parser("warehouse", help="the local warehouse")
+    w = sub.add_parser("warehouse", help="the local warehouse", parents=[_common()])
     w.add_argument("action", choices=["status", "stop", "psql"])
     w.add_argument("--database")
     w.set_defaults(func=cmd_warehouse)
-    rs = sub.add_parser("runs", help="list recorded runs (from .local/ledger.json)")
+    rs = sub.add_parser("runs", help="list recorded runs (from <work dir>/ledger.json)",
+                        parents=[_common()])
     rs.add_argument("--dataset")
     rs.add_argument("--since")
     rs.add_argument("--limit", type=int, default=50)
     rs.set_defaults(func=cmd_runs)
     c = sub.add_parser("check", help="check that Java and PostgreSQL are installed")
     c.set_defaults(func=cmd_check)
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    return p
+
+
+def configure_logging(verbose: bool, stream: TextIO | None = None) -> logging.Handler:
+    """One stderr handler on the root logger whose every line is redacted."""
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_local_runtime", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler._local_runtime = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if verbose else logging.WARNING)
+    return handler
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.verbose)
     from local_runtime.sfn_hooks import quiet_moto_logging
 
     quiet_moto_logging()
-    if args.command == "run" and args.schedule and not args.date:
-        p.error("--schedule needs --date")
     try:
-        return args.func(args)
+        return int(args.func(args))
     except LocalRuntimeError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {redact(str(e))}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        print(redact(traceback.format_exc()), file=sys.stderr, end="", flush=True)
+        return 1

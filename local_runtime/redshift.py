@@ -27,6 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_runtime.redaction import redact
+
 LOG = logging.getLogger("local_runtime.redshift")
 
 # (name, pattern): applied to CREATE TABLE statements only, outside quoted text.
@@ -371,7 +373,8 @@ def _stopped_at(st: Statement) -> int | None:
 def _pg_error(e: Exception) -> str:
     diag = getattr(e, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag else None
-    return f"ERROR: {primary or str(e).strip().splitlines()[0]}"
+    # a connection error can quote the connection string: never pass a password on
+    return redact(f"ERROR: {primary or str(e).strip().splitlines()[0]}")
 
 
 _TYPE_NAMES = {16: "bool", 20: "int8", 21: "int2", 23: "int4", 25: "text", 700: "float4",

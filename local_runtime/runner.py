@@ -1,5 +1,9 @@
 """One execution of the real state machine on the local deployment: event, live timeline,
-summary."""
+summary.
+
+After each execution the run ledger is written to `<work dir>/ledger.json` (the next process
+restores it: local_runtime.state). The summary and the alerts a RunResult carries, and whatever
+print_summary prints, have every password redacted (local_runtime.redaction)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from local_runtime.redaction import redact_obj
 from local_runtime.stack import LocalDeployment, LocalRuntimeError
 
 # -- EventBridge --------------------------------------------------------------------------------
@@ -194,8 +199,8 @@ def run_execution(deployment: LocalDeployment, payload: dict[str, Any], *,
                     res.output = json.loads(d["input"])
                 break
     res.ledger = ledger_item(deployment, (res.output.get("run") or {}).get("run_id"))
-    res.alerts = drain_alerts(deployment)
-    res.summary = summarize(res)
+    res.alerts = redact_obj(drain_alerts(deployment))
+    res.summary = redact_obj(summarize(res))
     dump_ledger(deployment)
     return res
 
@@ -260,13 +265,15 @@ def summarize(res: RunResult) -> dict[str, Any]:
     failure = ledger.get("failure") or out.get("failure_summary") or {}
     return {
         "status": res.status, "execution_arn": res.execution_arn,
-        "run_id": run.get("run_id"), "dataset": run.get("dataset"),
-        "partition": run.get("partition"), "compute": run.get("compute"),
+        "run_id": run.get("run_id"), "attempt": run.get("attempt"),
+        "dataset": run.get("dataset"), "partition": run.get("partition"),
+        "compute": run.get("compute"),
         "duplicate": bool(run.get("duplicate")),
         "ledger_status": ledger.get("status"),
         "lines": {"in": lines.get("in"), "out": lines.get("out"),
                   "quarantined": lines.get("quarantined"), "duplicates": lines.get("duplicates")},
         "quality_verdict": ledger.get("quality_verdict") or quality.get("verdict"),
+        "quality_summary": quality.get("summary"),
         "rows_loaded": rows, "estimated_cost_usd": cost,
         "failure": failure or None, "alerts": len(res.alerts),
         "state_transitions": res.transitions, "seconds": round(res.wall_seconds, 2),
@@ -276,11 +283,14 @@ def summarize(res: RunResult) -> dict[str, Any]:
 
 
 def print_summary(summary: dict[str, Any], alerts: list[dict[str, Any]], out: TextIO) -> None:
-    s = summary
+    # redacted before anything is cut short (a cut URL would no longer look like one)
+    s, alerts = redact_obj(summary), redact_obj(alerts)
     print(f"\n  status: {s['status']}"
-          + (" (duplicate delivery: nothing to do)" if s.get("duplicate") else ""), file=out)
+          + (" (duplicate delivery: nothing to do; --rerun processes it again)"
+             if s.get("duplicate") else ""), file=out)
     if s.get("run_id"):
-        print(f"  run: {s['run_id']} ({s.get('compute')})", file=out)
+        attempt = f", attempt {s['attempt']}" if (s.get("attempt") or 1) > 1 else ""
+        print(f"  run: {s['run_id']} ({s.get('compute')}{attempt})", file=out)
     ln = s["lines"]
     if any(v is not None for v in ln.values()):
         print(f"  lines: in {ln['in']}, out {ln['out']}, quarantined {ln['quarantined']}, "
@@ -303,27 +313,9 @@ def print_summary(summary: dict[str, Any], alerts: list[dict[str, Any]], out: Te
 # -- ledger persistence -------------------------------------------------------------------------
 
 def ledger_file(deployment: LocalDeployment) -> Path:
-    return Path(deployment.work_dir) / "ledger.json"
+    return deployment.ledger_path
 
 
 def dump_ledger(deployment: LocalDeployment) -> None:
-    ddb = deployment.client("dynamodb")
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": deployment.ledger_table}
-    while True:
-        page = ddb.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    path = ledger_file(deployment)
-    existing = {}
-    if path.exists():
-        try:
-            existing = {i["run_id"]["S"]: i for i in json.loads(path.read_text())["items"]}
-        except (ValueError, KeyError):
-            existing = {}
-    for item in items:
-        existing[item["run_id"]["S"]] = item
-    path.write_text(json.dumps({"table": deployment.ledger_table,
-                                "items": list(existing.values())}, indent=1))
+    """The ledger table to `<work dir>/ledger.json` (local_runtime.state)."""
+    deployment.dump_ledger()

@@ -2,6 +2,9 @@
 local Spark and PostgreSQL.
 
 One LocalDeployment per process (moto, env vars and the interpreter hooks are process-global).
+Its state outlives the process in its work directory (`.local/` by default): `start()` takes
+the work directory's lock and restores the run ledger into moto's table, every execution
+writes the ledger back, and `stop()` releases the lock (local_runtime.state says how and why).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import contextlib
 import importlib
 import io
 import json
+import logging
 import os
 import re
 import sys
@@ -25,7 +29,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
-from local_runtime import cfn, resources
+from local_runtime import cfn, resources, state
+from local_runtime.errors import LocalRuntimeError
 from local_runtime.redshift import DataApiEngine, read_parquet_objects
 from local_runtime.spark import JobResult, SparkRunner, parse_spark_submit
 from local_runtime.warehouse import Warehouse, missing_prerequisites, start_warehouse
@@ -41,11 +46,9 @@ FAKE_ENV = {
 # Parameter values a local run needs where the template's defaults are for AWS.
 LOCAL_PARAMETER_HINTS = {"subnet": "subnet-0123456789abcdef0"}
 LOCAL_PARAMETERS = {"RedshiftWorkgroupName": "local-workgroup"}
+LOG = logging.getLogger("local_runtime.stack")
 T = TypeVar("T")
-
-
-class LocalRuntimeError(Exception):
-    """The local deployment cannot be built or a run cannot be started (the message says why)."""
+__all__ = ["REPO", "LocalDeployment", "LocalRuntimeError"]
 
 
 @dataclass
@@ -106,9 +109,14 @@ class LocalDeployment:
 
     def __init__(self, *, repo: Path = REPO, work_dir: Path | None = None,
                  warehouse_url: str | None = None, time_factor: float = 0.01,
-                 parameters: dict[str, str] | None = None, stack_name: str = cfn.STACK_NAME):
+                 parameters: dict[str, str] | None = None, stack_name: str = cfn.STACK_NAME,
+                 lock_timeout: float | None = None, messages: TextIO | None = None):
         self.repo = repo
         self.work_dir = Path(work_dir or repo / ".local")
+        # held from start() to stop(); timeout None: wait for another process as long as it runs
+        # (`messages`, default stderr, gets one line saying whom it waits for)
+        self.lock = state.StateLock(self.work_dir, timeout=lock_timeout, out=messages)
+        self.restored_runs = 0
         self.warehouse_url = warehouse_url
         self.time_factor = time_factor
         self.parameters = dict(parameters or {})
@@ -151,20 +159,45 @@ class LocalDeployment:
 
     # -- start / stop ---------------------------------------------------------------------------
     def start(self) -> LocalDeployment:
+        """Take the work directory's lock (waiting for another process that holds it), reach
+        the warehouse, deploy the template into moto and restore the run ledger. On any error
+        everything started is stopped again and the lock released."""
         problems = missing_prerequisites()
         if self.warehouse_url:
             problems = [p for p in problems if "PostgreSQL" not in p]
         if problems:
             raise LocalRuntimeError("; ".join(problems))
-        self._prepare_process()
-        self._start_moto()
-        self._name_resources()
-        self._create_resources()
-        self._start_warehouse()
-        self._install_hooks()
-        self._publish_artifacts()
-        self._create_state_machine()
+        self.lock.acquire()
+        try:
+            ledger_items = state.read_ledger(self.ledger_path)
+            self._prepare_process()
+            self._start_warehouse()  # before moto: an unreachable warehouse fails fast
+            self._start_moto()
+            self._name_resources()
+            self._create_resources()
+            self._restore_ledger(ledger_items)
+            self._start_data_api()
+            self._install_hooks()
+            self._publish_artifacts()
+            self._create_state_machine()
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    @property
+    def ledger_path(self) -> Path:
+        return state.ledger_path(self.work_dir)
+
+    def _restore_ledger(self, items: list[dict[str, Any]]) -> None:
+        """The runs of earlier processes (`<work dir>/ledger.json`) into moto's ledger table."""
+        self.restored_runs = state.restore_ledger(self.client("dynamodb"), self.ledger_table,
+                                                  self.ledger_path, items)
+        LOG.info("restored %d run(s) from %s", self.restored_runs, self.ledger_path)
+
+    def dump_ledger(self) -> int:
+        """The ledger table back to `<work dir>/ledger.json` (after every execution)."""
+        return state.dump_ledger(self.client("dynamodb"), self.ledger_table, self.ledger_path)
 
     def _prepare_process(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -186,15 +219,20 @@ class LocalDeployment:
         self.session = boto3.session.Session(region_name=cfn.REGION)
 
     def stop(self, *, stop_warehouse: bool = False) -> None:
-        if self._mock is not None:
-            with contextlib.suppress(Exception):
-                self._mock.stop()
-            self._mock = None
-        if stop_warehouse and self._warehouse is not None:
-            self._warehouse.stop()
-        if self._lambda_log:
-            self._lambda_log.close()
-            self._lambda_log = None
+        """Stop moto (its tables are gone: the ledger file was written after each execution)
+        and release the lock; the warehouse keeps running unless `stop_warehouse`."""
+        try:
+            if self._mock is not None:
+                with contextlib.suppress(Exception):
+                    self._mock.stop()
+                self._mock = None
+            if stop_warehouse and self._warehouse is not None:
+                self._warehouse.stop()
+            if self._lambda_log:
+                self._lambda_log.close()
+                self._lambda_log = None
+        finally:
+            self.lock.release()
 
     def client(self, name: str) -> Any:
         return self.session.client(name, region_name=cfn.REGION)
@@ -321,8 +359,10 @@ class LocalDeployment:
     # -- warehouse, hooks, artifacts ------------------------------------------------------------
     def _start_warehouse(self) -> None:
         self._warehouse = start_warehouse(self.work_dir / "warehouse", self.warehouse_url)
+
+    def _start_data_api(self) -> None:
         s3 = self.client("s3")
-        self._data_api = DataApiEngine(self._warehouse.database_url,
+        self._data_api = DataApiEngine(self.warehouse.database_url,
                                        lambda uri: read_parquet_objects(s3, uri))
 
     def _install_hooks(self) -> None:
@@ -359,12 +399,16 @@ class LocalDeployment:
                 if path.is_file() and "__pycache__" not in path.parts]
 
     def _job_archive(self) -> bytes:
-        """spark_jobs.zip: the job packages' Python files (the --py-files of every job)."""
+        """spark_jobs.zip: the job packages' Python files (the --py-files of every job) and the
+        warehouse migrations beside pipeline_core/ (the jobs read their tables' limits from
+        them: spark_jobs.common.warehouse)."""
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
             for package in ("spark_jobs", "pipeline_core"):
                 for path in self._package_files(package, "*.py"):
                     zf.write(path, path.relative_to(self.repo).as_posix())
+            for path in sorted((self.repo / "warehouse" / "migrations").glob("*.sql")):
+                zf.write(path, path.relative_to(self.repo).as_posix())
         return buf.getvalue()
 
     # -- Lambda ---------------------------------------------------------------------------------

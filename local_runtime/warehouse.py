@@ -19,6 +19,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from local_runtime.errors import LocalRuntimeError
+from local_runtime.redaction import redact
+
 LOG = logging.getLogger("local_runtime.warehouse")
 
 INSTALL_JAVA = "install Java 17: `apt-get install openjdk-17-jre-headless` (or set JAVA_HOME)"
@@ -26,8 +29,8 @@ INSTALL_POSTGRES = ("install PostgreSQL server binaries: `apt-get install postgr
                     "(initdb and pg_ctl on PATH), or `pip install pgserver`")
 
 
-class WarehouseError(Exception):
-    """The warehouse could not be started or reached."""
+class WarehouseError(LocalRuntimeError):
+    """The warehouse could not be started or reached (the message never shows a password)."""
 
 
 def missing_prerequisites(path: str | None = None, *, allow_pgserver: bool = True,
@@ -108,14 +111,21 @@ def _run_as_user() -> tuple[int, int] | None:
     raise WarehouseError("running as root and no 'postgres' or 'nobody' user to run PostgreSQL as")
 
 
-def _can_connect(url: str) -> bool:
+def connection_problem(url: str) -> str | None:
+    """Why `url` cannot be connected to (first line of the driver's error, passwords redacted),
+    or None when it answers."""
     import psycopg
 
     try:
         with psycopg.connect(url, connect_timeout=3):
-            return True
-    except psycopg.Error:
-        return False
+            return None
+    except psycopg.Error as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        return redact(lines[0] if lines else type(e).__name__)
+
+
+def _can_connect(url: str) -> bool:
+    return connection_problem(url) is None
 
 
 @dataclass
@@ -175,6 +185,17 @@ def _ensure_traversable(path: Path) -> None:
                 os.chmod(parent, mode | 0o011)  # noqa: S103 - traverse only, for the postgres user
 
 
+def _postmaster(data: Path) -> tuple[int, int]:
+    """(pid, port) from the data directory's postmaster.pid (0 where unknown)."""
+    try:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+    except OSError:
+        return 0, 0
+    pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
+    port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else 0
+    return pid, port
+
+
 def start_binaries(base: Path, bins: dict[str, str], port: int | None = None) -> Warehouse:
     data = base / "data"
     state_file = base / "server.json"
@@ -182,9 +203,7 @@ def start_binaries(base: Path, bins: dict[str, str], port: int | None = None) ->
     user = _run_as_user()
     pid_file = data / "postmaster.pid"
     if pid_file.exists():
-        lines = pid_file.read_text().splitlines()
-        pid = int(lines[0]) if lines and lines[0].strip().isdigit() else 0
-        old_port = int(lines[3]) if len(lines) > 3 and lines[3].strip().isdigit() else 0
+        pid, old_port = _postmaster(data)
         url = f"postgresql://postgres@127.0.0.1:{old_port}/postgres"
         if pid and _pid_alive_postgres(pid) and _can_connect(url):
             LOG.info("reusing the warehouse server left running (pid %s, port %s)", pid, old_port)
@@ -243,8 +262,11 @@ def start_warehouse(base: Path, url: str | None = None, *, prefer: str = "binari
                     ) -> Warehouse:
     """Start (or reuse) the local warehouse; `url` uses an existing PostgreSQL instead."""
     if url:
-        if not _can_connect(url):
-            raise WarehouseError(f"cannot connect to the warehouse at {url}")
+        problem = connection_problem(url)
+        if problem is not None:
+            raise WarehouseError(f"cannot connect to the warehouse at {redact(url)}: {problem} "
+                                 "(check --warehouse-url, or leave it out to use the embedded "
+                                 "PostgreSQL)")
         return Warehouse(url, "external")
     bins = postgres_binaries()
     if bins and prefer == "binaries":
@@ -259,4 +281,9 @@ def saved_warehouse(base: Path) -> Warehouse | None:
         return None
     state = json.loads(state_file.read_text())
     wh = Warehouse(state["url"], state.get("kind", "binaries"), base / "data", state.get("port"))
+    if wh.kind == "binaries":
+        # the server of this data directory, not whichever server took its old port since
+        pid, port = _postmaster(base / "data")
+        if not (pid and port == wh.port and _pid_alive_postgres(pid)):
+            return None
     return wh if _can_connect(wh.url) else None

@@ -49,3 +49,20 @@ def test_port_in_use_and_leftover_server(tmp_path):
             assert c.execute("select 1").fetchone() == (1,)
     finally:
         wh2.stop()
+
+
+def test_saved_warehouse_is_the_server_of_its_data_dir(tmp_path, deployment):
+    # server.json names a port another server answers on now (its own server is gone)
+    import json
+
+    from local_runtime.warehouse import saved_warehouse
+
+    other = deployment.warehouse
+    base = tmp_path / "wh"
+    (base / "data").mkdir(parents=True)
+    (base / "server.json").write_text(json.dumps({"url": other.url, "port": other.port,
+                                                  "kind": "binaries"}))
+    assert saved_warehouse(base) is None
+    # the session's own warehouse is found as running
+    if other.kind == "binaries" and other.data_dir is not None:
+        assert saved_warehouse(other.data_dir.parent) is not None
