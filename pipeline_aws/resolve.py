@@ -113,7 +113,7 @@ def job_arguments(dataset: Dataset, *, input_uri: str, output_root: str, quarant
     """The Spark job contract's arguments, then the catalog's extra `--name value` pairs."""
     args = ["--input", input_uri, "--output-root", output_root, "--quarantine", quarantine,
             "--metrics", metrics, "--quality", quality, "--rules", rules, "--run-id", run_id,
-            "--partition", partition]
+            "--partition", partition, "--encoding", dataset.source.encoding]
     reserved = {a[2:] for a in args[::2]}
     for name, value in dataset.job.arguments.items():
         if not _ARG_NAME.fullmatch(name) or name in reserved:

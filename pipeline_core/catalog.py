@@ -18,6 +18,16 @@ from pipeline_core.identifiers import safe_identifier
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "datasets"
 COMPUTE_MODES = ("serverless", "cluster")
 INPUT_FORMATS = ("csv",)
+# The text encodings a raw file may declare (`source.encoding`): spelling -> canonical name,
+# which is also Python's codec name. UTF-8 is the default.
+INPUT_ENCODINGS = {
+    "utf-8": "utf-8",
+    "latin-1": "latin-1",
+    "iso-8859-1": "latin-1",
+    "cp1252": "cp1252",
+    "windows-1252": "cp1252",
+}
+DEFAULT_ENCODING = "utf-8"
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
@@ -27,6 +37,7 @@ class Source:
     key_pattern: re.Pattern[str]
     format: str
     header: tuple[str, ...]
+    encoding: str = DEFAULT_ENCODING  # canonical (INPUT_ENCODINGS)
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,20 @@ class Compute:
     cluster: ClusterConfig | None = None
 
 
+OUTPUT_SEVERITIES = ("error", "warn")
+
+
 @dataclass(frozen=True)
 class Quality:
+    """The rules file, how many past runs its history rules read, and what the outputs must
+    hold: at least `min_output_rows` rows in each output table, at most `max_quarantined_ratio`
+    of the data lines quarantined (a fail, or a warning when `output_severity` is "warn")."""
+
     rules_file: str
     history_runs: int = 10
+    min_output_rows: int = 1
+    max_quarantined_ratio: float = 1.0
+    output_severity: str = "error"
 
 
 @dataclass(frozen=True)
@@ -193,11 +214,23 @@ def _source(src: _Reader) -> Source:
     fmt = src.get("format", str)
     if fmt not in INPUT_FORMATS:
         raise ConfigurationError(f"{src.where}.format: {fmt!r} is not one of {INPUT_FORMATS}")
+    encoding = canonical_encoding(src.get("encoding", str, DEFAULT_ENCODING),
+                                  f"{src.where}.encoding")
     header = src.get("header", list)
     if not header or not all(isinstance(h, str) and h for h in header):
         raise ConfigurationError(f"{src.where}.header: list the expected column names")
     src.done()
-    return Source(prefix, pattern, fmt, tuple(header))
+    return Source(prefix, pattern, fmt, tuple(header), encoding)
+
+
+def canonical_encoding(name: str, where: str = "encoding") -> str:
+    """The canonical name of a declared input encoding (spelled as in INPUT_ENCODINGS, lower
+    case, like datasets/schema.json's enum), or ConfigurationError naming the ones allowed."""
+    try:
+        return INPUT_ENCODINGS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"{where}: {name!r} is not one of {', '.join(INPUT_ENCODINGS)}") from None
 
 
 def _job(reader: _Reader) -> Job:
@@ -257,12 +290,23 @@ def _compute(reader: _Reader) -> Compute:
 
 
 def _quality(reader: _Reader) -> Quality:
-    quality = Quality(reader.get("rules_file", str), reader.get("history_runs", int, 10))
+    quality = Quality(reader.get("rules_file", str), reader.get("history_runs", int, 10),
+                      reader.get("min_output_rows", int, 1),
+                      reader.get("max_quarantined_ratio", float, 1.0),
+                      reader.get("output_severity", str, "error"))
     if "/" in quality.rules_file or not quality.rules_file.endswith(".dqdl"):
         raise ConfigurationError(
             f"{reader.where}.rules_file: a .dqdl file name beside the catalog")
     if not 1 <= quality.history_runs <= 100:
         raise ConfigurationError(f"{reader.where}.history_runs: must be between 1 and 100")
+    if quality.min_output_rows < 0:
+        raise ConfigurationError(f"{reader.where}.min_output_rows: must be 0 or more")
+    if not 0.0 <= quality.max_quarantined_ratio <= 1.0:
+        raise ConfigurationError(f"{reader.where}.max_quarantined_ratio: must be between 0 and 1")
+    if quality.output_severity not in OUTPUT_SEVERITIES:
+        raise ConfigurationError(
+            f"{reader.where}.output_severity: {quality.output_severity!r} is not one of "
+            f"{OUTPUT_SEVERITIES}")
     reader.done()
     return quality
 

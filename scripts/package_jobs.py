@@ -36,15 +36,18 @@ def _python_files(root: Path, package: str) -> list[Path]:
 
 def build_zip(root: Path, target: Path) -> list[str]:
     names = []
+    # The job reads the warehouse's column limits from the migrations it ships with (one
+    # source of truth for what the tables accept: spark_jobs/common/warehouse.py).
+    files = [p for package in PACKAGES for p in _python_files(root, package)]
+    files += sorted((root / "warehouse" / "migrations").glob("*.sql"))
     with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        for package in PACKAGES:
-            for path in _python_files(root, package):
-                name = path.relative_to(root).as_posix()
-                info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                info.external_attr = 0o644 << 16
-                zf.writestr(info, path.read_bytes())
-                names.append(name)
+        for path in files:
+            name = path.relative_to(root).as_posix()
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            zf.writestr(info, path.read_bytes())
+            names.append(name)
     return names
 
 

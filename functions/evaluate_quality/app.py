@@ -10,7 +10,7 @@ from pipeline_aws.alerts import AlertPublisher
 from pipeline_aws.contracts import EvaluateQualityRequest
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
-from pipeline_aws.quality.adapters import EmfQualityMetrics, S3JsonReader, catalog_history_runs
+from pipeline_aws.quality.adapters import EmfQualityMetrics, S3JsonReader, catalog_quality
 from pipeline_aws.quality.gate import QualityGate
 from pipeline_aws.quality.rules import DqdlRuleEngine
 from pipeline_aws.settings import EvaluateQualitySettings
@@ -23,7 +23,7 @@ gate = QualityGate(
     alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
     metrics=EmfQualityMetrics(obs.metrics, settings.environment),
     engine=DqdlRuleEngine(),
-    history_runs=catalog_history_runs(settings.catalog_dir),
+    catalog_quality=catalog_quality(settings.catalog_dir),
     environment=settings.environment,
     logger=obs.logger,
 )

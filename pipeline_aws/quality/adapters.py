@@ -13,6 +13,8 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_aws import domain_error, error_code
+from pipeline_aws.lazy import Lazy
+from pipeline_core.catalog import Quality
 from pipeline_core.errors import InvalidInput
 
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
@@ -88,19 +90,16 @@ class EmfQualityMetrics:
             self._metrics.add_metric(name=name, unit="Count", value=int(verdict == this))
 
 
-def catalog_history_runs(catalog_dir: str | None = None) -> Callable[[str], int]:
-    """dataset name -> quality.history_runs, reading the catalog once, on first use.
+def catalog_quality(catalog_dir: str | None = None) -> Callable[[str], Quality]:
+    """dataset name -> its catalog `quality` section, reading the catalog once, on first use.
 
     Loading lazily makes a catalog problem a ConfigurationError of the invocation (recorded by
     the state machine) rather than a crash at cold start.
     """
     from pipeline_core.catalog import Catalog, load_catalog
 
-    loaded: list[Catalog] = []
+    def load() -> Catalog:
+        return load_catalog(catalog_dir)
 
-    def history_runs(dataset: str) -> int:
-        if not loaded:
-            loaded.append(load_catalog(catalog_dir))
-        return int(loaded[0].get(dataset).quality.history_runs)
-
-    return history_runs
+    catalog: Lazy[Catalog] = Lazy(load)
+    return lambda dataset: catalog.get().get(dataset).quality

@@ -22,10 +22,12 @@ from pipeline_aws.ledger import LedgerPort
 from pipeline_aws.quality.reports import (
     MeasuredRule,
     QualityReport,
-    parse_line_counts,
+    RunOutputs,
     parse_quality_report,
+    parse_run_outputs,
 )
 from pipeline_aws.quality.rules import RuleEngine
+from pipeline_core.catalog import Quality
 
 SUMMARY_MAX = 4000
 
@@ -124,6 +126,47 @@ def summarize(run: RunManifest, verdict: str, results: Sequence[RuleResult],
     return text + "."
 
 
+def output_checks(quality: Quality, tables: Sequence[str], outputs: RunOutputs
+                  ) -> list[RuleResult]:
+    """The catalog's checks of what the run wrote, decided like rules (line 0: the catalog).
+
+    The rules file measures the parsed input; these measure the outputs, so a day whose every
+    line is quarantined, or whose tables are empty, cannot pass as a green run that loads
+    nothing."""
+    checks = []
+    if quality.min_output_rows > 0:
+        for table in sorted(tables):
+            rows = outputs.table_rows.get(table)
+            checks.append(RuleResult(
+                rule=f'OutputRowCount "{table}" >= {quality.min_output_rows}', line=0,
+                severity=quality.output_severity, rule_type="OutputRowCount",
+                metric_name=f"Output.{table}.RowCount", value=rows,
+                threshold=f">= {quality.min_output_rows}",
+                passed=rows is not None and rows >= quality.min_output_rows))
+    if quality.max_quarantined_ratio < 1.0:
+        lines = outputs.lines
+        ratio = lines.quarantined / lines.read if lines.read else 0.0
+        checks.append(RuleResult(
+            rule=f"QuarantinedRatio <= {quality.max_quarantined_ratio:g}", line=0,
+            severity=quality.output_severity, rule_type="QuarantinedRatio",
+            metric_name="Output.QuarantinedRatio", value=round(ratio, 6),
+            threshold=f"<= {quality.max_quarantined_ratio:g}",
+            passed=ratio <= quality.max_quarantined_ratio))
+    return checks
+
+
+def quarantine_fields(outputs: RunOutputs) -> dict[str, Any]:
+    """The alert's view of the quarantine: the top reasons with counts, and sample lines."""
+    if not outputs.lines.quarantined:
+        return {}
+    fields: dict[str, Any] = {"top quarantine reasons": "; ".join(
+        f"{reason} ({count})" for reason, count in outputs.top_reasons())}
+    if outputs.samples:
+        fields["sample quarantined lines"] = [
+            f"line {line}: {reason}: {clip(text, 200)}" for reason, line, text in outputs.samples]
+    return fields
+
+
 @dataclass(frozen=True)
 class _Decided:
     """The gate's outcome for one run."""
@@ -145,13 +188,14 @@ class QualityGate:
 
     def __init__(self, *, reader: JsonReader, ledger: LedgerPort, alerts: AlertPort,
                  metrics: QualityMetrics, engine: RuleEngine,
-                 history_runs: Callable[[str], int], environment: str = "", logger: Any = None):
+                 catalog_quality: Callable[[str], Quality], environment: str = "",
+                 logger: Any = None):
         self._reader = reader
         self._ledger = ledger
         self._alerts = alerts
         self._metrics = metrics
         self._engine = engine
-        self._history_runs = history_runs
+        self._catalog_quality = catalog_quality
         self._environment = environment
         self._logger = logger
 
@@ -159,14 +203,17 @@ class QualityGate:
         """contracts.QualityResult for the run the request names."""
         run = request.run
         report = parse_quality_report(self._reader.read(run.quality_uri), run.quality_uri)
-        lines = parse_line_counts(self._reader.read(run.metrics_uri), run.metrics_uri)
-        default_runs = self._history_runs(run.dataset) if any(
+        outputs = parse_run_outputs(self._reader.read(run.metrics_uri), run.metrics_uri)
+        lines = outputs.lines
+        quality = self._catalog_quality(run.dataset)
+        default_runs = quality.history_runs if any(
             r.outcome == "deferred" for r in report.rules) else 0
         history = self._history(run, report, default_runs)
-        decided = self._decide_all(run, report, history, default_runs)
+        checks = output_checks(quality, list(run.outputs), outputs)
+        decided = self._decide_all(run, report, history, default_runs, checks)
         self._record(run, report, decided, lines)
         if decided.verdict != "pass":
-            self._alerts.publish(self._alert(request, decided, lines))
+            self._alerts.publish(self._alert(request, decided, outputs))
         self._metrics.publish(run.dataset, run.run_id, decided.verdict,
                               [(r.rule_type, r.outcome_metric) for r in decided.results])
         if self._logger:
@@ -183,8 +230,10 @@ class QualityGate:
         ).model_dump(mode="json")
 
     def _decide_all(self, run: RunManifest, report: QualityReport,
-                    history: Sequence[Mapping[str, float]], default_runs: int) -> _Decided:
-        results = [self._decide(rule, history, default_runs) for rule in report.rules]
+                    history: Sequence[Mapping[str, float]], default_runs: int,
+                    checks: Sequence[RuleResult] = ()) -> _Decided:
+        results = [*(self._decide(rule, history, default_runs) for rule in report.rules),
+                   *checks]
         failed = [r for r in results if not r.passed and r.severity == "error"]
         warned = [r for r in results if not r.passed and r.severity == "warn"]
         verdict: Verdict = "fail" if failed else "warn" if warned else "pass"
@@ -246,9 +295,10 @@ class QualityGate:
         return result.model_copy(update={"threshold": decision.threshold,
                                          "passed": decision.passed, "reason": decision.reason})
 
-    def _alert(self, request: EvaluateQualityRequest, decided: _Decided, lines: LineCounts
+    def _alert(self, request: EvaluateQualityRequest, decided: _Decided, outputs: RunOutputs
                ) -> Alert:
         run = request.run
+        lines = outputs.lines
         env = f" [{self._environment}]" if self._environment else ""
         word = "FAILED" if decided.verdict == "fail" else "WARNING"
         consequence = ("the load was stopped; nothing from this run reached the warehouse"
@@ -264,6 +314,7 @@ class QualityGate:
         fields.update({
             "lines": (f"in {lines.read}, out {lines.written}, quarantined {lines.quarantined}, "
                       f"duplicates {lines.duplicates}"),
+            **quarantine_fields(outputs),
             "quarantine": run.quarantine_uri,
             "quality report": run.quality_uri,
             "execution": request.execution.Id,

@@ -36,6 +36,20 @@ class _QualityModel(BaseModel):
     metrics: dict[str, Number | None] = Field(default_factory=dict)
 
 
+class _TableRows(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    rows: NonNegativeInt
+
+
+class _Sample(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    reason: StrictStr
+    line: StrictInt | None = None
+    text: StrictStr = ""
+
+
 class _RunMetricsModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -43,6 +57,23 @@ class _RunMetricsModel(BaseModel):
     lines_written: NonNegativeInt
     lines_quarantined: NonNegativeInt
     duplicates: NonNegativeInt
+    tables: dict[str, _TableRows] = Field(default_factory=dict)
+    quarantine_reasons: dict[str, NonNegativeInt] = Field(default_factory=dict)
+    quarantine_samples: list[_Sample] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What the job wrote: rows per output table, and why lines were quarantined (counts per
+    reason, and a few sample lines) for the alert."""
+
+    lines: LineCounts
+    table_rows: Mapping[str, int]
+    quarantine_reasons: Mapping[str, int]
+    samples: tuple[tuple[str, int | None, str], ...]
+
+    def top_reasons(self, n: int = 3) -> list[tuple[str, int]]:
+        return sorted(self.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 def finite(value: float | int | None) -> float | int | None:
@@ -89,8 +120,12 @@ def parse_quality_report(data: Any, uri: str) -> QualityReport:
     return QualityReport(rules=rules, metrics=metrics)
 
 
-def parse_line_counts(data: Any, uri: str) -> LineCounts:
-    """metrics.json -> the run's LineCounts, or InvalidInput naming the URI and the bad field."""
+def parse_run_outputs(data: Any, uri: str) -> RunOutputs:
+    """metrics.json -> what the run wrote, or InvalidInput naming the URI and the bad field."""
     model = parse(_RunMetricsModel, data, f"{uri} is not a valid metrics.json")
-    return LineCounts(read=model.lines_read, written=model.lines_written,
-                      quarantined=model.lines_quarantined, duplicates=model.duplicates)
+    lines = LineCounts(read=model.lines_read, written=model.lines_written,
+                       quarantined=model.lines_quarantined, duplicates=model.duplicates)
+    return RunOutputs(
+        lines=lines, table_rows={t: v.rows for t, v in model.tables.items()},
+        quarantine_reasons=dict(model.quarantine_reasons),
+        samples=tuple((x.reason, x.line, x.text) for x in model.quarantine_samples[:5]))

@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import NoReturn
 
-from pipeline_core.catalog import validate_partition
-from pipeline_core.errors import InvalidInput
+from pipeline_core.catalog import DEFAULT_ENCODING, canonical_encoding, validate_partition
+from pipeline_core.errors import ConfigurationError, InvalidInput
 
 TABLE_PLACEHOLDER = "{table}"
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -31,6 +31,7 @@ class JobArgs:
     run_id: str
     partition: str
     reference_time: dt.datetime
+    encoding: str = DEFAULT_ENCODING  # canonical (pipeline_core.catalog.INPUT_ENCODINGS)
 
     def output_uri(self, table: str) -> str:
         """`--output-root` with `{table}` replaced by a table name."""
@@ -56,6 +57,9 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--reference-time", default=None,
                    help="ISO-8601 UTC instant DataFreshness measures against (default: the end "
                         "of the partition day, so re-runs and backfills measure the same)")
+    p.add_argument("--encoding", default=DEFAULT_ENCODING,
+                   help="the input's text encoding, the catalog's source.encoding "
+                        f"(default {DEFAULT_ENCODING})")
     return p
 
 
@@ -83,5 +87,9 @@ def parse_args(argv: list[str], prog: str = "job") -> JobArgs:
     for name in ("input", "output_root", "quarantine", "metrics", "quality", "rules"):
         if not getattr(ns, name).strip():
             raise InvalidInput(f"--{name.replace('_', '-')} is empty")
+    try:
+        encoding = canonical_encoding(ns.encoding, "--encoding")
+    except ConfigurationError as e:
+        raise InvalidInput(str(e)) from None
     return JobArgs(ns.input, ns.output_root, ns.quarantine, ns.metrics, ns.quality, ns.rules,
-                   ns.run_id, partition, reference)
+                   ns.run_id, partition, reference, encoding)

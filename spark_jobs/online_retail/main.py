@@ -3,11 +3,17 @@ customer_daily_sales, quarantine, metrics.json and quality.json out.
 
     spark-submit spark_jobs/online_retail/main.py --input URI --output-root URI --quarantine URI
         --metrics URI --quality URI --rules URI --run-id ID --partition YYYY-MM-DD
-        [--reference-time ISO-8601]
+        [--reference-time ISO-8601] [--encoding utf-8|latin-1|cp1252]
 
 Exit codes: 0 done (the quality gate decides about the data later), 2 the input or the
-arguments are refused, 3 the rules file is invalid; both print one `JOB ERROR: <reason>` line on
-stderr. The input is scanned once (see spark_jobs.common.frames).
+arguments are refused, 3 the rules file or the warehouse migrations shipped with the job code
+are invalid; both print one `JOB ERROR: <reason>` line on stderr. The input is scanned once
+(see spark_jobs.common.frames).
+
+A line is quarantined, never loaded, when it does not parse, fails a row-level rule, is not
+valid text in the declared encoding, belongs to another day than `--partition`, or holds a
+value its warehouse table would refuse (limits from warehouse/migrations, see
+spark_jobs.common.warehouse): nothing a COPY would refuse reaches the tables.
 """
 
 from __future__ import annotations
@@ -42,6 +48,8 @@ from pyspark.sql import functions as F
 
 from pipeline_core.dqdl import parse_ruleset
 from pipeline_core.errors import ConfigurationError, InvalidInput
+from pipeline_core.warehouse_limits import TableDefinition, WarehouseTables
+from spark_jobs.common import text, warehouse
 from spark_jobs.common.args import JobArgs, parse_args
 from spark_jobs.common.frames import materialize
 from spark_jobs.common.quality import QualityEngine, QualityReport
@@ -60,13 +68,15 @@ NULL_COUNT_COLUMNS = ("invoice_no", "stock_code", "description", "quantity", "un
                       "invoice_ts", "customer_id", "country")
 RANGE_COLUMNS = ("quantity", "unit_price", "invoice_ts", "order_date", "line_revenue")
 EXIT_REFUSED, EXIT_CONFIGURATION = 2, 3
+SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 # ---------------------------------------------------------------------------------------------
 # Input checks (driver side, before Spark reads anything)
 
 
-def check_input(storage: Storage, uri: str) -> ObjectInfo:
+def check_input(storage: Storage, uri: str, encoding: str = "utf-8") -> ObjectInfo:
     """Refuse an empty file, a .gz that is not gzip, or a wrong header (InvalidInput)."""
     info = storage.stat(uri)
     if info.size == 0:
@@ -84,16 +94,24 @@ def check_input(storage: Storage, uri: str) -> ObjectInfo:
     if b"\n" not in head and len(head) == HEAD_BYTES:
         raise InvalidInput(f"input {uri} has no line break in its first {HEAD_BYTES} bytes: "
                            "not a CSV file with a header")
-    first = head.split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        text = first.decode("utf-8").lstrip("\ufeff")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"input {uri}: the header line is not UTF-8 text") from None
-    found = next(csv.reader([text]), [])
+    found = next(csv.reader([_header_text(uri, head, encoding)]), [])
     expected = list(transforms.HEADER)
     if found != expected:
         raise InvalidInput(f"input {uri} has a wrong header: {_header_difference(found, expected)}")
     return info
+
+
+def _header_text(uri: str, head: bytes, encoding: str) -> str:
+    """The header line, decoded (a UTF-8 file may start with a byte order mark)."""
+    if head.startswith(UTF8_BOM) and encoding != "utf-8":
+        raise InvalidInput(f"input {uri} starts with a UTF-8 byte order mark, but the dataset "
+                           f"declares the encoding {text.encoding_label(encoding)}")
+    first = head.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        return first.decode(encoding).lstrip("\ufeff")
+    except UnicodeDecodeError:
+        raise InvalidInput(f"input {uri}: the header line is not "
+                           f"{text.encoding_label(encoding)} text") from None
 
 
 def _header_difference(found: list[str], expected: list[str]) -> str:
@@ -117,10 +135,16 @@ def _partitions(spark: SparkSession, info: ObjectInfo) -> int:
 
 
 def read_lines(spark: SparkSession, info: ObjectInfo) -> tuple[DataFrame, int, int]:
-    """The data lines of the input (`value`, `_line` = 1-based line number in the file), read
-    once; plus the number of data lines and of blank lines. The header (line 1) is dropped."""
+    """The data lines of the input (`value`: the line's bytes, not yet decoded; `_line`:
+    1-based line number in the file), read once; plus the number of data lines and of blank
+    lines. The header (line 1) is dropped.
+
+    The bytes stay binary until text.decode_lines: a frame rebuilt over its RDD
+    (frames.materialize) passes strings through java.lang.String, which would turn bytes
+    that are not UTF-8 into U+FFFD before the job could tell."""
+    blank = F.trim(F.col("value").cast("string")) == ""
     scan = spark.read.text(info.uri).select(
-        "value",
+        F.col("value").cast("binary").alias("value"),
         F.input_file_block_start().alias("_block"),
         F.monotonically_increasing_id().alias("_idx"),
     )
@@ -131,7 +155,7 @@ def read_lines(spark: SparkSession, info: ObjectInfo) -> tuple[DataFrame, int, i
         blocks = sorted(
             staged.groupBy("_block").agg(
                 F.count(F.lit(1)).alias("n"), F.min("_idx").alias("first"),
-                F.count_if(F.trim("value") == "").alias("blank"),
+                F.count_if(blank).alias("blank"),
             ).collect(),
             key=lambda r: r["_block"],
         )
@@ -146,20 +170,19 @@ def read_lines(spark: SparkSession, info: ObjectInfo) -> tuple[DataFrame, int, i
         before += block["n"]
     if line is None:
         raise InvalidInput(f"input {info.uri} is empty")
-    lines = staged.select("value", line.alias("_line")).where(
-        (F.col("_line") > 1) & (F.trim("value") != ""))
-    blank = sum(b["blank"] for b in blocks)  # line 1, the header, is never blank
-    data_lines = before - 1 - blank
+    lines = staged.select("value", line.alias("_line")).where((F.col("_line") > 1) & ~blank)
+    blanks = sum(b["blank"] for b in blocks)  # line 1, the header, is never blank
+    data_lines = before - 1 - blanks
     if data_lines <= 0:
         raise InvalidInput(f"input {info.uri} has a header but no data lines")
-    return lines, data_lines, blank
+    return lines, data_lines, blanks
 
 
 def _spark_error(error: Exception) -> str:
     if isinstance(error, Py4JJavaError):
         return java_error_message(error)
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__
+    message = str(error).strip().splitlines()
+    return message[0] if message else type(error).__name__
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,7 +225,7 @@ def _write_parquet(frame: DataFrame, uri: str, name: str) -> int:
 class _Measured:
     """The data lines as read, and what the rules and the job measured over all of them."""
 
-    lines: DataFrame
+    lines: DataFrame  # read_lines': the bytes of each line, not decoded
     data_lines: int
     blank_lines: int
     report: QualityReport
@@ -215,16 +238,19 @@ class _Verdicts:
 
     written: int
     quarantine_reasons: dict[str, int]
+    samples: list[dict[str, Any]]  # the first SAMPLES quarantined lines
 
     @property
     def quarantined(self) -> int:
         return sum(self.quarantine_reasons.values())
 
 
-def _measure(spark: SparkSession, info: ObjectInfo, engine: QualityEngine) -> _Measured:
+def _measure(spark: SparkSession, info: ObjectInfo, engine: QualityEngine, encoding: str
+             ) -> _Measured:
     """Read the input once and measure the rules (and metrics.json's figures) on every line."""
     lines, data_lines, blank_lines = read_lines(spark, info)
-    typed = transforms.type_fields(transforms.split_fields(lines))
+    decoded = text.decode_lines(lines, encoding)
+    typed = transforms.type_fields(transforms.split_fields(decoded))
     # Rules see every data line as parsed: before duplicates are dropped and before
     # quarantine, so doubled content and truncation stay visible.
     report, seen = engine.measure(typed.select(*transforms.TYPED_COLUMNS),
@@ -234,20 +260,46 @@ def _measure(spark: SparkSession, info: ObjectInfo, engine: QualityEngine) -> _M
     return _Measured(lines, data_lines, blank_lines, report, seen)
 
 
-def _judge(spark: SparkSession, info: ObjectInfo, engine: QualityEngine, lines: DataFrame
-           ) -> DataFrame:
-    """One row per distinct line, typed, with `_reason` (NULL: accepted), `_source_line` and
-    `_copies`; materialized, so the counts and the three writes share one shuffle."""
-    # Exact duplicates count once; each distinct line is typed and judged once.
-    distinct = materialize(transforms.distinct_lines(lines))
-    reasons = [transforms.rejection_reason()]
-    rule_reason = engine.rejection_reason()
-    if rule_reason is not None:
-        reasons.append(rule_reason)
-    judged = (transforms.type_fields(transforms.split_fields(distinct))
-              .withColumn("_reason", F.coalesce(*reasons))
+def _warehouse_tables(spark: SparkSession, run_id: str, shipped: WarehouseTables
+                      ) -> dict[str, TableDefinition]:
+    """The definitions of the tables the job writes, from the warehouse migrations; a
+    ConfigurationError if the job's output does not match them, InvalidInput if the run id
+    does not fit them."""
+    tables = {t: shipped.table(transforms.SCHEMA, t) for t in TABLES}
+    empty = transforms.type_fields(transforms.split_fields(
+        spark.createDataFrame([], "value string, _line long")))
+    warehouse.check_schema(transforms.sales_line_items(empty, run_id).schema,
+                           tables["sales_line_items"])
+    warehouse.check_schema(transforms.customer_daily_sales(empty, run_id).schema,
+                           tables["customer_daily_sales"])
+    for table in tables.values():
+        kind = table.column("run_id").type
+        size = len(run_id.encode("utf-8"))
+        if kind.length is not None and size > kind.length:
+            raise InvalidInput(f"--run-id is {size} bytes, over {table.name}.run_id {kind}")
+    return tables
+
+
+def _judge(spark: SparkSession, info: ObjectInfo, engine: QualityEngine, lines: DataFrame,
+           args: JobArgs, tables: dict[str, TableDefinition]) -> DataFrame:
+    """One row per distinct line, typed, with `_reason` (NULL: accepted), `_source_line`,
+    `_copies` and `_sample` (a refused line's text, clipped); materialized, so the counts and
+    the three writes share one shuffle."""
+    # Exact duplicates count once; each distinct line is typed and judged once. The first
+    # reason wins: the text itself, the job's parsing, the run's day, the warehouse's limits,
+    # then the row-level rules.
+    distinct = text.decode_lines(materialize(transforms.distinct_lines(lines)), args.encoding)
+    reasons = [reason for reason in (
+        text.encoding_reason(args.encoding), transforms.rejection_reason(),
+        transforms.partition_reason(args.partition), transforms.load_limit_reason(tables),
+        engine.rejection_reason()) if reason is not None]
+    typed = (transforms.type_fields(transforms.split_fields(distinct))
+             .withColumn("_reason", F.coalesce(*reasons)))
+    sample = text.shown_text(F.col("value"), SAMPLE_CHARS)
+    judged = (transforms.with_daily_limits(typed, tables["customer_daily_sales"])
               .select(*transforms.RAW_COLUMNS, *transforms.TYPED_COLUMNS, "_reason",
-                      "_source_line", "_copies"))
+                      "_source_line", "_copies",
+                      F.when(F.col("_reason").isNotNull(), sample).alias("_sample")))
     return materialize(judged, _partitions(spark, info), "_source_line")
 
 
@@ -257,10 +309,14 @@ def _count_verdicts(checked: DataFrame, data_lines: int) -> _Verdicts:
     copies = sum(int(r["copies"]) for r in counts)
     if copies != data_lines:
         raise RuntimeError(f"dedupe lost lines: {copies} copies of {data_lines} lines")
+    samples = (checked.where(F.col("_reason").isNotNull()).orderBy("_source_line")
+               .limit(SAMPLES).select("_reason", "_source_line", "_sample").collect())
     return _Verdicts(
         written=sum(int(r["lines"]) for r in counts if r["_reason"] is None),
         quarantine_reasons={r["_reason"]: int(r["lines"]) for r in counts
                             if r["_reason"] is not None},
+        samples=[{"reason": r["_reason"], "line": int(r["_source_line"]), "text": r["_sample"]}
+                 for r in samples],
     )
 
 
@@ -298,6 +354,7 @@ def _metrics(args: JobArgs, info: ObjectInfo, measured: _Measured, verdicts: _Ve
         "duplicates": measured.data_lines - verdicts.written - verdicts.quarantined,
         "blank_lines": measured.blank_lines,
         "quarantine_reasons": dict(sorted(verdicts.quarantine_reasons.items())),
+        "quarantine_samples": verdicts.samples,
         "tables": {t: {"rows": rows[t], "uri": args.output_uri(t)} for t in TABLES},
         "quarantine_uri": args.quarantine,
         # Over every data line as parsed (what the rules measured).
@@ -317,12 +374,13 @@ def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
     rules_file = os.path.basename(args.rules.rstrip("/"))
     ruleset = parse_ruleset(storage.read_text(args.rules), source=rules_file)
     engine = QualityEngine(ruleset, args.reference_time)
-    info = check_input(storage, args.input)
+    info = check_input(storage, args.input, args.encoding)
+    tables = _warehouse_tables(spark, args.run_id, warehouse.shipped_tables())
     meter = RunMeter(spark, f"{DATASET} {args.run_id}")
 
     with meter.tracking():
-        measured = _measure(spark, info, engine)
-        checked = _judge(spark, info, engine, measured.lines)
+        measured = _measure(spark, info, engine, args.encoding)
+        checked = _judge(spark, info, engine, measured.lines, args, tables)
         verdicts = _count_verdicts(checked, measured.data_lines)
         rows = _write_outputs(checked, args, verdicts.written)
 

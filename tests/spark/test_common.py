@@ -42,6 +42,12 @@ def test_contract_arguments():
         dt.datetime(2011, 12, 1, 18, tzinfo=dt.UTC))
 
 
+def test_encoding_argument_defaults_to_utf8_and_is_canonical():
+    assert parse_args(BASE).encoding == "utf-8"
+    assert parse_args([*BASE, "--encoding", "iso-8859-1"]).encoding == "latin-1"
+    assert parse_args([*BASE, "--encoding", "windows-1252"]).encoding == "cp1252"
+
+
 @pytest.mark.parametrize(("argv", "problem"), [
     (_with(output_root="s3://cur/out/"), "--output-root must contain {table}"),
     (_with(input="s3://raw/online_retail/*.csv"), "must name one object, not a pattern"),
@@ -51,6 +57,7 @@ def test_contract_arguments():
     ([*BASE, "--reference-time", "noon"], "--reference-time 'noon' is not ISO-8601"),
     (BASE[:-2], "bad job arguments: the following arguments are required: --partition"),
     ([*BASE, "--colour", "red"], "bad job arguments: unrecognized arguments: --colour red"),
+    ([*BASE, "--encoding", "utf-16"], "--encoding: 'utf-16' is not one of utf-8, latin-1, "),
 ])
 def test_bad_arguments(argv, problem):
     with pytest.raises(InvalidInput, match=re.escape(problem)):

@@ -79,6 +79,7 @@ def _python_reference(path: Path):
 
 def _check_day_metrics(m: dict, lines: int, duplicates: int, daily: list) -> None:
     assert (m["lines_read"], m["duplicates"], m["lines_quarantined"]) == (lines, duplicates, 0)
+    assert (m["quarantine_reasons"], m["quarantine_samples"]) == ({}, [])
     assert m["lines_read"] == m["lines_written"] + m["lines_quarantined"] + m["duplicates"]
     assert m["tables"]["sales_line_items"]["rows"] == m["lines_written"] == 3064
     assert m["tables"]["customer_daily_sales"]["rows"] == len(daily) == 98

@@ -196,3 +196,140 @@ def test_sales_line_items_and_quarantine_columns(spark):
     assert rejected.collect() == [
         ("536365", "85123A", "X", "six", "2010-12-01 08:26:00", "2.55", "17850.0", "UK",
          tr.BAD_QUANTITY, 3, "r1")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lines the load could not take: another day, values the warehouse tables refuse
+
+
+def _tables():
+    from pipeline_core.warehouse_limits import load_table_definitions
+
+    shipped = load_table_definitions()
+    return {t: shipped.table(tr.SCHEMA, t) for t in tr.TABLE_COLUMNS}
+
+
+def _line(description="WHITE HEART", ts="2010-12-01 08:26:00", customer="17850.0",
+          invoice="536365", stock="85123A", country="United Kingdom", quantity="6",
+          price="2.55"):
+    return f"{invoice},{stock},{description},{quantity},{ts},{price},{customer},{country}"
+
+
+def test_the_job_knows_the_catalog_schema_and_tables():
+    from pipeline_core.catalog import load_catalog
+
+    load = load_catalog().get("online_retail").load
+    assert load.schema == tr.SCHEMA
+    assert tuple(t.name for t in load.tables) == tuple(tr.TABLE_COLUMNS)
+
+
+def test_partition_reason_names_both_days(spark):
+    frame = typed(spark, _line(ts="2010-12-01 23:59:59"), _line(ts="2010-12-02 00:00:00"),
+                  _line(ts="2010-11-30 23:59:59"), _line(ts="not a date"))
+    got = frame.select("invoice_ts", tr.partition_reason("2010-12-01").alias("r")).collect()
+    assert [r["r"] for r in got] == [
+        None,
+        "order_date 2010-12-02 is not the run's partition 2010-12-01",
+        "order_date 2010-11-30 is not the run's partition 2010-12-01",
+        None,  # no date at all: rejection_reason says so
+    ]
+
+
+def test_load_limit_reason_counts_bytes_not_characters(spark):
+    frame = typed(
+        spark,
+        _line(description="X" * 256),  # 256 bytes: fits
+        _line(description="X" * 300),
+        _line(description="é" * 128),  # 128 characters, 256 bytes: fits
+        _line(description="é" * 150),  # 150 characters, 300 bytes
+        _line(description="€" * 86),  # 86 characters, 258 bytes
+        _line(description="NUL\x00HERE"),
+        _line(customer="1234567890123456.0"),  # 16 digits: fits
+        _line(customer="12345678901234567.0"),
+        _line(invoice="5" * 21),
+        _line(stock="S" * 33),
+        _line(country="Ü" * 33),  # 66 bytes
+    )
+    got = frame.select(tr.load_limit_reason(_tables()).alias("r")).collect()
+    assert [r["r"] for r in got] == [
+        None,
+        "description is 300 bytes, over varchar(256)",
+        None,
+        "description is 300 bytes, over varchar(256)",
+        "description is 258 bytes, over varchar(256)",
+        "description contains a NUL character, which varchar(256) cannot hold",
+        None,
+        "customer_id is 17 bytes, over varchar(16)",
+        "invoice_no is 21 bytes, over varchar(20)",
+        "stock_code is 33 bytes, over varchar(32)",
+        "country is 66 bytes, over varchar(64)",
+    ]
+
+
+def test_load_limits_follow_the_table_definitions(spark):
+    """The limits are the DDL's: a narrower customer_daily_sales.customer_id applies to the
+    lines that have a customer id only, and names that table."""
+    from pipeline_core.warehouse_limits import parse_statements
+
+    ddl = parse_statements([
+        "create table analytics.sales_line_items (invoice_no varchar(20), stock_code "
+        "varchar(32), description varchar(10) not null, quantity smallint, unit_price "
+        "decimal(12,3), invoice_ts timestamp, order_date date, customer_id varchar(16), "
+        "country varchar(64), is_cancellation boolean, line_revenue decimal(18,3), "
+        "run_id varchar(128))",
+        "create table analytics.customer_daily_sales (order_date date, customer_id char(3), "
+        "orders bigint, units bigint, revenue decimal(14,2), returned_value decimal(14,2), "
+        "first_purchase_ts timestamp, last_purchase_ts timestamp, run_id varchar(128))",
+    ])
+    tables = {t: ddl.table("analytics", t) for t in tr.TABLE_COLUMNS}
+    frame = typed(spark, _line(description="SHORT", customer="123.0"),
+                  _line(description="ELEVEN CHAR"), _line(description=" "),
+                  _line(description="SHORT", quantity="40000"),
+                  _line(description="SHORT", customer="1234.0"),
+                  _line(description="SHORT", customer=""))
+    got = frame.select(tr.load_limit_reason(tables).alias("r")).collect()
+    assert [r["r"] for r in got] == [
+        None,
+        "description is 11 bytes, over varchar(10)",
+        "description is missing, the column is NOT NULL",
+        "quantity 40000 is out of range for smallint",
+        "customer_daily_sales.customer_id is 4 bytes, over char(3)",
+        None,
+    ]
+
+
+def test_daily_totals_that_would_not_fit_refuse_the_customers_lines(spark):
+    """decimal(14,2) holds less than 10**12: a customer's day summing past it would make the
+    cast (ANSI) fail the whole job, or the COPY fail the load. Its lines are refused instead;
+    other customers and guest lines load."""
+    frame = typed(
+        spark,
+        _line(customer="1.0", quantity="1000", price="999999999.999"),  # 999999999999.00
+        _line(customer="2.0", quantity="1000", price="999999999.999"),
+        _line(customer="2.0", quantity="1", price="1", invoice="536366"),  # tips it over
+        _line(customer="2.0", quantity="1", price="1", invoice="536366", stock="X",
+              description="REFUSED ANYWAY", country=""),
+        _line(customer="", quantity="2000", price="999999999.999"),  # a guest: no daily row
+        _line(customer="3.0", invoice="C536367", quantity="-1001", price="999999999.999"),
+    )
+    judged = frame.withColumn("_reason", F.coalesce(
+        F.col("_reason"), F.when(F.col("country").isNull(), F.lit("no country"))))
+    checked = tr.with_daily_limits(judged, _tables()["customer_daily_sales"])
+    got = sorted((r["customer_id"] or "", r["stock_code"], r["_reason"]) for r in
+                 checked.select("customer_id", "stock_code", "_reason").collect())
+    revenue = "customer_daily_sales.revenue 1000000000000.00 is out of range for decimal(14,2)"
+    returned = ("customer_daily_sales.returned_value 1000999999999.00 is out of range for "
+                "decimal(14,2)")
+    assert got == [("", "85123A", None), ("1", "85123A", None),
+                   ("2", "85123A", revenue), ("2", "85123A", revenue),
+                   ("2", "X", "no country"), ("3", "85123A", returned)]
+    daily = tr.customer_daily_sales(checked.where(F.col("_reason").isNull()), "r1")
+    assert [(r["customer_id"], r["revenue"]) for r in daily.collect()] == [
+        ("1", Decimal("999999999999.00"))]
+
+
+def test_daily_limits_change_nothing_on_a_normal_day(spark):
+    frame = typed(spark, _line(), _line(customer="2.0"), _line(customer=""))
+    checked = tr.with_daily_limits(frame, _tables()["customer_daily_sales"])
+    assert checked.where(F.col("_reason").isNotNull()).count() == 0
+    assert sorted(checked.columns) == sorted(frame.columns)

@@ -21,7 +21,8 @@ COMPLETE_OK = {"rule": 'Completeness "customer_id" > 0.5', "line": 3, "severity"
 
 def run_metrics(run: dict[str, Any]) -> dict[str, Any]:
     return {"run_id": run["run_id"], "dataset": run["dataset"], "partition": run["partition"],
-            "lines_read": 3108, "lines_written": 3080, "lines_quarantined": 2, "duplicates": 26}
+            "lines_read": 3108, "lines_written": 3080, "lines_quarantined": 2, "duplicates": 26,
+            "tables": {"sales_line_items": {"rows": 3080}, "customer_daily_sales": {"rows": 98}}}
 
 
 @pytest.mark.parametrize("name", event_files("evaluate_quality"))

@@ -51,7 +51,7 @@ def test_s3_event_builds_the_manifest(aws, load_handler, context) -> None:
         "--metrics", f"s3://{CURATED}/_runs/online_retail/{run_id}/metrics.json",
         "--quality", f"s3://{CURATED}/_runs/online_retail/{run_id}/quality.json",
         "--rules", f"s3://{ARTIFACTS}/jobs/{version}/datasets/online_retail.dqdl",
-        "--run-id", run_id, "--partition", "2010-12-01",
+        "--run-id", run_id, "--partition", "2010-12-01", "--encoding", "utf-8",
     ]
     assert job["spark_submit_parameters"] == (
         f"--py-files s3://{ARTIFACTS}/jobs/{version}/spark_jobs.zip "

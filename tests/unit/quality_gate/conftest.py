@@ -15,7 +15,7 @@ from aws_lambda_powertools import Metrics
 
 from pipeline_aws.alerts import Alert, safe_subject
 from pipeline_aws.contracts import EvaluateQualityRequest
-from pipeline_aws.quality.adapters import EmfQualityMetrics, catalog_history_runs
+from pipeline_aws.quality.adapters import EmfQualityMetrics, catalog_quality
 from pipeline_aws.quality.gate import QualityGate
 from pipeline_aws.quality.rules import DqdlRuleEngine
 from tests.support.fakes.alerts import FakeAlerts
@@ -76,15 +76,20 @@ class World:
 
 @pytest.fixture
 def catalog_dir(tmp_path: Path) -> Path:
-    """A copy of the real catalog entry; the gate only reads quality.history_runs from it."""
+    """A copy of the real catalog entry; the gate reads its `quality` section."""
     return write_catalog(tmp_path / "datasets")
 
 
 @pytest.fixture
 def world(catalog_dir: Path) -> World:
+    return make_world(catalog_dir)
+
+
+def make_world(catalog_dir: Path) -> World:
+    """The gate on fresh fakes, reading the catalog in `catalog_dir`."""
     files, ledger, alerts = FakeS3Objects(), FakeLedger(clock=lambda: NOW), FakeAlerts()
     metrics = Metrics(namespace="EmrPipelines", service="evaluate_quality")
     gate = QualityGate(reader=files, ledger=ledger, alerts=alerts,
                        metrics=EmfQualityMetrics(metrics, "dev"), engine=DqdlRuleEngine(),
-                       history_runs=catalog_history_runs(str(catalog_dir)), environment="dev")
+                       catalog_quality=catalog_quality(str(catalog_dir)), environment="dev")
     return World(gate, files, ledger, alerts, metrics)

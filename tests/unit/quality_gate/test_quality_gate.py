@@ -34,7 +34,7 @@ def run_metrics(run: dict[str, Any], **overrides: Any) -> dict[str, Any]:
     body = {"run_id": run["run_id"], "dataset": run["dataset"], "partition": run["partition"],
             "lines_read": 3108, "lines_written": 3080, "lines_quarantined": 2, "duplicates": 26,
             "quarantine_reasons": {"negative unit price": 2},
-            "tables": {"sales_line_items": {"rows": 3080}}}
+            "tables": {"sales_line_items": {"rows": 3080}, "customer_daily_sales": {"rows": 98}}}
     body.update(overrides)
     return body
 
@@ -279,7 +279,9 @@ def test_ledger_gets_metrics_verdict_failed_rules_and_lines(aws, invoke, event, 
     assert item["status"] == "RUNNING"  # the gate never changes the run's status
     assert item["quality_verdict"] == "fail"
     assert item["quality_metrics"] == {ROWS: Decimal("3080"), COMPLETENESS: Decimal("0.74"),
-                                       "Column.quantity.Mean": Decimal("7.25")}
+                                       "Column.quantity.Mean": Decimal("7.25"),
+                                       "Output.sales_line_items.RowCount": Decimal("3080"),
+                                       "Output.customer_daily_sales.RowCount": Decimal("98")}
     assert item["quality_failed_rules"] == [{
         "rule": 'Completeness "customer_id" > 0.9', "line": Decimal(4), "severity": "error",
         "metric_name": COMPLETENESS, "value": Decimal("0.74"), "threshold": "> 0.9"}]
@@ -354,7 +356,7 @@ def test_one_metric_per_rule_outcome_by_rule_type_without_run_id_dimension(
 
     blobs = emf_blobs(capsys.readouterr().out)
     by_type = {b["rule_type"]: b for b in blobs if "rule_type" in b}
-    assert set(by_type) == {"RowCount", "Completeness"}
+    assert set(by_type) == {"RowCount", "Completeness", "OutputRowCount"}
     completeness = by_type["Completeness"]
     assert (completeness["RulePassed"], completeness["RuleFailed"],
             completeness["RuleWarned"]) == ([1.0], [1.0], [0.0])
