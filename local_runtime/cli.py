@@ -342,7 +342,6 @@ def _ledger_in_moto(items: list[dict[str, Any]]) -> Iterator[Any]:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     """The runs recorded in the ledger file (read without the lock: it is replaced whole)."""
-    from local_runtime.runner import _num
     from local_runtime.state import ledger_path, read_ledger
 
     path = ledger_path(Path(args.work_dir))
@@ -355,7 +354,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
     with _ledger_in_moto(items) as table:
         runs = list_runs(table, args.dataset, args.since, args.limit)
     for r in runs:
-        print(redact(json.dumps(_num(r), default=str)))
+        print(redact(json.dumps(r, default=str)))
     return 0
 
 

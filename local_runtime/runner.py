@@ -219,8 +219,10 @@ def _history(sfn: Any, arn: str) -> list[dict[str, Any]]:
 def ledger_item(deployment: LocalDeployment, run_id: str | None) -> dict[str, Any] | None:
     if not run_id:
         return None
+    from pipeline_aws.ledger import RunLedger
+
     table = deployment.session.resource("dynamodb").Table(deployment.ledger_table)
-    return table.get_item(Key={"run_id": run_id}).get("Item")
+    return RunLedger(table).get(run_id)
 
 
 def drain_alerts(deployment: LocalDeployment) -> list[dict[str, Any]]:
@@ -240,21 +242,9 @@ def drain_alerts(deployment: LocalDeployment) -> list[dict[str, Any]]:
     return alerts
 
 
-def _num(value: Any) -> Any:
-    import decimal
-
-    if isinstance(value, decimal.Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, dict):
-        return {k: _num(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_num(v) for v in value]
-    return value
-
-
 def summarize(res: RunResult) -> dict[str, Any]:
     out = res.output
-    ledger = _num(res.ledger or {})
+    ledger = res.ledger or {}
     run = out.get("run") or {}
     quality = out.get("quality") or {}
     lines = ledger.get("lines") or quality.get("lines") or {}
