@@ -75,6 +75,17 @@ def check_ended_unsuccessfully(status: str) -> None:
         raise ValueError(f"status must be one of {ENDED_UNSUCCESSFULLY}")
 
 
+def ended_fields(status: str, failure: Mapping[str, Any], now: str,
+                 cleanup: list[Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """The attributes `mark_failed` sets on a run that ended unsuccessfully."""
+    check_ended_unsuccessfully(status)
+    fields: dict[str, Any] = {"status": status, "failure": dict(failure), "ended_at": now,
+                              "updated_at": now}
+    if cleanup is not None:
+        fields["cleanup"] = list(cleanup)
+    return fields
+
+
 def cost_total(item: Mapping[str, Any]) -> Decimal:
     """An item's `cost.total_usd` (as stored, a Decimal), 0 when it has none."""
     value = (item.get("cost") or {}).get("total_usd")
@@ -301,12 +312,8 @@ class RunLedger:
         execution_arn, ...) are written only where the item has no value yet, so a run whose
         ResolveRun failed still appears in the ledger and in the by_dataset index.
         """
-        check_ended_unsuccessfully(status)
         now = self._now()
-        fields: dict[str, Any] = {"status": status, "failure": dict(failure), "ended_at": now,
-                                  "updated_at": now}
-        if cleanup is not None:
-            fields["cleanup"] = list(cleanup)
+        fields = ended_fields(status, failure, now, cleanup)
         update = _Update()
         for name, value in fields.items():
             update.set(name, value)

@@ -18,6 +18,7 @@ from pipeline_aws.ledger import (
     check_ended_unsuccessfully,
     check_status,
     cost_total,
+    ended_fields,
     execution_failure,
     from_dynamo,
     to_dynamo,
@@ -132,12 +133,8 @@ class FakeLedger:
                     cleanup: list[Mapping[str, Any]] | None = None,
                     defaults: Mapping[str, Any] | None = None) -> None:
         self._check("mark_failed")
-        check_ended_unsuccessfully(status)
         now = self._now()
-        fields: dict[str, Any] = {"status": status, "failure": dict(failure), "ended_at": now,
-                                  "updated_at": now}
-        if cleanup is not None:
-            fields["cleanup"] = list(cleanup)
+        fields = ended_fields(status, failure, now, cleanup)
         base = {k: v for k, v in {"dataset": "unknown", "started_at": now,
                                   **(defaults or {})}.items()
                 if k not in fields and k != "run_id" and v is not None}
