@@ -7,7 +7,10 @@ some paths need, and a bad file then fails the invocation that needs it, with it
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Generic, TypeVar, cast
+from typing import TYPE_CHECKING, Generic, TypeVar, cast
+
+if TYPE_CHECKING:
+    from pipeline_core.catalog import Catalog
 
 T = TypeVar("T")
 
@@ -22,3 +25,14 @@ class Lazy(Generic[T]):
             self._value = cast(Callable[[], T], self._value)()
             self._built = True
         return cast(T, self._value)
+
+
+def lazy_catalog(catalog_dir: str | None = None) -> Lazy[Catalog]:
+    """The dataset catalog, read on first use: a catalog problem is then a ConfigurationError of
+    the invocation (recorded by the state machine) rather than a crash at cold start."""
+    from pipeline_core.catalog import load_catalog
+
+    def load() -> Catalog:
+        return load_catalog(catalog_dir)
+
+    return Lazy(load)

@@ -26,6 +26,7 @@ from pipeline_aws.cost.pricing import (
 )
 from pipeline_aws.cost.rate_card import RateCard, load_rate_card
 from pipeline_aws.emr import ClustersPort
+from pipeline_aws.lazy import lazy_catalog
 from pipeline_aws.ledger import LedgerPort, iso_utc
 from pipeline_aws.settings import TrackCostSettings
 from pipeline_core.errors import PipelineError, TransientError
@@ -62,14 +63,10 @@ class CostMetricsPort(Protocol):
 def catalog_cost_limits(catalog_dir: str | None = None
                         ) -> Callable[[str], tuple[float | None, float | None]]:
     """dataset -> (max_run_usd, monthly_budget_usd), reading the catalog once, on first use."""
-    from pipeline_core.catalog import load_catalog
-
-    loaded: list[Any] = []
+    catalog = lazy_catalog(catalog_dir)
 
     def limits(dataset: str) -> tuple[float | None, float | None]:
-        if not loaded:
-            loaded.append(load_catalog(catalog_dir))
-        cost = loaded[0].get(dataset).cost
+        cost = catalog.get().get(dataset).cost
         return cost.max_run_usd, cost.monthly_budget_usd
 
     return limits

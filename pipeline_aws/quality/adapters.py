@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import EphemeralMetrics
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_aws import domain_error, error_code
-from pipeline_aws.lazy import Lazy
+from pipeline_aws.lazy import lazy_catalog
 from pipeline_core.catalog import Quality
 from pipeline_core.errors import InvalidInput
 
@@ -91,15 +91,6 @@ class EmfQualityMetrics:
 
 
 def catalog_quality(catalog_dir: str | None = None) -> Callable[[str], Quality]:
-    """dataset name -> its catalog `quality` section, reading the catalog once, on first use.
-
-    Loading lazily makes a catalog problem a ConfigurationError of the invocation (recorded by
-    the state machine) rather than a crash at cold start.
-    """
-    from pipeline_core.catalog import Catalog, load_catalog
-
-    def load() -> Catalog:
-        return load_catalog(catalog_dir)
-
-    catalog: Lazy[Catalog] = Lazy(load)
+    """dataset name -> its catalog `quality` section (the catalog read once, on first use)."""
+    catalog = lazy_catalog(catalog_dir)
     return lambda dataset: catalog.get().get(dataset).quality
