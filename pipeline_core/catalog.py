@@ -319,6 +319,10 @@ def _table(reader: _Reader) -> TableLoad:
     )
     if not table.merge_keys and not table.replace_by:
         raise ConfigurationError(f"{reader.where}: give merge_keys, replace_by or both")
+    if len(table.replace_by) > 1:
+        raise ConfigurationError(
+            f"{reader.where}.replace_by: name the one column that holds the run's partition "
+            f"(a load replaces exactly the run's partitions), got {list(table.replace_by)}")
     reader.done()
     return table
 

@@ -286,3 +286,13 @@ def test_messages_name_the_file_when_there_is_one() -> None:
         parse_dataset(_doc(("load.tables", [])), Path("sales.yaml"))
     with pytest.raises(ConfigurationError, match=r"^sales\.yaml: expected a mapping, got list$"):
         parse_dataset([], Path("sales.yaml"))
+
+
+
+def test_replace_by_names_one_partition_column() -> None:
+    """A load replaces exactly the run's partitions, so replace_by is that one column; the
+    catalog refuses more at parse time instead of the load failing later."""
+    doc = _doc()
+    doc["load"]["tables"][0]["replace_by"] = ["order_date", "customer_id"]
+    with pytest.raises(ConfigurationError, match="replace_by: name the one column"):
+        parse_dataset(doc, Path("/catalog/sales.yaml"))
