@@ -21,9 +21,13 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 TARGET_MS = 300.0
+# As in Lambda (LAMBDA_TASK_ROOT set): tracing follows the template (Tracing: Active) unless
+# BENCH_TRACING=off, which measures a stack deployed with POWERTOOLS_TRACE_DISABLED=true.
+TRACING = os.environ.get("BENCH_TRACING", "on")
 FAKE_ENV = {
     "AWS_DEFAULT_REGION": "eu-west-1", "AWS_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "bench",
-    "AWS_SECRET_ACCESS_KEY": "bench", "POWERTOOLS_TRACE_DISABLED": "false",
+    "AWS_SECRET_ACCESS_KEY": "bench", "LAMBDA_TASK_ROOT": str(REPO),
+    "POWERTOOLS_TRACE_DISABLED": "true" if TRACING == "off" else "false",
 }
 
 
@@ -112,7 +116,8 @@ def main() -> int:
         for folder, env in sorted(envs.items()):
             times[folder].append(import_ms(f"import functions.{folder}.app", env))
     reference = statistics.median(times["(reference) boto3"])
-    print(f"cold import, median of {ROUNDS} rounds (target <= {TARGET_MS:.0f} ms per handler)")
+    print(f"cold import, tracing {TRACING}, median of {ROUNDS} rounds "
+          f"(target <= {TARGET_MS:.0f} ms per handler)")
     for name, values in times.items():
         median = statistics.median(values)
         print(f"  {name:<22} {median:7.1f} ms  min {min(values):7.1f}  "
