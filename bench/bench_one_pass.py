@@ -2,7 +2,7 @@
 
 Builds one large input from real days (30 by default, header once), runs the real job on it in a
 fresh local Spark, and prints the input size, the bytes Spark reports it read (stage input
-metrics from the status API), their ratio and the wall time. The bound the job promises is a
+metrics from the status store), their ratio and the wall time. The bound the job promises is a
 ratio of at most 1.05.
 
 The rules are datasets/online_retail.dqdl minus its DataFreshness rule: that rule says "every
@@ -96,7 +96,7 @@ def main() -> int:
               f", quarantined {metrics['lines_quarantined']}, duplicates "
               f"{metrics['duplicates']}")
         print(f"input bytes      {size}")
-        print(f"bytes read       {read if read is not None else 'unknown (no status API)'}")
+        print(f"bytes read       {read if read is not None else 'unknown (status store did not settle)'}")
         print(f"ratio            {ratio:.4f}" if ratio is not None else "ratio            n/a")
         print(f"wall time        {wall:.1f} s (job's own timer: "
               f"{metrics['duration_seconds']:.1f} s)")

@@ -16,6 +16,7 @@ every listed path has a check).
 from __future__ import annotations
 
 from py4j.java_gateway import JavaObject, JVMView
+from py4j.protocol import Py4JJavaError
 from pyspark import SparkContext
 from pyspark.java_gateway import launch_gateway
 from pyspark.sql import DataFrame, SparkSession
@@ -49,6 +50,13 @@ INTERNALS: dict[str, str] = {
     "SparkSession._jsparkSession.createDataFrame(JavaRDD, StructType)": (
         "wraps the RDD back into a DataFrame without a Python round trip of the rows"),
     "DataFrame(jdf, session)": "the Python DataFrame over that Java Dataset",
+    "SparkContext._jsc.sc().listenerBus().waitUntilEmpty(long)": (
+        "a barrier before reading the status store: every event posted so far (stage and job "
+        "ends) has reached the AppStatusListener, so RunMeter reads final metrics, not a lag"),
+    "SparkContext._jsc.sc().statusStore().stageData(int, boolean, List, boolean, double[])": (
+        "every attempt of a stage with its inputBytes, read in the JVM from the store the UI "
+        "and REST API serve (also with the UI off), never over HTTP"),
+    "SparkContext._gateway.new_array": "the empty double[] of quantiles stageData takes",
 }
 
 
@@ -107,3 +115,31 @@ def reuse_shuffle_output(df: DataFrame) -> DataFrame:
     jdf = df._jdf
     reused = spark._jsparkSession.createDataFrame(jdf.javaRDD(), jdf.schema())
     return DataFrame(reused, spark)
+
+
+def wait_for_listeners(spark: SparkSession, timeout_seconds: float) -> bool:
+    """Wait until the listener bus has delivered every event posted so far; False on timeout."""
+    bus = _context(spark)._jsc.sc().listenerBus()
+    try:
+        bus.waitUntilEmpty(int(timeout_seconds * 1000))
+    except Py4JJavaError as e:
+        if "TimeoutException" in str(e.java_exception.getClass().getName()):
+            return False
+        raise
+    return True
+
+
+def stage_input_bytes(spark: SparkSession, stage_id: int) -> int:
+    """Input bytes summed over every attempt of one stage (0 for a skipped or unknown one)."""
+    context = _context(spark)
+    view = jvm(spark)
+    gateway = context._gateway
+    if gateway is None:
+        raise RuntimeError("the Spark context has no JVM gateway (stopped?)")
+    attempts = context._jsc.sc().statusStore().stageData(
+        stage_id, False, view.java.util.ArrayList(), False, gateway.new_array(view.double, 0))
+    total = 0
+    it = attempts.iterator()
+    while it.hasNext():
+        total += int(it.next().inputBytes())
+    return total

@@ -1,27 +1,29 @@
-"""Input bytes as Spark itself measured them, from the driver's status REST API.
+"""Input bytes as Spark itself measured them, read inside the driver JVM.
 
 Every Spark job of a run is tagged with a job group; the bytes read are the sum of
-`inputBytes` over every attempt of every stage of those jobs. When the UI (and with it the REST
-API) is disabled or does not answer, the figure is None: it is never estimated.
+`inputBytes` over every attempt of every stage of those jobs, from the driver's status store
+(the one the UI and its REST API serve, present with the UI off too). The listener bus is
+drained first, so the store holds final metrics. When that does not happen in time, the
+figure is None: it is never estimated.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
+from py4j.protocol import Py4JError
 from pyspark.sql import SparkSession
 
-from spark_jobs.common.spark_internals import clear_job_group
+from spark_jobs.common.spark_internals import (
+    clear_job_group,
+    stage_input_bytes,
+    wait_for_listeners,
+)
 
 log = logging.getLogger(__name__)
-_TERMINAL_JOB = {"SUCCEEDED", "FAILED"}
 
 
 class RunMeter:
@@ -45,53 +47,23 @@ class RunMeter:
             else:
                 self._sc.setJobGroup(previous, "")
 
-    def _get(self, path: str, timeout: float) -> Any:
-        url = f"{self._sc.uiWebUrl}/api/v1/applications/{self._sc.applicationId}/{path}"
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (driver URL)
-            return json.load(response)
-
-    def _finished_jobs(self, deadline: float) -> list[dict[str, Any]] | None:
-        """This run's jobs, once the status store records every one as finished; None if that
-        does not happen before `deadline`."""
-        while True:
-            try:
-                jobs = [j for j in self._get("jobs", 5) if j.get("jobGroup") == self.group]
-            except OSError as e:
-                if not _timed_out(e):
-                    raise
-                # The UI starts its REST stack on the first request (seconds on a busy
-                # driver): a slow answer is not settled yet, not unavailable.
-                jobs = []
-            # Events reach the status store asynchronously: wait until every job of the
-            # run is recorded as finished, so its stages carry their final metrics.
-            if jobs and all(j.get("status") in _TERMINAL_JOB for j in jobs):
-                return jobs
-            if time.monotonic() > deadline:
-                log.warning("Spark status API did not settle; bytes_read unknown")
-                return None
-            time.sleep(0.2)
+    def stage_ids(self) -> set[int]:
+        tracker = self._sc.statusTracker()
+        ids: set[int] = set()
+        for job_id in tracker.getJobIdsForGroup(self.group):
+            info = tracker.getJobInfo(job_id)
+            if info is not None:
+                ids.update(int(s) for s in info.stageIds)
+        return ids
 
     def bytes_read(self, wait_seconds: float = 15.0) -> int | None:
-        """Input bytes of this run's stages, once the status store has caught up; None if the
-        REST API is unavailable or does not settle in time."""
-        if not self._sc.uiWebUrl:
-            return None
+        """Input bytes of this run's stages; None if Spark's events do not settle in time."""
         try:
-            jobs = self._finished_jobs(time.monotonic() + wait_seconds)
-            if jobs is None:
+            if not wait_for_listeners(self._spark, wait_seconds):
+                log.warning("Spark listener bus did not drain in %.0f s; bytes_read unknown",
+                            wait_seconds)
                 return None
-            stage_ids = {s for j in jobs for s in j.get("stageIds", [])}
-            total = 0
-            for stage in self._get("stages", 10):
-                if stage.get("stageId") in stage_ids:
-                    total += int(stage.get("inputBytes", 0))
-            return total
-        except (OSError, ValueError) as e:
-            log.warning("Spark status API unavailable (%s); bytes_read unknown", e)
+            return sum(stage_input_bytes(self._spark, s) for s in sorted(self.stage_ids()))
+        except Py4JError as e:
+            log.warning("Spark status store unavailable (%s); bytes_read unknown", e)
             return None
-
-
-def _timed_out(error: OSError) -> bool:
-    """A request that timed out (while reading, or as urllib's URLError while connecting)."""
-    return isinstance(error, TimeoutError) or isinstance(
-        getattr(error, "reason", None), TimeoutError)

@@ -143,6 +143,33 @@ def _check_data_frame_constructor(spark: SparkSession, tmp_path: Path) -> None:
     assert sorted(reused.collect()) == sorted(df.collect())
 
 
+def _check_wait_for_listeners(spark: SparkSession, tmp_path: Path) -> None:
+    bus = spark.sparkContext._jsc.sc().listenerBus()
+    bus.waitUntilEmpty(10_000)  # returns (void) once drained; raises TimeoutException if not
+    assert internals.wait_for_listeners(spark, 10) is True
+
+
+def _check_stage_data(spark: SparkSession, tmp_path: Path) -> None:
+    source = tmp_path / "bytes.txt"
+    source.write_text("z\n" * 5000)
+    meter = RunMeter(spark, "spark_internals guard: stage data")
+    with meter.tracking():
+        spark.read.text(str(source)).count()
+    internals.wait_for_listeners(spark, 10)
+    stage_ids = meter.stage_ids()
+    assert stage_ids, "statusTracker knows no stage of a job that ran"
+    per_stage = [internals.stage_input_bytes(spark, s) for s in stage_ids]
+    assert sum(per_stage) == source.stat().st_size, per_stage
+    assert internals.stage_input_bytes(spark, 10**9) == 0  # an unknown stage reads nothing
+
+
+def _check_new_array(spark: SparkSession, tmp_path: Path) -> None:
+    gateway = spark.sparkContext._gateway
+    assert gateway is not None
+    array = gateway.new_array(spark.sparkContext._jvm.double, 0)
+    assert len(array) == 0
+
+
 CHECKS: dict[str, Callable[[SparkSession, Path], None]] = {
     "SparkContext._jvm": _check_jvm,
     "SparkContext._jsc.hadoopConfiguration()": _check_hadoop_configuration,
@@ -153,6 +180,10 @@ CHECKS: dict[str, Callable[[SparkSession, Path], None]] = {
     "DataFrame._jdf.schema()": _check_jdf_schema,
     "SparkSession._jsparkSession.createDataFrame(JavaRDD, StructType)": _check_create_data_frame,
     "DataFrame(jdf, session)": _check_data_frame_constructor,
+    "SparkContext._jsc.sc().listenerBus().waitUntilEmpty(long)": _check_wait_for_listeners,
+    "SparkContext._jsc.sc().statusStore().stageData(int, boolean, List, boolean, double[])":
+        _check_stage_data,
+    "SparkContext._gateway.new_array": _check_new_array,
 }
 
 
