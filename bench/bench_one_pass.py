@@ -96,7 +96,8 @@ def main() -> int:
               f", quarantined {metrics['lines_quarantined']}, duplicates "
               f"{metrics['duplicates']}")
         print(f"input bytes      {size}")
-        print(f"bytes read       {read if read is not None else 'unknown (status store did not settle)'}")
+        unknown = "unknown (status store did not settle)"
+        print(f"bytes read       {read if read is not None else unknown}")
         print(f"ratio            {ratio:.4f}" if ratio is not None else "ratio            n/a")
         print(f"wall time        {wall:.1f} s (job's own timer: "
               f"{metrics['duration_seconds']:.1f} s)")
