@@ -19,10 +19,19 @@ and composites ``(rule) and (rule)``, ``(rule) or (rule)``, each operand in pare
 
 Supported rule types: RowCount, ColumnCount, ColumnExists, IsComplete, Completeness, IsUnique,
 Uniqueness, IsPrimaryKey, DistinctValuesCount, ColumnValues, ColumnLength, Mean, Sum,
-StandardDeviation, DataFreshness, CustomSql (scalar form) and DetectAnomalies. Dynamic thresholds
-use ``avg|median|min|max|std(last(k))`` with ``+ - * /``. Anything else is a ConfigurationError
-that names the rule's text and line, so a bad rules file fails CI, never a production run; so is
-a division by zero anywhere in a threshold (as in AWS's DQDL), however deeply nested.
+StandardDeviation, DataFreshness, CustomSql (scalar form) and DetectAnomalies; column names
+quoted or bare. Dynamic thresholds use AWS's functions (avg, median, min, max, sum, std of
+numbers and ``last(k)`` lists, ``index(last(k), i)``, ``abs``), nested at will, with
+``+ - * /``. ColumnValues compares dates with ``now()`` and ``(now() +|- <n> days|hours|minutes)``.
+Anything else is a ConfigurationError that names the rule's text and line, so a bad rules file
+fails CI, never a production run; so is a division by zero anywhere in a threshold (as in AWS's
+DQDL), however deeply nested, and a ``Rules = [ ]`` without rules (AWS refuses it too).
+docs/dqdl.md lists every rule type and form of AWS's reference and what happens to it here.
+
+``between a and b`` is exclusive (``> a and < b``) and ``not between`` its complement, as in
+AWS Glue. DataFreshness and ``now()`` measure against the evaluation time: the run's start, or
+the end of the partition day when the catalog declares ``quality.freshness_reference:
+partition_end``.
 
 Semantics that Glue leaves open, fixed here (the Spark engine implements the same):
 
@@ -55,9 +64,11 @@ from pipeline_core.dqdl.anomaly import (
     anomaly_band,
 )
 from pipeline_core.dqdl.model import (
+    AGGREGATE_FUNCTIONS,
     ALL_ROWS,
     BOOLEAN_TYPES,
     DURATION_SECONDS,
+    DYNAMIC_FUNCTIONS,
     GROUPED_TYPES,
     HISTORY_FUNCTIONS,
     KEYWORDS,
@@ -65,11 +76,14 @@ from pipeline_core.dqdl.model import (
     SEVERITIES,
     SPECS,
     BinOp,
+    Call,
     Condition,
     Duration,
     Expr,
     History,
     Keyword,
+    Last,
+    Now,
     Num,
     Operand,
     Outcome,
@@ -86,12 +100,14 @@ from pipeline_core.dqdl.parser import load_ruleset, parse_rule, parse_ruleset
 from pipeline_core.dqdl.thresholds import compare, evaluate_threshold
 
 __all__ = [
+    "AGGREGATE_FUNCTIONS",
     "ALL_ROWS",
     "ANOMALY_MAD_FACTOR",
     "ANOMALY_METRICS",
     "ANOMALY_MIN_FACTOR",
     "BOOLEAN_TYPES",
     "DURATION_SECONDS",
+    "DYNAMIC_FUNCTIONS",
     "GROUPED_TYPES",
     "HISTORY_FUNCTIONS",
     "KEYWORDS",
@@ -100,11 +116,14 @@ __all__ = [
     "SEVERITIES",
     "SPECS",
     "BinOp",
+    "Call",
     "Condition",
     "Duration",
     "Expr",
     "History",
     "Keyword",
+    "Last",
+    "Now",
     "Num",
     "Operand",
     "Outcome",

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 
 SEVERITIES = {"Rules": "error", "Warnings": "warn"}
 HISTORY_FUNCTIONS = ("avg", "median", "min", "max", "std")
+# The functions of AWS's dynamic rules: aggregates of numbers or of last(k) lists, index, abs.
+AGGREGATE_FUNCTIONS = ("avg", "median", "min", "max", "sum", "std")
+DYNAMIC_FUNCTIONS = (*AGGREGATE_FUNCTIONS, "index", "abs")
 MAX_HISTORY_WINDOW = 100
 DURATION_SECONDS = {"minutes": 60, "hours": 3600, "days": 86400}
 KEYWORDS = ("NULL", "EMPTY", "WHITESPACES_ONLY")
@@ -38,13 +41,30 @@ class History:
 
 
 @dataclass(frozen=True)
+class Last:
+    """``last(k)``: the metric's k newest earlier values, a list (only a function's argument)."""
+
+    window: int
+
+
+@dataclass(frozen=True)
+class Call:
+    """Any other dynamic function: ``max(avg(last(10)), 5)``, ``index(last(10), 2)``,
+    ``abs(...)``. The plain ``func(last(k))`` stays a :class:`History` (its canonical text and
+    metric name predate the general form)."""
+
+    func: str
+    args: tuple[Expr | Last, ...]
+
+
+@dataclass(frozen=True)
 class BinOp:
     op: str
     left: Expr
     right: Expr
 
 
-Expr = Num | History | BinOp
+Expr = Num | History | Call | BinOp
 
 
 @dataclass(frozen=True)
@@ -67,13 +87,31 @@ class Duration:
         return self.amount * DURATION_SECONDS[self.unit]
 
 
-Operand = Expr | Str | Keyword | Duration
+@dataclass(frozen=True)
+class Now:
+    """``now()`` or ``(now() - 3 days)``: the evaluation time, shifted by a duration. The
+    evaluation time is the run's start, or the end of the partition day when the catalog says
+    ``quality.freshness_reference: partition_end`` (the same instant DataFreshness uses)."""
+
+    shift: Duration | None = None
+    sign: str = "-"
+
+    @property
+    def offset_seconds(self) -> int:
+        if self.shift is None:
+            return 0
+        return self.shift.seconds if self.sign == "+" else -self.shift.seconds
 
 
-def history_windows(operand: Operand) -> list[int]:
+Operand = Expr | Str | Keyword | Duration | Now
+
+
+def history_windows(operand: Operand | Last) -> list[int]:
     """The ``last(k)`` windows an operand reads; empty for a constant."""
-    if isinstance(operand, History):
+    if isinstance(operand, History | Last):
         return [operand.window]
+    if isinstance(operand, Call):
+        return [w for arg in operand.args for w in history_windows(arg)]
     if isinstance(operand, BinOp):
         return history_windows(operand.left) + history_windows(operand.right)
     return []
@@ -275,6 +313,10 @@ def render_expr(expr: Expr, parent: int = 0, right: bool = False) -> str:
         return format_number(expr.value)
     if isinstance(expr, History):
         return f"{expr.func}(last({expr.window}))"
+    if isinstance(expr, Call):
+        args = (f"last({a.window})" if isinstance(a, Last) else render_expr(a)
+                for a in expr.args)
+        return f"{expr.func}({', '.join(args)})"
     prec = _PRECEDENCE[expr.op]
     text = f"{render_expr(expr.left, prec)} {expr.op} {render_expr(expr.right, prec, True)}"
     needs_parens = prec < parent or (right and prec == parent)
@@ -292,6 +334,10 @@ def render_operand(operand: Operand) -> str:
         return operand.name
     if isinstance(operand, Duration):
         return f"{operand.amount} {operand.unit}"
+    if isinstance(operand, Now):
+        if operand.shift is None:
+            return "now()"
+        return f"(now() {operand.sign} {render_operand(operand.shift)})"
     return render_expr(operand)
 
 

@@ -17,18 +17,23 @@ from pathlib import Path
 from pipeline_core.dqdl.anomaly import ANOMALY_METRICS
 from pipeline_core.dqdl.lexer import UNTERMINATED, Token, end_token, span_text, tokenize
 from pipeline_core.dqdl.model import (
+    AGGREGATE_FUNCTIONS,
     DURATION_SECONDS,
+    DYNAMIC_FUNCTIONS,
     HISTORY_FUNCTIONS,
     KEYWORDS,
     MAX_HISTORY_WINDOW,
     SEVERITIES,
     SPECS,
     BinOp,
+    Call,
     Condition,
     Duration,
     Expr,
     History,
     Keyword,
+    Last,
+    Now,
     Num,
     Operand,
     Rule,
@@ -52,10 +57,33 @@ _OR = ("or", "OR")
 _COMPARISONS = ("=", "!=", ">", ">=", "<", "<=")
 _CONDITION_WORDS = ("between", "in", "not", "matches")
 _CLAUSE_WORDS = ("where", "with")
-_NOT_A_COLUMN = _CONDITION_WORDS + _CLAUSE_WORDS + _AND + _OR
+_NOT_A_COLUMN = (*_CONDITION_WORDS, *_CLAUSE_WORDS, *_AND, *_OR, "labels", "null", "empty",
+                 "whitespaces_only", *KEYWORDS)
 _EXAMPLES = {"number": "> 0", "value": 'in ["a", "b"]', "length": "between 1 and 10",
              "duration": "<= 24 hours"}
 _SECTION_NAME = re.compile(r"[A-Za-z_]+")
+_OTHER_SECTIONS = ("Metadata", "DataSources", "DefaultLabels", "Analyzers")
+# AWS Glue rule types this pipeline refuses, and why (docs/dqdl.md has the whole table).
+_OTHER_DATASET = "it compares with a reference dataset; a run here reads one object"
+_FILES = "it checks S3 files; the pipeline checks the object it reads by its key and ETag"
+UNSUPPORTED_RULE_TYPES = {
+    "AggregateMatch": _OTHER_DATASET,
+    "ColumnCorrelation": "not implemented (use CustomSql \"select corr(a, b) from primary\")",
+    "ColumnDataType": "the job's parse spec fixes every column's type before the rules run",
+    "ColumnNamesMatchPattern": "the job's parse spec fixes the column names",
+    "DatasetMatch": _OTHER_DATASET,
+    "Entropy": "not implemented (use CustomSql)",
+    "ReferentialIntegrity": _OTHER_DATASET,
+    "RowCountMatch": _OTHER_DATASET,
+    "SchemaMatch": _OTHER_DATASET,
+    "UniqueValueRatio": "not implemented (use CustomSql)",
+    "Variance": "not implemented (use StandardDeviation or CustomSql)",
+    "AllStatistics": "an analyzer, not a rule",
+    "FileFreshness": _FILES,
+    "FileMatch": _FILES,
+    "FileUniqueness": _FILES,
+    "FileSize": _FILES,
+}
 
 # ---------------------------------------------------------------------------------------------
 # Entry points
@@ -107,8 +135,14 @@ class _Document:
         rules: list[Rule] = []
         seen: set[str] = set()
         while self.toks[self.i].kind != "end":
+            header = self.toks[self.i]
             severity = SEVERITIES[self.section_header(seen)]
-            for tokens in self.section_rules():
+            section = self.section_rules()
+            if not section and header.text == "Rules":
+                # AWS Glue refuses it too ("No rules or analyzers provided.").
+                raise self.error(header.line, "the Rules section is empty: a ruleset needs at "
+                                              "least one rule")
+            for tokens in section:
                 rules.append(_parse_tokens(tokens, tokens[0].line, severity, self.source))
         if "Rules" not in seen:
             raise ConfigurationError(f"{self.source}: no 'Rules = [ ... ]' section")
@@ -117,12 +151,16 @@ class _Document:
     def section_header(self, seen: set[str]) -> str:
         """``Name = [``; leaves the position on the ``[``."""
         name, equals, bracket = (self.toks[min(self.i + k, len(self.toks) - 1)] for k in range(3))
+        if name.text in _OTHER_SECTIONS:
+            raise self.error(name.line, f"DQDL's {name.text} section is not supported "
+                                        "(use Rules and Warnings)")
         if not (name.kind == "ident" and _SECTION_NAME.fullmatch(name.text)
                 and (equals.kind, equals.text) == ("op", "=") and bracket.kind == "["):
             raise self.error(name.line, "expected 'Rules = [' or 'Warnings = [', "
                                         f"found {self.rest_of_line(self.i)!r}")
         if name.text not in SEVERITIES:
-            raise self.error(name.line, f"unknown section {name.text!r} (use Rules or Warnings)")
+            raise self.error(name.line, f"unknown section {name.text!r} (use Rules or Warnings; "
+                                        "DQDL variables are not supported)")
         if name.text in seen:
             raise self.error(name.line, f"section {name.text} appears twice")
         seen.add(name.text)
@@ -225,11 +263,17 @@ class _RuleParser:
     def parse(self) -> Rule:
         # A character out of place is the rule's first problem, whatever the grammar would say.
         bad = next((t for t in self.toks if t.kind == "bad"), None)
+        if bad is not None and bad.text == "$":
+            raise _RuleError("DQDL variables ($name) are not supported: write the values in "
+                             "the rule")
         if bad is not None:
             raise _RuleError(bad.value)
         rule = self.top()
         if not self.at("end"):
             tok = self.peek()
+            if tok.text == "labels":
+                raise _RuleError("DQDL labels are not supported (the run's report names each "
+                                 "rule by its text and line instead)")
             if tok.text in _AND + _OR:
                 raise _RuleError(f"each rule joined by {tok.text!r} must be in parentheses")
             raise _RuleError(f"unexpected {tok.text!r}")
@@ -287,17 +331,19 @@ class _RuleParser:
     def rule_type(self) -> tuple[str, RuleSpec]:
         rule_type = self.expect("ident", what="a rule type").text
         spec = SPECS.get(rule_type)
+        if rule_type in UNSUPPORTED_RULE_TYPES:
+            raise _RuleError(f"{rule_type} is an AWS Glue rule type this pipeline does not run: "
+                             f"{UNSUPPORTED_RULE_TYPES[rule_type]}")
         if spec is None:
             raise _RuleError(f"unknown or unsupported rule type {rule_type!r} "
                              f"(supported: {', '.join(SPECS)})")
         return rule_type, spec
 
     def params(self) -> list[str]:
+        """Quoted or, as AWS's grammar allows (``IsPrimaryKey colA "colB"``), bare names."""
         params: list[str] = []
-        while self.at("str"):
-            params.append(self.take().value)
-        if self.at("ident") and self.peek().text not in _NOT_A_COLUMN:
-            raise _RuleError(f"column names must be quoted: \"{self.peek().text}\"")
+        while self.at("str") or (self.at("ident") and self.peek().text not in _NOT_A_COLUMN):
+            params.append(self.take().value if self.at("str") else self.take().text)
         return params
 
     def rule_condition(self, rule_type: str, spec: RuleSpec) -> Condition | None:
@@ -305,6 +351,10 @@ class _RuleParser:
             if spec.condition is None:
                 raise _RuleError(f"{rule_type} takes no condition")
             return self.condition(spec.condition, dynamic=spec.dynamic)
+        if rule_type == "CustomSql":
+            raise _RuleError("CustomSql needs a condition: the row-level form (a statement "
+                             "selecting rows) is not supported; select one number and compare "
+                             "it, e.g. CustomSql \"select count(*) from primary\" > 0")
         if spec.condition is not None:
             raise _RuleError(f"{rule_type} needs a condition, e.g. {_EXAMPLES[spec.condition]}")
         return None
@@ -402,6 +452,8 @@ class _RuleParser:
         tok = self.peek()
         if kind == "duration":
             return self.duration()
+        if kind == "value" and self.at_now():
+            return self.now()
         if kind == "value" and tok.kind == "str":
             return Str(self.take().value)
         if kind == "value" and tok.kind == "ident" and tok.text.upper() in KEYWORDS:
@@ -414,6 +466,27 @@ class _RuleParser:
             raise _RuleError(f"dynamic thresholds (avg/median/min/max/std of last(k)) are not "
                              f"allowed in {where}")
         return expr
+
+    def at_now(self) -> bool:
+        return self.at("ident", "now") or (self.at("(") and self.peek(1).text == "now")
+
+    def now(self) -> Now:
+        """``now()`` or ``(now() +|- <duration>)``; AWS's grammar wants the parentheses."""
+        parenthesized = self.at("(")
+        if parenthesized:
+            self.take()
+        self.expect("ident", "now", what="now()")
+        self.expect("(", what="'(' after now")
+        self.expect(")", what="')' after now(")
+        if not parenthesized:
+            if self.at("op", "+", "-"):
+                raise _RuleError("date arithmetic goes in parentheses: "
+                                 f"(now() {self.peek().text} 3 days)")
+            return Now()
+        sign = self.expect("op", "+", "-", what="'+' or '-' after '(now()'").text
+        shift = self.duration()
+        self.expect(")", what="')' closing '(now() ...'")
+        return Now(shift, sign)
 
     def duration(self) -> Duration:
         amount = self.expect("num", what="a duration like '24 hours'").number
@@ -452,24 +525,41 @@ class _RuleParser:
             node = self.expr()
             self.expect(")", what="')'")
             return node
-        if tok.kind == "ident" and tok.text in HISTORY_FUNCTIONS:
-            return self.history()
-        if tok.kind == "ident" and tok.text.startswith("now"):
-            raise _RuleError("now() date expressions are not supported; use DataFreshness")
+        if tok.kind == "ident" and tok.text in (*DYNAMIC_FUNCTIONS, "last"):
+            return self.function()
+        if tok.kind == "ident" and tok.text == "now":
+            raise _RuleError("now() is a date: compare it with a date or timestamp column in "
+                             "ColumnValues (DataFreshness takes durations such as 24 hours)")
+        if tok.kind == "ident" and self.peek(1).kind == "(":
+            raise _RuleError(f"unknown function {tok.text!r} (dynamic rules use "
+                             f"{', '.join(DYNAMIC_FUNCTIONS)} and last)")
         raise _RuleError(f"expected a number, found {tok.text!r}")
 
-    def history(self) -> History:
-        func = self.take().text
-        self.expect("(", what=f"'(' after {func}")
-        self.expect("ident", "last", what="last(k)")
+    def function(self) -> Expr:
+        """A dynamic function, nested as deep as wanted: ``max(avg(last(10)), 5)``."""
+        name = self.take().text
+        if name == "last":
+            raise _RuleError("last(k) is a list of earlier values: use it inside "
+                             f"{', '.join(AGGREGATE_FUNCTIONS)} or index, e.g. avg(last(10))")
+        self.expect("(", what=f"'(' after {name}")
+        args = [self.argument()]
+        while self.at(","):
+            self.take()
+            args.append(self.argument())
+        self.expect(")", what=f"')' closing {name}(")
+        return _call(name, args)
+
+    def argument(self) -> Expr | Last:
+        if not self.at("ident", "last"):
+            return self.expr()
+        self.take()
         self.expect("(", what="'(' after last")
         window = self.expect("num", what="the number of earlier runs in last(k)").number
         self.expect(")", what="')' after last(k")
-        self.expect(")", what=f"')' closing {func}(")
         if window != int(window) or not 1 <= window <= MAX_HISTORY_WINDOW:
             raise _RuleError(f"last(k) needs a whole number of runs from 1 to "
                              f"{MAX_HISTORY_WINDOW}")
-        return History(func, int(window))
+        return Last(int(window))
 
 
 def _target(rule_type: str, spec: RuleSpec, params: list[str]) -> _Target:
@@ -500,6 +590,30 @@ def _anomaly_target(params: list[str]) -> _Target:
     if not inner.accepts(len(columns)):
         raise _RuleError(f"DetectAnomalies \"{metric}\" takes {inner.arity()}")
     return _Target(columns=columns, anomaly_metric=metric)
+
+
+def _call(name: str, args: list[Expr | Last]) -> Expr:
+    """Check a function's arguments as AWS documents them; the plain ``func(last(k))`` of the
+    five classic functions stays a History (its canonical text predates the general form)."""
+    if name == "index":
+        window = args[0]
+        position = args[1] if len(args) == 2 else None
+        if (not isinstance(window, Last) or not isinstance(position, Num)
+                or position.value != int(position.value)
+                or not 0 <= position.value < window.window):
+            raise _RuleError("index takes last(k) and a position from 0 (the newest) to k - 1, "
+                             "e.g. index(last(10), 2)")
+        return Call(name, (window, position))
+    if name == "abs":
+        if len(args) != 1 or isinstance(args[0], Last):
+            raise _RuleError("abs takes one number, e.g. abs(avg(last(3)) - 10)")
+        return Call(name, tuple(args))
+    if len(args) == 1 and isinstance(args[0], Last) and name in HISTORY_FUNCTIONS:
+        return History(name, args[0].window)
+    if name == "std" and len(args) < 2 and not any(isinstance(a, Last) for a in args):
+        raise _RuleError("std of a single number is undefined: give it last(k) or two "
+                         "numbers or more")
+    return Call(name, tuple(args))
 
 
 def _refuse_zero_divisor(node: BinOp) -> BinOp:

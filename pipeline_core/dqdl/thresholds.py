@@ -16,9 +16,11 @@ from pipeline_core.dqdl.model import (
     INSUFFICIENT_HISTORY,
     NOT_MEASURED,
     BinOp,
+    Call,
     Condition,
     Expr,
     History,
+    Last,
     Num,
     Outcome,
     Rule,
@@ -32,7 +34,7 @@ class _InsufficientHistory(Exception):
 
 _HISTORY_FUNCTIONS: dict[str, Callable[[list[float]], float]] = {
     "avg": statistics.fmean, "median": statistics.median, "min": min, "max": max,
-    "std": statistics.stdev,
+    "std": statistics.stdev, "sum": math.fsum,
 }
 
 
@@ -47,6 +49,8 @@ def evaluate_expr(expr: Expr, history: Sequence[float]) -> float:
         return expr.value
     if isinstance(expr, History):
         return _history_value(expr, history)
+    if isinstance(expr, Call):
+        return _call_value(expr, history)
     left, right = evaluate_expr(expr.left, history), evaluate_expr(expr.right, history)
     if expr.op == "+":
         return left + right
@@ -64,6 +68,39 @@ def _history_value(expr: History, history: Sequence[float]) -> float:
         raise _InsufficientHistory(f"{expr.func}(last({expr.window})) needs {need} earlier "
                                    f"value(s), found {len(points)}")
     return _HISTORY_FUNCTIONS[expr.func](points)
+
+
+def _last(arg: Last, history: Sequence[float], func: str) -> list[float]:
+    points = list(history[:arg.window])
+    if not points:
+        raise _InsufficientHistory(f"{func}(last({arg.window})) needs 1 earlier value, found 0")
+    return points
+
+
+def _call_value(expr: Call, history: Sequence[float]) -> float:
+    """A general dynamic function. Aggregates take numbers and last(k) lists alike
+    (``max(avg(last(10)), 5)``); ``index(last(k), i)`` is the i-th newest earlier value,
+    counting from 0; ``abs`` takes one number. The parser has checked the arity."""
+    if expr.func == "index":
+        window, position = expr.args
+        assert isinstance(window, Last) and isinstance(position, Num)
+        points = _last(window, history, "index")
+        if len(points) <= int(position.value):
+            raise _InsufficientHistory(f"index(last({window.window}), {int(position.value)}) "
+                                       f"needs {int(position.value) + 1} earlier values, "
+                                       f"found {len(points)}")
+        return points[int(position.value)]
+    values: list[float] = []
+    for arg in expr.args:
+        if isinstance(arg, Last):
+            values.extend(_last(arg, history, expr.func))
+        else:
+            values.append(evaluate_expr(arg, history))
+    if expr.func == "abs":
+        return abs(values[0])
+    if expr.func == "std" and len(values) < 2:
+        raise _InsufficientHistory(f"std needs 2 values, found {len(values)}")
+    return _HISTORY_FUNCTIONS[expr.func](values)
 
 
 def _close(a: float, b: float) -> bool:
@@ -85,8 +122,11 @@ def compare(operator: str, value: float, operands: Sequence[float]) -> bool:
     if operator == "<=":
         return value <= operands[0] or _close(value, operands[0])
     if operator in ("between", "not between"):
+        # Exclusive, as in AWS Glue: between a and b is > a and < b; not between is its
+        # complement (<= a or >= b).
         low, high = operands
-        inside = (value >= low or _close(value, low)) and (value <= high or _close(value, high))
+        inside = (value > low and not _close(value, low)) and (
+            value < high and not _close(value, high))
         return inside if operator == "between" else not inside
     if operator in ("in", "not in"):
         found = any(_close(value, o) for o in operands)
@@ -107,7 +147,7 @@ def _clean_history(history: Sequence[float | None] | None) -> list[float]:
 
 
 def _numeric_operands(rule: Rule, condition: Condition) -> list[Expr]:
-    exprs = [o for o in condition.operands if isinstance(o, Num | BinOp | History)]
+    exprs = [o for o in condition.operands if isinstance(o, Num | BinOp | History | Call)]
     if len(exprs) != len(condition.operands):
         raise ValueError(f"{rule.rule_type}: the condition {condition.text!r} is checked per row, "
                          "not against a metric")

@@ -36,6 +36,7 @@ from pipeline_core.dqdl import (
     Condition,
     Duration,
     Keyword,
+    Now,
     Num,
     Rule,
     Ruleset,
@@ -253,12 +254,18 @@ class QualityEngine:
             raise _RuleProblem("row-level conditions take plain numbers, not arithmetic")
         if isinstance(operand, Str):
             return _text_literal(operand.value, dtype, what)
+        if isinstance(operand, Now):
+            if not isinstance(dtype, T.DateType | T.TimestampType | T.TimestampNTZType):
+                raise _RuleProblem(f"now() compares dates; {what} is {dtype.simpleString()}")
+            # now() is the evaluation time, the instant DataFreshness measures against.
+            return F.lit(self.reference_time + dt.timedelta(seconds=operand.offset_seconds))
         raise _RuleProblem(f"unsupported value {operand!r}")
 
     @staticmethod
     def _compare(operator: str, value: Column, literals: list[Column]) -> Column:
         if operator in ("between", "not between"):
-            inside = (value >= literals[0]) & (value <= literals[1])
+            # Exclusive, as in AWS Glue: between a and b is > a and < b.
+            inside = (value > literals[0]) & (value < literals[1])
             return inside if operator == "between" else ~inside
         if operator in ("in", "not in"):
             found = value.isin(*literals) if literals else F.lit(False)

@@ -63,10 +63,11 @@ RULES = [
      lambda rows: _frac(rows, lambda r: r[1] is not None and re.fullmatch("a+", r[1]))),
     ('ColumnValues "s" not matches "a+"',
      lambda rows: _frac(rows, lambda r: r[1] is not None and not re.fullmatch("a+", r[1]))),
+    # between is exclusive and not between its complement, as in AWS Glue.
     ('ColumnValues "x" between 0 and 2.5',
-     lambda rows: _frac(rows, lambda r: r[2] is not None and 0 <= r[2] <= Decimal("2.5"))),
+     lambda rows: _frac(rows, lambda r: r[2] is not None and 0 < r[2] < Decimal("2.5"))),
     ('ColumnValues "x" not between 0 and 2.5',
-     lambda rows: _frac(rows, lambda r: r[2] is not None and not 0 <= r[2] <= Decimal("2.5"))),
+     lambda rows: _frac(rows, lambda r: r[2] is not None and not 0 < r[2] < Decimal("2.5"))),
     ('ColumnValues "k" != 1', lambda rows: _frac(rows, lambda r: r[0] != 1)),
     ('ColumnValues "k" > 1', lambda rows: _frac(rows, lambda r: _gt(r[0], 1))),
     ('ColumnValues "k" in [0, 2]', lambda rows: _frac(rows, lambda r: r[0] in (0, 2))),
@@ -75,13 +76,21 @@ RULES = [
                         lambda r: r[2] is not None and r[2] >= 1)),
     ('ColumnValues "t" < "2010-12-01 12:00:00"',
      lambda rows: _frac(rows, lambda r: r[3] is not None and r[3] < NOON)),
-    ('ColumnLength "s" between 1 and 2',
-     lambda rows: _frac(rows, lambda r: 1 <= len(r[1] or "") <= 2)),
+    ('ColumnLength "s" between 1 and 3',
+     lambda rows: _frac(rows, lambda r: 1 < len(r[1] or "") < 3)),
     ('ColumnLength "s" < 2', lambda rows: _frac(rows, lambda r: len(r[1] or "") < 2)),
     ('DataFreshness "t" <= 24 hours',
      lambda rows: _frac(rows, lambda r: r[3] is not None and _age_h(r[3]) <= 24)),
     ('DataFreshness "t" between 6 hours and 12 hours',
-     lambda rows: _frac(rows, lambda r: r[3] is not None and 6 <= _age_h(r[3]) <= 12)),
+     lambda rows: _frac(rows, lambda r: r[3] is not None and 6 < _age_h(r[3]) < 12)),
+    # now() is the evaluation time (REFERENCE), shifted by whole durations.
+    ('ColumnValues "t" < now()',
+     lambda rows: _frac(rows, lambda r: r[3] is not None and r[3] < REFERENCE)),
+    ('ColumnValues "t" > (now() - 12 hours)',
+     lambda rows: _frac(rows, lambda r: r[3] is not None and r[3] > NOON)),
+    ('ColumnValues "t" between (now() - 1 days) and (now() - 720 minutes)',
+     lambda rows: _frac(rows, lambda r: r[3] is not None
+                        and REFERENCE - dt.timedelta(days=1) < r[3] < NOON)),
     ('CustomSql "select count(*) from primary where k > 0" >= 0',
      lambda rows: sum(1 for r in rows if _gt(r[0], 0))),
     ('CustomSql "select max(x) from primary" >= 0', lambda rows: _max([r[2] for r in rows])),
@@ -262,6 +271,7 @@ def test_rejection_reason_none_without_row_rules(spark):
     ('ColumnValues "k" matches "1"', "'matches' needs a text column"),
     ('ColumnValues "k" in [EMPTY]', "EMPTY and WHITESPACES_ONLY apply to text"),
     ('ColumnValues "t" > "yesterday"', "'yesterday' is not a timestamp"),
+    ('ColumnValues "s" < now()', "now() compares dates; 's' is string"),
     ('ColumnValues "s" matches "(?P<n>a)"', "invalid Java regular expression"),
     ('CustomSql "select nope from primary" = 0', "invalid CustomSql statement"),
     ('CustomSql "select k, s from primary" = 0', "must select exactly one numeric value"),
@@ -291,8 +301,10 @@ def test_dates_compare_with_quoted_dates(spark):
                                   "d date")
     engine = QualityEngine(_ruleset([
         'ColumnValues "d" = "2010-12-01"', 'ColumnValues "d" between "2010-12-01" and "2010-12-02"',
-        'DataFreshness "d" <= 24 hours']), REFERENCE)
+        'ColumnValues "d" between "2010-11-30" and "2010-12-02"',
+        'DataFreshness "d" <= 24 hours', 'ColumnValues "d" < now()']), REFERENCE)
     report, _ = engine.measure(frame)
+    # between is exclusive (AWS Glue), so 2010-12-01 is not between itself and the next day.
     # A date after the reference time has a negative age, which is "<= 24 hours": rules that
-    # mean "within the day" say `between 0 hours and 24 hours`.
-    assert [r.metric for r in report.results] == [1 / 3, 1 / 3, 2 / 3]
+    # mean "within the day" add `ColumnValues "d" < now()` (see datasets/online_retail.dqdl).
+    assert [r.metric for r in report.results] == [1 / 3, 0, 1 / 3, 2 / 3, 1 / 3]

@@ -201,7 +201,8 @@ def test_sections_comments_lines_and_severity():
 
 
 def test_empty_rules_section_and_warnings_first():
-    assert parse_ruleset("Rules = [ ]").rules == ()
+    with pytest.raises(ConfigurationError, match="the Rules section is empty"):
+        parse_ruleset("Rules = [ ]")
     ruleset = parse_ruleset("Warnings = [ RowCount > 1 ]\nRules = [ RowCount > 0 ]")
     assert [r.severity for r in ruleset.rules] == ["warn", "error"]
 
@@ -228,7 +229,7 @@ def test_the_real_rules_file_parses():
     ('Foo "x" > 1', "unknown or unsupported rule type 'Foo'"),
     ("RowCount", "RowCount needs a condition"),
     ('IsComplete "a" > 0.5', "IsComplete takes no condition"),
-    ("IsComplete customer_id", 'column names must be quoted: "customer_id"'),
+    ("IsComplete customer_id customer_name", "IsComplete takes 1 quoted column name"),
     ('Completeness "a" "b" > 0.5', "Completeness takes 1 quoted column name"),
     ("IsUnique", "IsUnique takes at least 1 quoted column name(s)"),
     ('RowCount "a" > 1', "RowCount takes no parameter"),
@@ -242,8 +243,8 @@ def test_the_real_rules_file_parses():
     ('ColumnValues "a" in [avg(last(3))]', "dynamic thresholds"),
     ("RowCount > avg(last(0))", "last(k) needs a whole number of runs from 1 to 100"),
     ("RowCount > avg(last(101))", "last(k) needs a whole number of runs from 1 to 100"),
-    ("RowCount > mode(last(3))", "expected a number, found 'mode'"),
-    ("RowCount > now()", "now() date expressions are not supported"),
+    ("RowCount > mode(last(3))", "unknown function 'mode'"),
+    ("RowCount > now()", "now() is a date"),
     ("RowCount > 1 / 0", "the expression divides by zero"),
     ("RowCount > 1 with threshold > 0.5", "'with threshold' applies to row-level rules"),
     ('IsComplete "a" with threshold > 5', "use numbers between 0 and 1"),

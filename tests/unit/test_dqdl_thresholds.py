@@ -30,8 +30,12 @@ REPO = Path(__file__).resolve().parents[2]
     ("RowCount <= 10", 10, True),
     ("RowCount = 10", 10, True),
     ("RowCount != 10", 10, False),
-    ("RowCount between 5 and 10", 5, True),
-    ("RowCount between 5 and 10", 10, True),
+    # Exclusive, as in AWS Glue (awslabs/dqdl NumberBasedCondition: > low and < high).
+    ("RowCount between 5 and 10", 5, False),
+    ("RowCount between 5 and 10", 10, False),
+    ("RowCount between 5 and 10", 5.5, True),
+    ("RowCount not between 5 and 10", 5, True),
+    ("RowCount not between 5 and 10", 10, True),
     ("RowCount between 5 and 10", 10.5, False),
     ("RowCount not between 5 and 10", 4, True),
     ("RowCount not between 5 and 10", 7, False),
@@ -83,7 +87,8 @@ def test_dynamic_thresholds_use_the_newest_values():
     assert evaluate_threshold(rule, limit, history).passed
     assert not evaluate_threshold(rule, limit + 0.01, history).passed
     between = parse_rule('Mean "x" between min(last(5)) - 1 and max(last(5)) + 1')
-    assert evaluate_threshold(between, 5001, history).passed
+    assert evaluate_threshold(between, 5000.5, history).passed
+    assert not evaluate_threshold(between, 5001, history).passed  # exclusive, as in AWS
     assert not evaluate_threshold(between, 98, history).passed
 
 
