@@ -3,20 +3,24 @@
 Inputs (--input, --rules, the entry point and --py-files) are downloaded from moto S3 into the
 job's work directory before it starts; outputs (--output-root with its {table} placeholder,
 --quarantine, --metrics, --quality) are written to local paths and every file written there is
-uploaded after a successful exit (Spark's .crc side files excepted).
+uploaded after a successful exit (Spark's .crc side files excepted). The staged `--input` is
+the object's current version, what EMRFS would read; the job also gets `--input-source` (the
+s3:// object it is a copy of) and, in `extra_env`, the S3 stand-in's endpoint, so its check of
+the run's object version (--input-etag, --input-version-id) heads S3 as it does on EMR.
 
-Usage is MEASURED from the job's process tree:
-  vCPU-hours   = CPU seconds (user + system, the job and all its descendants) / 3600
-  memory GB-h  = peak resident set size of the tree (GB) x wall-clock hours
-  storage GB-h = bytes written to the work directory (GB) x wall-clock hours
-CPU seconds are the larger of os.wait4's rusage (reaped descendants) and psutil's sampled tree
-totals; the peak RSS is the largest sampled sum of the tree's RSS (sampled every 0.25 s).
+What the job used on this machine is measured from its process tree (JobResult.cpu_seconds:
+the larger of os.wait4's rusage and psutil's sampled tree totals; peak_rss_bytes: the largest
+sampled sum of the tree's RSS, every 0.25 s; storage_bytes: what it wrote). These are local
+facts, not AWS's: GetJobRun's total and billed utilization come from the workers EMR Serverless
+would allocate for the job's Spark settings over its wall-clock time (moto_patches,
+pipeline_aws.cost.workers).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shlex
 import signal
 import subprocess
@@ -55,14 +59,6 @@ class JobResult:
         if self.started_at is None:
             return 0.0
         return (self.ended_at or time.time()) - self.started_at
-
-    def utilization(self) -> dict[str, float]:
-        hours = self.wall_seconds / 3600
-        return {
-            "vCPUHour": round(self.cpu_seconds / 3600, 6),
-            "memoryGBHour": round(self.peak_rss_bytes / 1e9 * hours, 6),
-            "storageGBHour": round(self.storage_bytes / 1e9 * hours, 6),
-        }
 
 
 def parse_spark_submit(args: list[str]) -> tuple[str, list[str], dict[str, str], list[str]]:
@@ -182,7 +178,12 @@ class SparkRunner:
             local.parent.mkdir(parents=True, exist_ok=True)
             staged.uploads.append((local, uri))
             return [option, str(local)]
-        return [option, str(self._download(uri, staged.work / "in" / name / Path(uri).name))]
+        local_input = str(self._download(uri, staged.work / "in" / name / Path(uri).name))
+        if option == "--input":
+            # The copy is of the object as it is now, as EMRFS would read it; the job checks
+            # the object version against --input-source in S3 itself (AWS_ENDPOINT_URL_S3).
+            return [option, local_input, "--input-source", uri]
+        return [option, local_input]
 
     def _upload_outputs(self, uploads: list[tuple[Path, str]]) -> None:
         for local, uri in uploads:
@@ -264,10 +265,7 @@ class SparkRunner:
             return result
         if result.exit_code != 0:
             result.state = "FAILED"
-            job_error = _job_error_line(work / "stderr.log")
-            result.details = (f"Job failed with exit code {result.exit_code}"
-                              + (f": {job_error}" if job_error else "")
-                              + f". Log tail:\n{result.log_tail}")
+            result.details = failure_details(result.exit_code, work / "stderr.log")
             return result
         try:
             self._upload_outputs(staged.uploads)
@@ -360,11 +358,33 @@ def _tail(path: Path, lines: int = 25) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def _job_error_line(path: Path) -> str:
+_EXCEPTION_LINE = re.compile(r"^(?:Caused by: |Exception in thread \"[^\"]*\" |: )?"
+                             r"(?:[a-z_][\w$]*\.)*[A-Z][\w$]*(?:Exception|Error)(?::|$)")
+_LAST_EXCEPTIONS = 3
+
+
+def last_exceptions(text: str) -> list[str]:
+    """What EMR Serverless quotes as a failed job's "last few exceptions": the job's own
+    `JOB ERROR:` line when it wrote one (it names the cause), else the last exception lines of
+    its stderr (Python's and the JVM's, `Caused by:` included), oldest first."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    job_errors = [line for line in lines if line.startswith("JOB ERROR:")]
+    if job_errors:
+        return job_errors[-1:]
+    return [line for line in lines if _EXCEPTION_LINE.match(line)][-_LAST_EXCEPTIONS:]
+
+
+def failure_details(exit_code: int | None, stderr_log: Path) -> str:
+    """GetJobRun's stateDetails for a failed job, in EMR Serverless's wording, naming the local
+    log file where AWS says "configured logging destination". A job killed by a signal shows a
+    negative exit code and the signal's name (the job wrote nothing about it)."""
     try:
-        for line in reversed(path.read_text(errors="replace").splitlines()):
-            if line.startswith("JOB ERROR:"):
-                return line
+        text = stderr_log.read_text(errors="replace")
     except OSError:
-        pass
-    return ""
+        text = ""
+    exceptions = last_exceptions(text)
+    if exit_code is not None and exit_code < 0:
+        with contextlib.suppress(ValueError):
+            exceptions.append(f"killed by signal {signal.Signals(-exit_code).name}")
+    return (f"Job execution failed, please check complete logs in {stderr_log}. "
+            f"ExitCode: {exit_code}. Last few exceptions: " + "\n".join(exceptions))

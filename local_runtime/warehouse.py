@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -287,3 +288,121 @@ def saved_warehouse(base: Path) -> Warehouse | None:
         if not (pid and port == wh.port and _pid_alive_postgres(pid)):
             return None
     return wh if _can_connect(wh.url) else None
+
+
+# -- Redshift's rules the local tables hold -----------------------------------------------------
+#
+# PostgreSQL counts VARCHAR(n) in characters and enforces PRIMARY KEY and UNIQUE; Redshift counts
+# bytes and enforces neither (Amazon Redshift Database Developer Guide, "Character types" and
+# "Table constraints"). Left as they are, the local warehouse would accept text Redshift refuses
+# and refuse duplicates Redshift keeps: a false green both ways. So the DDL the local warehouse
+# runs is translated: every VARCHAR becomes a domain that counts UTF-8 bytes (with the error
+# Redshift's INSERT gives, SQLSTATE 22001), and key constraints are dropped, so the product's own
+# dedupe is what keeps a table free of duplicates, here as there. NUL needs nothing: PostgreSQL
+# refuses it in text, as Redshift's COPY does.
+
+VARCHAR_DEFAULT_BYTES = 256  # VARCHAR with no length, and TEXT (converted to VARCHAR(256))
+VARCHAR_MAX_BYTES = 65535  # VARCHAR(MAX)
+STRICT_SCHEMA = "public"
+_LITERAL = re.compile(r"'(?:[^']|'')*'")
+_NAME = r'(?:"(?:[^"]|"")*"|\w+)'
+_CONSTRAINT_NAME = rf"(?:CONSTRAINT\s+{_NAME}\s+)?"
+# (what, pattern): table constraints first (they take their list's comma), then column ones
+KEY_RULES: list[tuple[str, re.Pattern[str]]] = [
+    ("table PRIMARY KEY/UNIQUE", re.compile(
+        rf",\s*{_CONSTRAINT_NAME}(?:PRIMARY\s+KEY|UNIQUE)\s*\([^)]*\)", re.I)),
+    ("table FOREIGN KEY", re.compile(
+        rf",\s*{_CONSTRAINT_NAME}FOREIGN\s+KEY\s*\([^)]*\)\s*REFERENCES\s+{_NAME}(?:\.{_NAME})?"
+        r"(?:\s*\([^)]*\))?", re.I)),
+    ("column PRIMARY KEY/UNIQUE", re.compile(
+        rf"\s+{_CONSTRAINT_NAME}(?:PRIMARY\s+KEY|UNIQUE)\b(?!\s*\()", re.I)),
+    ("column REFERENCES", re.compile(
+        rf"\s+{_CONSTRAINT_NAME}REFERENCES\s+{_NAME}(?:\.{_NAME})?(?:\s*\(\s*{_NAME}\s*\))?",
+        re.I)),
+]
+_VARCHAR = re.compile(
+    r"\b(?:character\s+varying|nvarchar|varchar)\b(?:\s*\(\s*(?P<n>\d+|max)\s*\))?", re.I)
+_TEXT_TYPE = re.compile(
+    r"(?<=[\w\"])(?P<gap>\s+)(?:text|bpchar)\b(?=\s*(?:,|\)|NOT\b|NULL\b|DEFAULT\b|$))", re.I)
+
+_BYTES_FUNCTION = f"""DO $redshift$
+BEGIN
+  IF to_regprocedure('{STRICT_SCHEMA}.redshift_varchar_fits(text,integer)') IS NULL THEN
+    CREATE FUNCTION {STRICT_SCHEMA}.redshift_varchar_fits(value text, max_bytes integer)
+    RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $fn$
+    BEGIN
+      IF octet_length(value) > max_bytes THEN
+        RAISE EXCEPTION 'value too long for type character varying(%)', max_bytes
+          USING ERRCODE = 'string_data_right_truncation',
+                DETAIL = format('%s bytes in UTF-8 (%s characters): Redshift counts VARCHAR '
+                                'lengths in bytes', octet_length(value), char_length(value));
+      END IF;
+      RETURN true;
+    END $fn$;
+  END IF;
+EXCEPTION WHEN duplicate_function OR unique_violation THEN NULL;
+END $redshift$"""
+
+
+def varchar_domain(max_bytes: int) -> str:
+    """The domain that stands for Redshift's VARCHAR(max_bytes)."""
+    return f"{STRICT_SCHEMA}.redshift_varchar_{max_bytes}"
+
+
+def _domain_sql(max_bytes: int) -> str:
+    # Two loads may race on a fresh warehouse: the loser's CREATE waits for the winner's
+    # commit, then fails with unique_violation, which is the "already there" it means.
+    return f"""DO $redshift$
+BEGIN
+  IF to_regtype('{varchar_domain(max_bytes)}') IS NULL THEN
+    CREATE DOMAIN {varchar_domain(max_bytes)} AS varchar
+      CHECK ({STRICT_SCHEMA}.redshift_varchar_fits(VALUE, {max_bytes}));
+  END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+END $redshift$"""
+
+
+def _varchar_bytes(match: re.Match[str]) -> int:
+    n = match.group("n")
+    if n is None:
+        return VARCHAR_DEFAULT_BYTES
+    if n.lower() == "max":
+        return VARCHAR_MAX_BYTES
+    return int(n)
+
+
+def strict_ddl(sql: str) -> tuple[str, list[str]]:
+    """A CREATE TABLE statement as the local warehouse runs it: VARCHAR(n) counting bytes,
+    no key constraints; the statements creating what it uses go first. Returns (sql, what
+    changed). Quoted literals (defaults) are left alone."""
+    literals: list[str] = []
+
+    def hide(match: re.Match[str]) -> str:
+        literals.append(match.group(0))
+        return f"\x00{len(literals) - 1}\x00"
+
+    text = _LITERAL.sub(hide, sql)
+    changed: list[str] = []
+    for what, pattern in KEY_RULES:
+        for found in pattern.finditer(text):
+            changed.append(f"{what} not enforced by Redshift: {found.group(0).strip(', ')}")
+        text = pattern.sub("", text)
+    text = _TEXT_TYPE.sub(lambda m: f"{m.group('gap')}varchar({VARCHAR_DEFAULT_BYTES})", text)
+    lengths: list[int] = []
+
+    def to_domain(match: re.Match[str]) -> str:
+        size = _varchar_bytes(match)
+        if not 0 < size <= VARCHAR_MAX_BYTES:
+            return match.group(0)  # PostgreSQL refuses it; Redshift would as well
+        lengths.append(size)
+        changed.append(f"{match.group(0)}: counted in bytes")
+        return varchar_domain(size)
+
+    text = _VARCHAR.sub(to_domain, text)
+    text = re.sub(r"\x00(\d+)\x00", lambda m: literals[int(m.group(1))], text)
+    for change in changed:
+        LOG.info("as Redshift: %s", change)
+    if not lengths:
+        return text, changed
+    prelude = [_BYTES_FUNCTION, *(_domain_sql(n) for n in sorted(set(lengths)))]
+    return ";\n".join([*prelude, text]), changed

@@ -1,8 +1,10 @@
 """HandleFailure: stop what the run started, record why it failed, and tell a person.
 
-Order matters: cancelling the Redshift statement and the EMR resources comes first (they cost
-money and may still write), then the ledger, then the alert. Each step is idempotent, so a
-retried invocation repeats them safely. The input object is never touched.
+Order matters: stopping the EMR resources comes first (they cost money and may still write),
+then the ledger, then the alert. Each step is idempotent, so a retried invocation repeats them
+safely. The input object is never touched. A running Redshift load statement is cancelled
+before this, by CancelLoad: only the function that submitted a statement may cancel it (the
+Data API scopes statements to their owner), so this function only records that action.
 """
 
 from __future__ import annotations
@@ -10,22 +12,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from pipeline_aws.alerts import Alert, AlertPort, clip
 from pipeline_aws.contracts import FailureSummary, HandleFailureRequest
 from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import LedgerPort
-from pipeline_aws.redshift import RedshiftDataPort
 from pipeline_aws.settings import HandleFailureSettings
 from pipeline_core.catalog import Catalog
 from pipeline_core.errors import PipelineError
+from pipeline_core.failure_causes import classify_text
 
 CAUSE_MAX = 2000
 # States that run after the EMR work started; a failure before them started nothing on EMR.
 _NOTHING_STARTED = ("ResolveRun",)
 _SECONDARY = ("TerminateClusterOnFailure",)
+# States whose cause is what EMR reported about the Spark job (its stateDetails or FailureDetails)
+_JOB_STATES = ("RunServerlessJob", "RunClusterStep")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class FailureInfo:
     cause: str
     raw_cause: Any
     also_failed: dict[str, str]
+    logs: str | None = None  # where EMR's report says the logs are (a step's LogFile)
 
 
 class _Cleaner(Protocol):
@@ -107,6 +112,26 @@ def summarize_cause(cause: Any) -> str:
     return clip(text, CAUSE_MAX)
 
 
+def job_cause(cause: Any) -> tuple[str, str | None]:
+    """What EMR reported about a failed Spark job, as one line (pipeline_core.failure_causes),
+    and where that report says the logs are (an EMR step's FailureDetails.LogFile)."""
+    data = _parse_json(cause)
+    logs = None
+    text: Any = cause
+    if isinstance(data, Mapping):
+        details = _find(data, ("FailureDetails",))
+        state_details = _find(data, ("StateDetails", "stateDetails"))
+        if isinstance(details, Mapping):
+            text = "\n".join(str(details.get(k) or "") for k in ("Message", "Reason")).strip()
+            logs = details.get("LogFile") or None
+        elif state_details:
+            text = state_details
+    if not isinstance(text, str):
+        text = json.dumps(text, default=str)
+    found = classify_text(text)
+    return clip(found.line, CAUSE_MAX), (str(logs) if logs else found.logs)
+
+
 def failure_of(state: Mapping[str, Any], state_name: str | None) -> FailureInfo:
     """Which state failed and how, from `state.failure` ({<State>: {Error, Cause}})."""
     failures = state.get("failure")
@@ -121,6 +146,10 @@ def failure_of(state: Mapping[str, Any], state_name: str | None) -> FailureInfo:
         if name != primary:
             other = failures[name] if isinstance(failures[name], Mapping) else {}
             also[name] = f"{other.get('Error', 'Unknown')}: {summarize_cause(other.get('Cause'))}"
+    if primary in _JOB_STATES and detail.get("Cause"):
+        cause, logs = job_cause(detail.get("Cause"))
+        return FailureInfo(primary, str(detail.get("Error") or "Unknown"), cause,
+                           detail.get("Cause"), also, logs)
     return FailureInfo(primary, str(detail.get("Error") or "Unknown"),
                        summarize_cause(detail.get("Cause")), detail.get("Cause"), also)
 
@@ -152,15 +181,40 @@ def _step_id(state: Mapping[str, Any], cause: Any) -> Any:
     return step_id
 
 
+def located(state: Mapping[str, Any], failure: FailureInfo, artifacts_bucket: str
+            ) -> tuple[FailureInfo, str | None]:
+    """Where the logs are (EMR's own LogFile, else the log layout of log_location); a failed
+    job's cause then ends with them, so its one line says what happened and where to look."""
+    logs = failure.logs or log_location(state, failure, artifacts_bucket)
+    if failure.state in _JOB_STATES and logs:
+        failure = replace(failure, cause=clip(f"{failure.cause}; logs: {logs}", CAUSE_MAX))
+    return failure, logs
+
+
+def load_cancel_action(state: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What CancelLoad did to the load statement (`$.load_cancel`), as a cleanup action: its
+    result, or its error when the cancel itself failed; None when it did not run."""
+    cancel = section(state, "load_cancel")
+    if not cancel:
+        return None
+    statement_id = cancel.get("id") or section(state, "load").get("statement_id")
+    action: dict[str, Any] = {"action": "cancel_statement", "id": statement_id}
+    if cancel.get("result"):
+        action["result"] = cancel["result"]
+    else:
+        action.update(result="failed", error=f"{cancel.get('Error', 'Unknown')}: "
+                                             f"{summarize_cause(cancel.get('Cause'))}")
+    return action
+
+
 class FailureHandler:
     def __init__(self, *, settings: HandleFailureSettings, ledger: LedgerPort,
-                 alerts: AlertPort, redshift: RedshiftDataPort, cleaner: _Cleaner,
+                 alerts: AlertPort, cleaner: _Cleaner,
                  catalog: Catalog | Callable[[], Catalog] | None = None, logger: Any = None,
                  metrics: Any = None):
         self._settings = settings
         self._ledger = ledger
         self._alerts = alerts
-        self._redshift = redshift
         self._cleaner = cleaner
         self._catalog = Lazy(catalog) if catalog is not None else None
         self._logger = logger
@@ -188,14 +242,9 @@ class FailureHandler:
                  ) -> list[Mapping[str, Any]]:
         state = request.state
         actions: list[Mapping[str, Any]] = []
-        statement_id = section(state, "load").get("statement_id")
-        if isinstance(statement_id, str) and statement_id:
-            action: dict[str, Any] = {"action": "cancel_statement", "id": statement_id}
-            try:
-                action["result"] = self._redshift.cancel(statement_id)
-            except PipelineError as e:
-                action.update(result="failed", error=str(e))
-            actions.append(action)
+        cancel = load_cancel_action(state)
+        if cancel is not None:
+            actions.append(cancel)
         if failure.state not in _NOTHING_STARTED and isinstance(state.get("run"), Mapping):
             try:
                 actions.extend(self._cleaner.cleanup_execution(request.execution.Id))
@@ -210,7 +259,7 @@ class FailureHandler:
         run = section(state, "run")
         run_id = str(run.get("run_id") or request.execution.Name)
         where = self._where(state)
-        logs = log_location(state, failure, self._settings.artifacts_bucket)
+        failure, logs = located(state, failure, self._settings.artifacts_bucket)
         cleanup = self._cleanup(request, failure)
         self._record(request, run_id, where, failure, logs, cleanup)
         self._alerts.publish(self._alert(request, run_id, where, failure, logs, cleanup))
