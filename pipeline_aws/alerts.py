@@ -15,7 +15,11 @@ from typing import Any, Protocol
 from pipeline_aws import aws_call
 
 SUBJECT_MAX = 99  # SNS: "less than 100 characters", ASCII, no line breaks
-FIELD_MAX = 4000  # keeps one alert far below SNS's 256 KiB message limit
+FIELD_MAX = 4000  # one field of an alert, in characters
+# SNS Publish: "the maximum size is 256 KB" for the message with its attributes
+# (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html); the rest is left to them.
+MESSAGE_MAX_BYTES = 240 * 1024
+_FIELD_MIN = 64
 _JSON_PROTOCOLS = ("sqs", "lambda", "http", "https", "email-json", "firehose")
 
 
@@ -46,20 +50,78 @@ class Alert:
     fields: Mapping[str, Any]  # ordered: label -> value (str, number, list or mapping)
     attributes: Mapping[str, str] = field(default_factory=dict)  # SNS message attributes
 
-    def text(self) -> str:
+    def text(self, field_max: int = FIELD_MAX, max_fields: int | None = None) -> str:
         lines = [self.title, ""]
-        for label, value in self.fields.items():
+        shown, omitted = self._fields(max_fields)
+        for label, value in shown.items():
             if value is None or value == "" or value == []:
                 continue
             if isinstance(value, Mapping | list):
                 value = json.dumps(value, default=str, sort_keys=True)
-            lines.append(f"{label}: {clip(str(value), FIELD_MAX)}")
+            lines.append(f"{label}: {clip(str(value), field_max)}")
+        if omitted:
+            lines.append(f"({omitted} more fields left out to keep the alert within SNS's size "
+                         "limit)")
         return "\n".join(lines)
 
-    def document(self) -> dict[str, Any]:
-        body = {k: (clip(v, FIELD_MAX) if isinstance(v, str) else v)
-                for k, v in self.fields.items()}
-        return {"title": self.title, **body}
+    def document(self, field_max: int = FIELD_MAX, max_fields: int | None = None
+                 ) -> dict[str, Any]:
+        """The JSON form; a list longer than `field_max` characters keeps its first items and
+        says how many it had, anything else too long becomes clipped text."""
+        body: dict[str, Any] = {"title": self.title}
+        shown, omitted = self._fields(max_fields)
+        for key, value in shown.items():
+            if isinstance(value, str):
+                body[key] = clip(value, field_max)
+            elif isinstance(value, list) and _json_size(value) > field_max:
+                body[key] = _first_items(value, field_max)
+                body[f"{key}_total"] = len(value)
+            elif isinstance(value, Mapping) and _json_size(value) > field_max:
+                body[key] = clip(json.dumps(value, default=str, sort_keys=True), field_max)
+            else:
+                body[key] = value
+        if omitted:
+            body["omitted_fields"] = omitted
+        return body
+
+    def _fields(self, max_fields: int | None) -> tuple[dict[str, Any], int]:
+        items = list(self.fields.items())
+        if max_fields is None or len(items) <= max_fields:
+            return dict(items), 0
+        return dict(items[:max_fields]), len(items) - max_fields
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, default=str, sort_keys=True))
+
+
+def _first_items(items: list[Any], budget: int) -> list[Any]:
+    kept: list[Any] = []
+    for item in items:
+        budget -= _json_size(item) + 2
+        if budget < 0:
+            break
+        kept.append(item)
+    return kept
+
+
+def sns_message(alert: Alert) -> str:
+    """The per-protocol SNS message, within SNS's size limit as a whole: fields are clipped
+    harder, then the last fields left out, until the text and every JSON copy fit together."""
+    field_max, max_fields = FIELD_MAX, len(alert.fields)
+    while True:
+        text = alert.text(field_max, max_fields)
+        document = json.dumps(alert.document(field_max, max_fields), default=str,
+                              sort_keys=True)
+        message = {"default": text, "email": text, "sms": clip(text, 1400)}
+        message.update({protocol: document for protocol in _JSON_PROTOCOLS})
+        encoded = json.dumps(message)
+        if len(encoded.encode()) <= MESSAGE_MAX_BYTES or max_fields == 0:
+            return encoded
+        if field_max > _FIELD_MIN:
+            field_max //= 2
+        else:
+            max_fields //= 2
 
 
 class AlertPort(Protocol):
@@ -79,15 +141,11 @@ class AlertPublisher:
 
     def publish(self, alert: Alert) -> str:
         """Send the alert; returns the SNS message id."""
-        text = alert.text()
-        document = json.dumps(alert.document(), default=str, sort_keys=True)
-        message = {"default": text, "email": text, "sms": clip(text, 1400)}
-        message.update({protocol: document for protocol in _JSON_PROTOCOLS})
         response = aws_call(
             f"publishing an alert to {self._topic_arn}", self._sns.publish,
             TopicArn=self._topic_arn,
             Subject=safe_subject(alert.subject),
-            Message=json.dumps(message),
+            Message=sns_message(alert),
             MessageStructure="json",
             MessageAttributes={
                 k: {"DataType": "String", "StringValue": str(v) or "-"}

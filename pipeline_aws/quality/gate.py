@@ -3,6 +3,7 @@ fail, and publishes one metric per rule outcome. Its adapters come in through th
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +31,7 @@ from pipeline_aws.quality.rules import RuleEngine
 from pipeline_core.catalog import Quality
 
 SUMMARY_MAX = 4000
+_RULES_IN_ALERT = 25  # one line each in the alert; the quality report has them all
 
 # ---------------------------------------------------------------------------------------------
 # Ports
@@ -155,6 +157,40 @@ def output_checks(quality: Quality, tables: Sequence[str], outputs: RunOutputs
     return checks
 
 
+def _instant(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    try:
+        instant = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
+
+
+def evaluation_time_check(quality: Quality, run: RunManifest, report: QualityReport
+                          ) -> list[RuleResult]:
+    """DataFreshness and now() must have been measured against the evaluation time the catalog
+    declares (quality.freshness_reference); a job told another instant (or none) would pass or
+    fail those rules for the wrong reason, so the run fails instead (line 0: the catalog)."""
+    if not any(r.rule_type == "DataFreshness" or "DataFreshness" in r.rule or "now()" in r.rule
+               for r in report.rules):
+        return []
+    started = _instant(run.started_at)
+    expected = quality.evaluation_time(run.partition, started) if started else None
+    measured = _instant(report.reference_time)
+    passed = (expected is not None and measured is not None
+              and abs((measured - expected).total_seconds()) < 1)
+    shown = expected.isoformat().replace("+00:00", "Z") if expected else "unknown"
+    return [RuleResult(
+        rule=f"EvaluationTime = {quality.freshness_reference}", line=0, severity="error",
+        rule_type="EvaluationTime", metric_name=None, value=None, threshold=f"= {shown}",
+        passed=passed,
+        reason=None if passed else (
+            f"the job measured DataFreshness and now() against {report.reference_time or 'no'}"
+            f" reference time; the catalog's freshness_reference "
+            f"{quality.freshness_reference!r} means {shown}"))]
+
+
 def quarantine_fields(outputs: RunOutputs) -> dict[str, Any]:
     """The alert's view of the quarantine: the top reasons with counts, and sample lines."""
     if not outputs.lines.quarantined:
@@ -209,7 +245,8 @@ class QualityGate:
         default_runs = quality.history_runs if any(
             r.outcome == "deferred" for r in report.rules) else 0
         history = self._history(run, report, default_runs)
-        checks = output_checks(quality, list(run.outputs), outputs)
+        checks = [*output_checks(quality, list(run.outputs), outputs),
+                  *evaluation_time_check(quality, run, report)]
         decided = self._decide_all(run, report, history, default_runs, checks)
         self._record(run, report, decided, lines)
         if decided.verdict != "pass":
@@ -305,12 +342,16 @@ class QualityGate:
                        if decided.verdict == "fail" else "the load continues")
         fields: dict[str, Any] = {"dataset": run.dataset, "partition": run.partition,
                                   "run_id": run.run_id, "verdict": decided.verdict}
-        for r in [*decided.failed, *decided.warned]:
+        judged = [*decided.failed, *decided.warned]
+        for r in judged[:_RULES_IN_ALERT]:
             label = "failed rule" if r.severity == "error" else "warning"
             fields[f"{label} (line {r.line})"] = (
                 f"{r.rule} | value {fmt_value(r.value)} ({r.metric_name or 'no metric'}) | "
                 f"threshold {r.threshold or 'unknown'}" + (f" | {r.reason}" if r.reason else "")
             )
+        if len(judged) > _RULES_IN_ALERT:
+            fields["more rules"] = (f"{len(judged) - _RULES_IN_ALERT} more failed or warned "
+                                    "rules: see the quality report")
         fields.update({
             "lines": (f"in {lines.read}, out {lines.written}, quarantined {lines.quarantined}, "
                       f"duplicates {lines.duplicates}"),

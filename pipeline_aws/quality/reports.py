@@ -34,6 +34,7 @@ class _QualityModel(BaseModel):
 
     rules: list[_MeasuredRuleModel]
     metrics: dict[str, Number | None] = Field(default_factory=dict)
+    reference_time: StrictStr | None = None
 
 
 class _TableRows(BaseModel):
@@ -95,6 +96,7 @@ class MeasuredRule(RuleOutcome):
 class QualityReport:
     rules: tuple[MeasuredRule, ...]
     metrics: Mapping[str, float | int]
+    reference_time: str | None = None  # the evaluation time of DataFreshness and now()
 
 
 def parse_quality_report(data: Any, uri: str) -> QualityReport:
@@ -117,7 +119,7 @@ def parse_quality_report(data: Any, uri: str) -> QualityReport:
         )
         for r in model.rules
     )
-    return QualityReport(rules=rules, metrics=metrics)
+    return QualityReport(rules=rules, metrics=metrics, reference_time=model.reference_time)
 
 
 def parse_run_outputs(data: Any, uri: str) -> RunOutputs:

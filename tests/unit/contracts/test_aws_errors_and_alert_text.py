@@ -72,3 +72,29 @@ def test_alert_reaches_json_and_text_subscribers(moto: None) -> None:
     assert document["Dataset"] == "online_retail" and len(document["Cause"]) == 4000
     text = Alert("s", "Pipeline run failed", {"Dataset": "d", "Logs": None}).text()
     assert text == "Pipeline run failed\n\nDataset: d"
+
+
+@pytest.mark.parametrize("shape", ["many fields", "long list", "wide text"])
+def test_the_whole_sns_message_stays_within_the_publish_limit(shape: str) -> None:
+    """SNS Publish (https://docs.aws.amazon.com/sns/latest/api/API_Publish.html): the message
+    is at most 256 KB. The text goes out twice and the JSON six times (one per protocol), so
+    bounding single fields is not enough; the first fields always stay."""
+    from pipeline_aws.alerts import MESSAGE_MAX_BYTES, sns_message
+
+    wide = "\u2603\"x" * 3000  # three UTF-8 bytes and a JSON escape per pair of characters
+    fields: dict[str, Any] = {"dataset": "online_retail", "run_id": "r-1"}
+    if shape == "many fields":
+        fields.update({f"rule {i}": wide[:300] for i in range(2000)})
+    elif shape == "long list":
+        fields["failed_rules"] = [{"rule": wide[:200], "line": i} for i in range(5000)]
+    else:
+        fields.update({f"text {i}": wide for i in range(200)})
+    message = sns_message(Alert("s", "t", fields))
+
+    assert len(message.encode()) <= MESSAGE_MAX_BYTES
+    document = json.loads(json.loads(message)["sqs"])
+    assert document["dataset"] == "online_retail" and document["run_id"] == "r-1"
+    assert json.loads(message)["email"].startswith("t\n\ndataset: online_retail\nrun_id: r-1")
+    if shape == "long list":
+        assert document["failed_rules_total"] == 5000
+        assert 0 < len(document["failed_rules"]) < 5000
