@@ -10,6 +10,9 @@ VENV := .venv
 TOOLS := .venv-tools
 PYTHON := $(VENV)/bin/python
 SAM := $(TOOLS)/bin/sam
+# checkov in a venv of its own: its dependencies clash with the SAM CLI's pins.
+CHECKOV_VENV := .venv-checkov
+CHECKOV := $(CHECKOV_VENV)/bin/checkov
 PYTEST := $(PYTHON) -m pytest
 PYTEST_ARGS ?=
 ASL_VALIDATOR := asl-validator@4.0.0
@@ -23,17 +26,18 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
 .PHONY: help setup test test-unit test-spark test-template test-statemachine test-e2e lint \
-	build package-jobs deploy demo bench clean distclean
+	build package-jobs deploy verify-aws demo bench clean distclean
 
 help:
-	@echo "make setup              create/update .venv (Python 3.11) and .venv-tools (Python 3.13, SAM CLI)"
+	@echo "make setup              create/update .venv (Python 3.11), .venv-tools (Python 3.13, SAM CLI) and .venv-checkov"
 	@echo "make demo               run the whole pipeline locally over the sample days"
 	@echo "make test               the whole suite (unit, spark, template, statemachine, e2e)"
 	@echo "make test-unit|test-spark|test-template|test-statemachine|test-e2e   one layer"
-	@echo "make lint               ruff (with a complexity ceiling), mypy, function length, sam validate --lint, asl-validator"
+	@echo "make lint               ruff (with a complexity ceiling), mypy, function length, sam validate --lint, checkov, asl-validator"
 	@echo "make build              sam build (every function and the layer)"
 	@echo "make package-jobs       build/jobs/<version>/ (Spark job code as published)"
 	@echo "make deploy ENV=dev     publish the job code and deploy the stack (ENV=dev|prod)"
+	@echo "make verify-aws         deploy a throwaway stack to a sandbox account, run a sample day, check, tear down (never in CI; README)"
 	@echo "make bench              benchmarks (figures, not assertions)"
 	@echo "make clean / distclean  remove build outputs / also the virtualenvs"
 
@@ -42,6 +46,7 @@ help:
 setup:
 	@scripts/ensure_venv.sh $(VENV) 3.11 requirements-dev.txt
 	@scripts/ensure_venv.sh $(TOOLS) 3.13 requirements-tools.txt
+	@scripts/ensure_venv.sh $(CHECKOV_VENV) 3.13 requirements-checkov.txt
 
 # --- tests -----------------------------------------------------------------------------------
 # pytest exits 5 when a layer has no tests yet; that is not a failure of the layer.
@@ -77,6 +82,7 @@ lint: setup
 	$(VENV)/bin/mypy
 	$(PYTHON) scripts/check_function_length.py
 	$(SAM) validate --lint --region $(REGION)
+	$(CHECKOV) --config-file .checkov.yaml
 	@command -v npx >/dev/null || { echo "error: npx (Node.js/npm) is needed for $(ASL_VALIDATOR)" >&2; exit 1; }
 	@for sm in $(STATE_MACHINES); do \
 		echo "npx --yes $(ASL_VALIDATOR) --json-path $$sm"; \
@@ -95,6 +101,13 @@ deploy: build package-jobs
 	@case "$(ENV)" in dev|prod) ;; *) echo "error: ENV must be dev or prod" >&2; exit 1;; esac
 	$(PYTHON) scripts/deploy.py --env $(ENV) --version $(VERSION) --sam $(SAM)
 
+# A real end-to-end check in a sandbox account; never run by CI. It refuses (exit 2) without
+# credentials or without VERIFY_AWS_ACCOUNT / VERIFY_AWS_REGION confirming the target (README,
+# "Verify in a sandbox account"). VERIFY_ARGS passes options: --keep, --day, --teardown STACK.
+VERIFY_ARGS ?=
+verify-aws: package-jobs
+	$(PYTHON) -m verify_aws --version $(VERSION) --sam $(SAM) $(VERIFY_ARGS)
+
 # --- local -----------------------------------------------------------------------------------
 demo: setup
 	$(PYTHON) -m local_runtime demo
@@ -110,7 +123,7 @@ bench: setup
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache .hypothesis spark-warehouse metastore_db derby.log
-	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -path ./$(VENV) -prune -o -path ./$(TOOLS) -prune -o -path ./$(CHECKOV_VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +
 
 distclean: clean
-	rm -rf $(VENV) $(TOOLS)
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV_VENV)

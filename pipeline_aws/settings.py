@@ -85,11 +85,9 @@ class _RedshiftEnv(_Env):
             raise ValueError("set exactly one of REDSHIFT_WORKGROUP and REDSHIFT_CLUSTER_ID")
         if self.redshift_secret_arn and self.redshift_db_user:
             raise ValueError("set at most one of REDSHIFT_SECRET_ARN and REDSHIFT_DB_USER")
-        if self.redshift_cluster_id and not (self.redshift_secret_arn or self.redshift_db_user):
-            raise ValueError(
-                "a provisioned cluster needs REDSHIFT_SECRET_ARN or REDSHIFT_DB_USER "
-                "(temporary credentials)"
-            )
+        # A cluster with neither signs in as the caller's IAM identity (the Data API's
+        # "temporary credentials using your IAM identity": GetClusterCredentialsWithIAM, which
+        # the template grants under its ClusterIamAuth condition).
         if self.redshift_workgroup and self.redshift_db_user:
             raise ValueError(
                 "REDSHIFT_DB_USER is for provisioned clusters; a serverless workgroup uses "
@@ -164,7 +162,7 @@ class EvaluateQualitySettings(_LedgerEnv, _AlertsEnv, _CatalogEnv):
 
 
 _MAX_MINUTES = 7 * 24 * 60
-_CLUSTER_ID = re.compile(r"^j-[0-9A-Z]{1,64}$")
+_CLUSTER_ID = re.compile(r"^j-[0-9A-Z]{1,64}\Z")
 
 
 def _strict_bool(value: Any) -> bool:

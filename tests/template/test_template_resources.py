@@ -18,6 +18,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 CATCH_TARGETS_DEFAULT = {"HandleFailure", "TerminateClusterOnFailure"}
 CATCH_TARGETS = {
     "HandleFailure": {"TrackCostOnFailure"},  # the failure handler must not loop on itself
+    "DescribeLoad": {"CancelLoad"},  # the load function cancels its statement first
     "TrackCost": {"Succeeded"},  # cost tracking never fails a run that loaded
     "TrackCostOnFailure": {"Failed"},
 }
@@ -182,8 +183,12 @@ def test_raw_rule_prefixes_equal_the_catalog(resources: dict[str, Any],
     pattern = rules[0]["Properties"]["EventPattern"]
     assert pattern["detail-type"] == ["Object Created"]
     assert pattern["detail"]["bucket"]["name"] == [{"Ref": "RawBucket"}]
-    prefixes = {entry["prefix"] for entry in pattern["detail"]["object"]["key"]}
+    # tests/template/test_raw_event_pattern.py runs events through it; here: the catalog's.
+    with_bytes, named_like_data = pattern["detail"]["object"]["$or"]
+    prefixes = {entry["prefix"] for entry in with_bytes["key"]}
     assert prefixes == _catalog_prefixes(catalog_files)
+    assert {e["wildcard"] for e in named_like_data["key"]} == {
+        f"{prefix}*{ext}" for prefix in prefixes for ext in (".csv", ".csv.gz")}
     target = rules[0]["Properties"]["Targets"][0]
     assert "DeadLetterConfig" in target and "RetryPolicy" in target
     assert "Input" not in target and "InputTransformer" not in target, "pass the event as is"
@@ -202,6 +207,12 @@ def test_schedules_run_catalog_datasets(resources: dict[str, Any],
         assert payload["dataset"] in names
         assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}
         assert "Ref" in props["ScheduleExpression"] and "Ref" in props["State"]
+        # ResolveRun reads the scheduled time as a date in the catalog's zone: the schedule
+        # must fire in that same zone.
+        dataset = yaml.safe_load(next(p for p in catalog_files if p.stem == payload["dataset"])
+                                 .read_text())
+        zone = (dataset.get("schedule") or {}).get("timezone", "UTC")
+        assert props["ScheduleExpressionTimezone"] == zone
 
 
 def test_cleanup_rule_watches_this_state_machine(functions: dict[str, Any]) -> None:
@@ -244,8 +255,9 @@ def test_function_environment(template: dict[str, Any], functions: dict[str, Any
     specific = {
         "ResolveRunFunction": {"JOB_CODE_VERSION", "EMR_SUBNET_IDS", "EMR_RELEASE_LABEL",
                                "EMR_SERVERLESS_APPLICATION_ID", "EMR_SERVERLESS_ARCHITECTURE"},
-        "StartLoadFunction": {"REDSHIFT_DATABASE", "REDSHIFT_WORKGROUP", "REDSHIFT_CLUSTER_ID",
-                              "REDSHIFT_SECRET_ARN", "REDSHIFT_DB_USER", "REDSHIFT_COPY_ROLE_ARN"},
+        "LoadStatementFunction": {"REDSHIFT_DATABASE", "REDSHIFT_WORKGROUP",
+                                  "REDSHIFT_CLUSTER_ID", "REDSHIFT_SECRET_ARN",
+                                  "REDSHIFT_DB_USER", "REDSHIFT_COPY_ROLE_ARN"},
         "HandleFailureFunction": {"EMR_SERVERLESS_APPLICATION_ID"},
         "CleanupExecutionFunction": {"EMR_SERVERLESS_APPLICATION_ID"},
         "TrackCostFunction": {"RATE_CARD_PARAMETER", "EMR_SERVERLESS_ARCHITECTURE",
