@@ -36,7 +36,7 @@ SAMPLE_DIR = REPO / "sample_data"
 DEFAULT_WORK_DIR = REPO / ".local"
 DEMO_QUERY = ("select order_date, count(*), sum(revenue) from analytics.customer_daily_sales "
               "group by 1 order by 1")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 # A schedule fires at a real (Unix) time.
 _FIRST_SCHEDULE_DAY = dt.date(1970, 1, 1)
 
@@ -103,16 +103,25 @@ def _shift(day: dt.date, days: int) -> dt.date:
         return dt.date.max if days > 0 else dt.date.min
 
 
-def schedule_time(day: dt.date, offset_days: int) -> dt.datetime:
-    """When the schedule that processes `day` fires (the catalog's offset undone), or
-    LocalRuntimeError when no schedule can fire then."""
+def schedule_time(day: dt.date, offset_days: int, timezone: str = "UTC") -> dt.datetime:
+    """When (in UTC, as EventBridge Scheduler's `<aws.scheduler.scheduled-time>` says) the
+    schedule that processes `day` fires: noon of the day the catalog's offset gives, as a
+    clock in the schedule's `timezone` reads it; or LocalRuntimeError when no schedule can
+    fire then."""
+    from zoneinfo import ZoneInfo
+
     first, last = _shift(_FIRST_SCHEDULE_DAY, offset_days), _shift(dt.date.max, offset_days)
+    out_of_range = LocalRuntimeError(
+        f"--date {day.isoformat()} is out of range for a schedule: give a date from "
+        f"{first.isoformat()} to {last.isoformat()} (a schedule fires at a time from 1970 on)")
     if not first <= day <= last:
-        raise LocalRuntimeError(
-            f"--date {day.isoformat()} is out of range for a schedule: give a date from "
-            f"{first.isoformat()} to {last.isoformat()} (a schedule fires at a time from 1970 "
-            "on)")
-    return dt.datetime.combine(day, dt.time()) - dt.timedelta(days=offset_days)
+        raise out_of_range
+    fires = day - dt.timedelta(days=offset_days)
+    zone = dt.UTC if timezone == "UTC" else ZoneInfo(timezone)
+    try:
+        return dt.datetime.combine(fires, dt.time(12), tzinfo=zone).astimezone(dt.UTC)
+    except OverflowError:
+        raise out_of_range from None
 
 
 def _plan_schedule(args: argparse.Namespace) -> RunPlan:
@@ -128,7 +137,7 @@ def _plan_schedule(args: argparse.Namespace) -> RunPlan:
         raise LocalRuntimeError(
             f"unknown dataset {args.schedule!r}: the catalog (datasets/) has {known}") from None
     day = _day(args.date)
-    schedule_time(day, ds.schedule.date_offset_days)
+    schedule_time(day, ds.schedule.date_offset_days, ds.schedule.timezone)
     if args.file:
         source = _existing_file(args.file)
     else:
@@ -167,25 +176,20 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
 
 def run_file(deployment: LocalDeployment, file: Path, key: str, *, compute: str | None = None,
              out: Any = sys.stdout, rerun: bool = False) -> Any:
-    from local_runtime.runner import (
-        check_event,
-        put_raw_object,
-        run_execution,
-        s3_object_created_event,
-    )
+    from local_runtime.runner import check_event, put_raw_object, run_execution
 
-    bucket, size, etag = put_raw_object(deployment, key, Path(file).read_bytes())
+    put = put_raw_object(deployment, key, Path(file).read_bytes())
     if compute or rerun:
-        payload: dict[str, Any] = {"bucket": bucket, "key": key}
+        payload: dict[str, Any] = {"bucket": put.bucket, "key": key}
         if compute:
             payload["compute"] = compute
         if rerun:
             payload["rerun"] = True
     else:
-        payload = s3_object_created_event(bucket, key, size, etag)
+        payload = put.event()
         check_event(deployment, payload)
-    print(f"\n== {key} ({size} bytes) -> {deployment.state_machine_arn.rsplit(':', 1)[-1]}",
-          file=out, flush=True)
+    print(f"\n== {key} ({put.size} bytes) -> "
+          f"{deployment.state_machine_arn.rsplit(':', 1)[-1]}", file=out, flush=True)
     return run_execution(deployment, payload, out=out)
 
 
@@ -199,9 +203,10 @@ def run_schedule(deployment: LocalDeployment, dataset: str, date: str, file: Pat
                                              compute=compute, rerun=rerun))
     put_raw_object(deployment, plan.key, plan.file.read_bytes())
     ds = _catalog().get(dataset)
-    scheduled = schedule_time(dt.date.fromisoformat(date), ds.schedule.date_offset_days)
+    scheduled = schedule_time(dt.date.fromisoformat(date), ds.schedule.date_offset_days,
+                              ds.schedule.timezone)
     payload: dict[str, Any] = {"source": "pipeline.schedule", "dataset": dataset,
-                               "scheduled_time": scheduled.strftime("%Y-%m-%dT%H:%M:%SZ")}
+                               "scheduled_time": scheduled.isoformat().replace("+00:00", "Z")}
     if compute or rerun:
         payload = {"dataset": dataset, "date": date}
         payload.update({"compute": compute} if compute else {})

@@ -2,10 +2,17 @@
 
 - EMRServerlessBackend.start_job_run really runs the job (local Spark subprocess, see spark.py);
   get_job_run then shows SUBMITTED -> RUNNING -> SUCCESS | FAILED | CANCELLED with stateDetails,
-  startedAt/endedAt, totalExecutionDurationSeconds and measured resource utilization;
+  startedAt/endedAt, totalExecutionDurationSeconds, and the total and billed resource utilization
+  of the workers EMR Serverless would allocate for the job's Spark settings, for as long as the
+  local job ran (pipeline_aws.cost.workers: AWS's defaults, one-minute minimum per worker);
+  Spark settings no worker can satisfy are refused with a ValidationException;
   cancel_job_run kills the process.
+- EMR on EC2: the instances of instance-fleet clusters and their lifetimes (emr_fleets).
 - RedshiftDataAPIServiceResponse: execute/batchExecute/describe/getStatementResult/cancel go to
-  the DataApiEngine (PostgreSQL).
+  the DataApiEngine (PostgreSQL), each with the caller's aws:userid (local_runtime.identity,
+  from the request's access key): a statement is the submitter's alone. To another caller
+  DescribeStatement, GetStatementResult and CancelStatement answer ResourceNotFoundException
+  ("Query does not exist."), the error those actions document for an unknown statement id.
 The hook points are in sfn_hooks.HOOK_POINTS, with the interpreter's.
 """
 
@@ -17,16 +24,27 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from moto.emrserverless.exceptions import ValidationException as ServerlessValidationException
 from moto.redshiftdata.exceptions import ResourceNotFoundException, ValidationException
 
+from local_runtime import emr_fleets
+from local_runtime.identity import PRINCIPALS
 from local_runtime.sfn_hooks import EMR_SERVERLESS, REDSHIFT_DATA_RESPONSES, current, patch
 from local_runtime.spark import JobResult, parse_submit_parameters
+from pipeline_aws.cost.workers import (
+    WorkerConfigurationError,
+    WorkerPlan,
+    job_run_utilization,
+    plan_workers,
+    spark_properties,
+)
 
 # the job runner (SparkRunner) and the Data API engine (DataApiEngine), or a test's stand-ins
 STATE: dict[str, Any] = {"runner": None, "engine": None}
 _installed = False
 _lock = threading.Lock()
 _local_runs: dict[str, Any] = {}  # job run id -> its JobResult, for the runs started here
+_worker_plans: dict[str, WorkerPlan] = {}  # job run id -> the workers AWS would allocate
 
 
 def install(runner: Any, engine: Any) -> None:
@@ -38,6 +56,7 @@ def install(runner: Any, engine: Any) -> None:
             return
         _patch_emr_serverless()
         _patch_redshift_data()
+        emr_fleets.install()
         _installed = True
 
 
@@ -53,9 +72,30 @@ def _show_result(job_run: Any, res: Any) -> None:
             job_run.ended_at = datetime.fromtimestamp(res.ended_at, tz=UTC)
         job_run.updated_at = datetime.fromtimestamp(res.ended_at or time.time(), tz=UTC)
     job_run.total_execution_duration_seconds = round(res.wall_seconds)
-    util = res.utilization()
-    job_run.total_resource_utilization = util
-    job_run.billed_resource_utilization = util
+    _show_utilization(job_run, res)
+
+
+def _show_utilization(job_run: Any, res: Any) -> None:
+    """What AWS reports for the run's workers: nothing until they start, then the total and the
+    billed utilization for the time they have run (final once the job ends)."""
+    plan = _worker_plans.get(job_run.id)
+    if plan is None or not res.started_at:
+        job_run.total_resource_utilization = None
+        job_run.billed_resource_utilization = None
+        return
+    total, billed = job_run_utilization(plan, res.wall_seconds)
+    job_run.total_resource_utilization = total
+    job_run.billed_resource_utilization = billed
+
+
+def worker_plan(request: dict[str, Any]) -> WorkerPlan:
+    """The workers for a StartJobRun request's sparkSubmitParameters; settings no EMR Serverless
+    worker can satisfy are a ValidationException, as a request AWS refuses."""
+    driver = (request.get("job_driver") or {}).get("sparkSubmit") or {}
+    try:
+        return plan_workers(spark_properties(driver.get("sparkSubmitParameters")))
+    except WorkerConfigurationError as e:
+        raise ServerlessValidationException(str(e)) from None
 
 
 def _start_local_run(job_run: Any, request: dict[str, Any]) -> None:
@@ -90,7 +130,9 @@ def _patch_emr_serverless() -> None:
     original_cancel = current(EMR_SERVERLESS + "cancel_job_run")
 
     def start_job_run(self, **kwargs: Any):
+        plan = worker_plan(kwargs)
         job_run = original_start(self, **kwargs)
+        _worker_plans[job_run.id] = plan
         _start_local_run(job_run, kwargs)
         return job_run
 
@@ -138,10 +180,15 @@ def _submitted(st: Any) -> tuple[int, dict[str, str], str]:
     return 200, {}, json.dumps({"Id": st.id, "CreatedAt": st.created_at, **st.target})
 
 
+def caller(response: Any) -> str:
+    """The aws:userid of the principal that signed the request."""
+    return PRINCIPALS.user_id(response.get_access_key())
+
+
 def _statement(response: Any) -> tuple[Any, Any]:
-    """(statement, sub-statement or None) for the request's Id."""
+    """(statement, sub-statement or None) for the request's Id, if the caller submitted it."""
     try:
-        return _engine().get(response._get_param("Id"))
+        return _engine().get(response._get_param("Id"), caller(response))
     except KeyError:
         raise ResourceNotFoundException() from None
 
@@ -151,14 +198,16 @@ def execute_statement(self: Any) -> tuple[int, dict[str, str], str]:
     if not sql:
         raise ValidationException("Sql must not be empty")
     return _submitted(_engine().submit([sql], batch=False, target=_target(self),
-                                       parameters=self._get_param("Parameters")))
+                                       parameters=self._get_param("Parameters"),
+                                       owner=caller(self)))
 
 
 def batch_execute_statement(self: Any) -> tuple[int, dict[str, str], str]:
     sqls = self._get_param("Sqls") or []
     if not sqls:
         raise ValidationException("Sqls must contain at least one statement")
-    return _submitted(_engine().submit(list(sqls), batch=True, target=_target(self)))
+    return _submitted(_engine().submit(list(sqls), batch=True, target=_target(self),
+                                       owner=caller(self), token=self._get_param("ClientToken")))
 
 
 def describe_statement(self: Any) -> tuple[int, dict[str, str], str]:
@@ -185,7 +234,7 @@ def get_statement_result(self: Any) -> tuple[int, dict[str, str], str]:
 
 def cancel_statement(self: Any) -> tuple[int, dict[str, str], str]:
     try:
-        _engine().cancel(self._get_param("Id"))
+        _engine().cancel(self._get_param("Id"), caller(self))
     except KeyError:
         raise ResourceNotFoundException() from None
     except ValueError as e:

@@ -5,6 +5,12 @@ aws-sdk:redshiftdata tasks and boto3 calls from the Lambda handlers reach it.
 
 - Statements run asynchronously in a worker thread: SUBMITTED -> STARTED -> FINISHED | FAILED |
   ABORTED. A batch is one transaction; each sub-statement has its own Status/ResultRows.
+- Every transaction runs at SERIALIZABLE isolation, as on a provisioned Redshift cluster: of
+  two concurrent loads into one table one can fail with a serialization error (Redshift's
+  1023, PostgreSQL's SQLSTATE 40001), which the error text carries as `(SQLSTATE 40001)`.
+- A statement belongs to the principal that submitted it (the caller's aws:userid, see
+  local_runtime.identity): to anyone else DescribeStatement, GetStatementResult and
+  CancelStatement answer as for an id that does not exist, as the Data API does.
 - `COPY <table> FROM 's3://...' IAM_ROLE '...' FORMAT AS PARQUET` reads the parquet objects under
   that prefix from moto S3 with pyarrow and streams them into the table with PostgreSQL COPY, in
   the same transaction. Redshift maps parquet columns by position, and so does this.
@@ -28,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local_runtime.redaction import redact
+from local_runtime.warehouse import strict_ddl
 
 LOG = logging.getLogger("local_runtime.redshift")
 
@@ -56,7 +63,8 @@ class StatementError(Exception):
 
 
 def translate_sql(sql: str) -> tuple[str, list[str]]:
-    """Drop the Redshift-only DDL clauses of a CREATE TABLE; return (sql, dropped clauses)."""
+    """Drop the Redshift-only DDL clauses of a CREATE TABLE, make it as strict as Redshift;
+    return (sql, dropped clauses)."""
     if not _CREATE_TABLE.match(sql):
         return sql, []
     # split into quoted / unquoted pieces; rules touch only unquoted text
@@ -72,7 +80,8 @@ def translate_sql(sql: str) -> tuple[str, list[str]]:
     out = "".join(parts)
     out = re.sub(r"[ \t]+,", ",", out)
     out = re.sub(r"[ \t]+\)", ")", out)
-    return out.rstrip(), dropped
+    # Redshift's VARCHAR bytes and unenforced keys (local_runtime.warehouse.strict_ddl)
+    return strict_ddl(out.rstrip())[0], dropped
 
 
 @dataclass
@@ -106,6 +115,7 @@ class Statement:
     subs: list[SubStatement]
     batch: bool
     target: dict[str, Any]
+    owner: str | None = None
     status: str = "SUBMITTED"
     error: str | None = None
     created_at: float = field(default_factory=time.time)
@@ -143,6 +153,8 @@ class DataApiEngine:
         self._statements: dict[str, Statement] = {}
         self._created_dbs: set[str] = set()
         self._failures: list[tuple[re.Pattern[str], str]] = []
+        self._holds: list[_Hold] = []
+        self._tokens: dict[tuple[str | None, str], str] = {}  # (owner, ClientToken) -> id
         self.sql_seconds_total = 0.0
         self.dropped_clauses: list[str] = []
 
@@ -155,24 +167,54 @@ class DataApiEngine:
     def clear_failures(self) -> None:
         with self._lock:
             self._failures.clear()
+            self._holds.clear()
+
+    def hold_before_commit(self, pattern: str, parties: int = 2, timeout: float = 10.0) -> None:
+        """The first `parties` statements whose SQL matches `pattern` wait for each other just
+        before they commit, at most `timeout` seconds (tests: make two loads overlap)."""
+        with self._lock:
+            self._holds.append(_Hold(re.compile(pattern, re.I | re.S),
+                                     threading.Barrier(parties, timeout=timeout), parties))
+
+    def _await_hold(self, st: Statement) -> None:
+        with self._lock:
+            hold = next((h for h in self._holds if h.remaining > 0 and any(
+                h.pattern.search(sub.sql) for sub in st.subs)), None)
+            if hold is not None:
+                hold.remaining -= 1
+        if hold is not None:
+            try:
+                hold.barrier.wait()
+            except threading.BrokenBarrierError:
+                LOG.info("statement %s: nobody else reached the commit hold", st.id)
 
     # -- API ------------------------------------------------------------------------------------
     def submit(self, sqls: list[str], *, batch: bool, target: dict[str, Any],
-               parameters: list[dict[str, str]] | None = None) -> Statement:
+               parameters: list[dict[str, str]] | None = None, owner: str | None = None,
+               token: str | None = None) -> Statement:
+        """Run `sqls` (one transaction); `owner` is the submitter's aws:userid. The same
+        ClientToken from the same owner returns the statement it started, not a second one."""
         sid = str(uuid.uuid4())
         subs = [SubStatement(f"{sid}:{i + 1}" if batch else sid, s) for i, s in enumerate(sqls)]
-        st = Statement(sid, subs, batch, target)
+        st = Statement(sid, subs, batch, target, owner=owner)
         with self._lock:
+            if token and (owner, token) in self._tokens:
+                return self._statements[self._tokens[(owner, token)]]
+            if token:
+                self._tokens[(owner, token)] = sid
             self._statements[sid] = st
         threading.Thread(target=self._run, args=(st, parameters), daemon=True,
                          name=f"redshift-data-{sid[:8]}").start()
         return st
 
-    def get(self, statement_id: str) -> tuple[Statement, SubStatement | None]:
+    def get(self, statement_id: str, caller: str | None = None
+            ) -> tuple[Statement, SubStatement | None]:
+        """The statement (and sub-statement for `<id>:<n>`); KeyError when there is none, or
+        when `caller` (an aws:userid) is not the principal that submitted it."""
         base, _, num = statement_id.partition(":")
         with self._lock:
             st = self._statements.get(base)
-        if st is None:
+        if st is None or (caller is not None and caller != st.owner):
             raise KeyError(statement_id)
         if num:
             idx = int(num) - 1
@@ -181,8 +223,8 @@ class DataApiEngine:
             return st, st.subs[idx]
         return st, None
 
-    def cancel(self, statement_id: str) -> bool:
-        st, _ = self.get(statement_id)
+    def cancel(self, statement_id: str, caller: str | None = None) -> bool:
+        st, _ = self.get(statement_id, caller)
         with self._lock:
             if st.status not in ("SUBMITTED", "PICKED", "STARTED"):
                 raise ValueError(f"Could not cancel a query that is already in {st.status} "
@@ -242,6 +284,7 @@ class DataApiEngine:
         database = st.target.get("Database") or "dev"
         self._ensure_database(database)
         with psycopg.connect(self._database_url(database)) as conn:
+            conn.isolation_level = psycopg.IsolationLevel.SERIALIZABLE
             with self._lock:
                 st.conn = conn
                 if st.cancelled:
@@ -254,7 +297,11 @@ class DataApiEngine:
                 self._run_sub(conn, sub, parameters)
             if st.cancelled:
                 raise _Aborted()
-            conn.commit()
+            self._await_hold(st)
+            try:
+                conn.commit()
+            except psycopg.Error as e:  # a serialization failure can surface at the commit
+                raise StatementError(_pg_error(e)) from e
 
     def _run_sub(self, conn: Any, sub: SubStatement, parameters: list[dict[str, str]] | None
                  ) -> None:
@@ -362,6 +409,13 @@ class _Aborted(Exception):
     pass
 
 
+@dataclass
+class _Hold:
+    pattern: re.Pattern[str]
+    barrier: threading.Barrier
+    remaining: int
+
+
 def _stopped_at(st: Statement) -> int | None:
     """The sub-statement a started statement stopped at; None when it stopped before the first
     or after the last (while connecting, or at the commit)."""
@@ -373,8 +427,11 @@ def _stopped_at(st: Statement) -> int | None:
 def _pg_error(e: Exception) -> str:
     diag = getattr(e, "diag", None)
     primary = getattr(diag, "message_primary", None) if diag else None
+    # the serialization failure class: say so as PostgreSQL's clients see it
+    sqlstate = getattr(e, "sqlstate", None)
+    suffix = f" (SQLSTATE {sqlstate})" if sqlstate and sqlstate.startswith("40") else ""
     # a connection error can quote the connection string: never pass a password on
-    return redact(f"ERROR: {primary or str(e).strip().splitlines()[0]}")
+    return redact(f"ERROR: {primary or str(e).strip().splitlines()[0]}{suffix}")
 
 
 _TYPE_NAMES = {16: "bool", 20: "int8", 21: "int2", 23: "int4", 25: "text", 700: "float4",

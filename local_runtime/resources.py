@@ -76,8 +76,12 @@ def resource_type(typ: str) -> ResourceType:
 
 def create_bucket(d: LocalDeployment, lid: str, props: dict[str, Any]) -> None:
     # S3 -> EventBridge notifications need no set-up: the runtime builds the events itself
-    d.client("s3").create_bucket(Bucket=d.resolver.refs[lid])
-    d.buckets[lid] = d.resolver.refs[lid]
+    s3, name = d.client("s3"), d.resolver.refs[lid]
+    s3.create_bucket(Bucket=name)
+    status = (props.get("VersioningConfiguration") or {}).get("Status")
+    if status:  # the raw bucket is versioned: its events carry version-id
+        s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": status})
+    d.buckets[lid] = name
 
 
 def create_table(d: LocalDeployment, lid: str, props: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import time
 import uuid
@@ -22,64 +23,31 @@ from local_runtime.stack import LocalDeployment, LocalRuntimeError
 # -- EventBridge --------------------------------------------------------------------------------
 
 def s3_object_created_event(bucket: str, key: str, size: int, etag: str,
-                            region: str = "us-east-1", account: str = "123456789012"
-                            ) -> dict[str, Any]:
+                            region: str = "us-east-1", account: str = "123456789012",
+                            version_id: str | None = None) -> dict[str, Any]:
+    """The EventBridge "Object Created" event S3 sends for a new object (S3 user guide,
+    "EventBridge event message structure"): `version-id` only from a versioned bucket."""
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    obj: dict[str, Any] = {"key": key, "size": size, "etag": etag}
+    if version_id:
+        obj["version-id"] = version_id
+    obj["sequencer"] = f"{int(time.time() * 1e6):X}"
     return {
         "version": "0", "id": str(uuid.uuid4()), "detail-type": "Object Created",
         "source": "aws.s3", "account": account, "time": now, "region": region,
         "resources": [f"arn:aws:s3:::{bucket}"],
-        "detail": {"version": "0", "bucket": {"name": bucket},
-                   "object": {"key": key, "size": size, "etag": etag,
-                              "sequencer": f"{int(time.time() * 1e6):X}"},
+        "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj,
                    "request-id": uuid.uuid4().hex[:16].upper(), "requester": account,
                    "source-ip-address": "127.0.0.1", "reason": "PutObject"},
     }
 
 
 def pattern_matches(pattern: Any, event: Any) -> bool:
-    """EventBridge pattern matching: exact values, prefix, suffix, anything-but, exists."""
-    if isinstance(pattern, dict):
-        if not isinstance(event, dict):
-            return False
-        for key, sub in pattern.items():
-            if isinstance(sub, dict):
-                if not pattern_matches(sub, event.get(key)):
-                    return False
-            elif isinstance(sub, list) and not _match_values(sub, event.get(key, _MISSING)):
-                return False
-        return True
-    return False
+    """EventBridge pattern matching, by moto's implementation (prefix, suffix, wildcard,
+    anything-but, numeric, exists, $or), which moto's events backend uses for its rules."""
+    from moto.events.models import EventPattern
 
-
-_MISSING = object()
-
-
-def _match_values(options: list[Any], value: Any) -> bool:
-    values = value if isinstance(value, list) else [value]
-    for opt in options:
-        if isinstance(opt, dict):
-            if "exists" in opt:
-                if (value is not _MISSING) == bool(opt["exists"]):
-                    return True
-            elif any(_match_content(opt, v) for v in values
-                     if v is not _MISSING and isinstance(v, str)):
-                return True
-        elif any(v == opt for v in values if v is not _MISSING):
-            return True
-    return False
-
-
-def _match_content(opt: dict[str, Any], v: str) -> bool:
-    """A content filter (prefix, suffix, anything-but) against one string value."""
-    if "prefix" in opt and v.startswith(opt["prefix"]):
-        return True
-    if "suffix" in opt and v.endswith(opt["suffix"]):
-        return True
-    if "anything-but" in opt:
-        ab = opt["anything-but"]
-        return v not in (ab if isinstance(ab, list) else [ab])
-    return False
+    return bool(EventPattern.load(json.dumps(pattern)).matches_event(event))
 
 
 # -- a run --------------------------------------------------------------------------------------
@@ -143,10 +111,39 @@ class Timeline:
         return next(reversed(self.entered), "?") if self.entered else "?"
 
 
-def put_raw_object(deployment: LocalDeployment, key: str, body: bytes) -> tuple[str, int, str]:
+@dataclass(frozen=True)
+class PutObject:
+    """An upload to the raw bucket: what its "Object Created" event says about it."""
+
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str | None
+
+    def event(self) -> dict[str, Any]:
+        return s3_object_created_event(self.bucket, self.key, self.size, self.etag,
+                                       version_id=self.version_id)
+
+
+def put_raw_object(deployment: LocalDeployment, key: str, body: bytes) -> PutObject:
+    """The key's current object when it already holds exactly `body` (the same object,
+    delivered again: its event is a redelivery), else a new upload (in the versioned raw
+    bucket a new version, whose event is a run of its own)."""
     bucket = deployment.bucket("raw")
-    resp = deployment.client("s3").put_object(Bucket=bucket, Key=key, Body=body)
-    return bucket, len(body), resp["ETag"].strip('"')
+    s3 = deployment.client("s3")
+    with contextlib.suppress(s3.exceptions.ClientError):
+        current = s3.head_object(Bucket=bucket, Key=key)
+        etag = current["ETag"].strip('"')
+        if current["ContentLength"] == len(body) and etag == _md5(body):
+            return PutObject(bucket, key, len(body), etag, current.get("VersionId"))
+    resp = s3.put_object(Bucket=bucket, Key=key, Body=body)
+    return PutObject(bucket, key, len(body), resp["ETag"].strip('"'), resp.get("VersionId"))
+
+
+def _md5(body: bytes) -> str:
+    """S3's ETag of a single-part upload."""
+    return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
 
 def check_event(deployment: LocalDeployment, event: dict[str, Any]) -> None:
@@ -249,7 +246,8 @@ def summarize(res: RunResult) -> dict[str, Any]:
     quality = out.get("quality") or {}
     lines = ledger.get("lines") or quality.get("lines") or {}
     rows = ledger.get("rows_loaded") or (out.get("record") or {}).get("rows_loaded") or {}
-    cost = (ledger.get("cost") or {}).get("total_usd")
+    cost_record = ledger.get("cost") or {}
+    cost = cost_record.get("total_usd")
     if cost is None:
         cost = (out.get("cost") or {}).get("total_usd")
     failure = ledger.get("failure") or out.get("failure_summary") or {}
@@ -265,11 +263,22 @@ def summarize(res: RunResult) -> dict[str, Any]:
         "quality_verdict": ledger.get("quality_verdict") or quality.get("verdict"),
         "quality_summary": quality.get("summary"),
         "rows_loaded": rows, "estimated_cost_usd": cost,
+        "cost_basis": {k: cost_record.get(k) for k in ("region", "rate_card_version", "complete")},
         "failure": failure or None, "alerts": len(res.alerts),
         "state_transitions": res.transitions, "seconds": round(res.wall_seconds, 2),
         "job_seconds": round(res.job_seconds, 2), "sql_seconds": round(res.sql_seconds, 2),
         "orchestration_seconds": round(res.wall_seconds - res.job_seconds - res.sql_seconds, 2),
     }
+
+
+def cost_line(usd: float, basis: dict[str, Any]) -> str:
+    """What this run would cost on AWS: the tracker's figure from what the stand-ins bill (EMR
+    Serverless workers and cluster instances as AWS bills them, Lambda, Step Functions), at the
+    rate card's list prices: an estimate, not a bill."""
+    where = f"{basis['region']} list prices" if basis.get("region") else "list prices"
+    card = f", rate card {basis['rate_card_version']}" if basis.get("rate_card_version") else ""
+    partial = "; some parts could not be priced" if basis.get("complete") is False else ""
+    return f"cost on AWS (estimate): ${usd:.4f} ({where}{card}{partial})"
 
 
 def print_summary(summary: dict[str, Any], alerts: list[dict[str, Any]], out: TextIO) -> None:
@@ -290,7 +299,8 @@ def print_summary(summary: dict[str, Any], alerts: list[dict[str, Any]], out: Te
     for table, n in (s.get("rows_loaded") or {}).items():
         print(f"  loaded: {table} {n} rows", file=out)
     if s.get("estimated_cost_usd") is not None:
-        print(f"  estimated cost: ${float(s['estimated_cost_usd']):.4f}", file=out)
+        print(f"  {cost_line(float(s['estimated_cost_usd']), s.get('cost_basis') or {})}",
+              file=out)
     if s.get("failure"):
         print(f"  failure: {json.dumps(s['failure'], default=str)[:600]}", file=out)
     for a in alerts:

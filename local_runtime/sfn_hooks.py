@@ -7,6 +7,9 @@ patch() refuses a point that is not listed.
   emr-serverless (startJobRun.sync, cancelJobRun) and elasticmapreduce (createCluster.sync,
   addStep.sync, terminateCluster, ...); everything else -> moto's own.
 - aws-sdk:redshiftdata -> boto3 "redshift-data", errors named RedshiftData.*.
+- aws-sdk tasks sign with the state machine's own access key (STATE.sdk_access_key, set by the
+  local deployment; local_runtime.identity), so a stand-in sees the machine's role as the
+  caller, never a function's.
 - Time compression: Wait states and Retry intervals are multiplied by a factor; the .sync
   polling interval is shortened.
 """
@@ -34,10 +37,12 @@ BOTO_SERVICE_NAMES = _SERVICE + "state_task_service.StateTaskService." \
                                 "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES"
 SDK_ERROR_NAMES = _SERVICE + "state_task_service_aws_sdk._SERVICE_ERROR_NAMES"
 SDK_EVAL = _SERVICE + "state_task_service_aws_sdk.StateTaskServiceAwsSdk._eval_service_task"
+SDK_CLIENT = _SERVICE + "state_task_service_aws_sdk.boto_client_for"
 WAIT_INTERVAL = _ASL + "state.wait.wait_function.wait_function.WaitFunction._wait_interval"
 RETRY_CLOCK = _ASL + "common.retry.retrier_decl.time"
 EMR_SERVERLESS = "moto.emrserverless.models.EMRServerlessBackend."
 REDSHIFT_DATA_RESPONSES = "moto.redshiftdata.responses.RedshiftDataAPIServiceResponse"
+EMR_RESPONSES = "moto.emr.responses.ElasticMapReduceResponse"
 
 HOOK_POINTS = [
     LAMBDA_INVOKE,
@@ -47,6 +52,7 @@ HOOK_POINTS = [
     BOTO_SERVICE_NAMES,
     SDK_ERROR_NAMES,
     SDK_EVAL,
+    SDK_CLIENT,
     WAIT_INTERVAL,
     RETRY_CLOCK,
     _ASL + "common.error_name.failure_event.FailureEventException",
@@ -55,11 +61,13 @@ HOOK_POINTS = [
     EMR_SERVERLESS + "get_job_run",
     EMR_SERVERLESS + "cancel_job_run",
     REDSHIFT_DATA_RESPONSES,
+    EMR_RESPONSES,
 ]
 
 _installed = False
 _lock = threading.Lock()
-STATE = types.SimpleNamespace(time_factor=0.01, invoke_lambda=None, runtime=None)
+STATE = types.SimpleNamespace(time_factor=0.01, invoke_lambda=None, runtime=None,
+                              sdk_access_key=None)
 
 
 def _owner(dotted: str) -> tuple[Any, str]:
@@ -140,6 +148,29 @@ def _install_services() -> None:
     current(SDK_ERROR_NAMES)["redshiftdata"] = "RedshiftData"
     patch(SYNC_POLL_SECONDS, 0.05)
     _install_json_safe_sdk_results()
+    _install_sdk_identity()
+
+
+def _install_sdk_identity() -> None:
+    """aws-sdk task clients sign with the state machine's key (moto's sign with a fixed one)."""
+    original = current(SDK_CLIENT)
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        if STATE.sdk_access_key is None:
+            return original(region=region, service=service, state_credentials=state_credentials)
+        import boto3
+        from botocore.config import Config
+
+        from local_runtime.identity import LOCAL_SECRET_KEY
+
+        # as moto's: no client-side validation or retries (the ASL's Retry decides)
+        return boto3.client(service, region_name=region,
+                            aws_access_key_id=STATE.sdk_access_key,
+                            aws_secret_access_key=LOCAL_SECRET_KEY,
+                            config=Config(parameter_validation=False,
+                                          retries={"max_attempts": 0, "total_max_attempts": 1}))
+
+    patch(SDK_CLIENT, boto_client_for)
 
 
 def _install_json_safe_sdk_results() -> None:

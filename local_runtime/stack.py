@@ -31,6 +31,7 @@ from typing import Any, TextIO, TypeVar
 
 from local_runtime import cfn, resources, state
 from local_runtime.errors import LocalRuntimeError
+from local_runtime.identity import LOCAL_SECRET_KEY, PRINCIPALS
 from local_runtime.redshift import DataApiEngine, read_parquet_objects
 from local_runtime.spark import JobResult, SparkRunner, parse_spark_submit
 from local_runtime.warehouse import Warehouse, missing_prerequisites, start_warehouse
@@ -64,6 +65,8 @@ class LocalFunction:
     module: Any = None
     seconds: float = 0.0
     calls: int = 0
+    access_key: str = ""  # its role session's key (local_runtime.identity)
+    session: Any = None  # its boto3 default session, signed with that key
 
 
 class LambdaContext:
@@ -140,6 +143,8 @@ class LocalDeployment:
         self._data_api: DataApiEngine | None = None
         self._spark_runner: SparkRunner | None = None
         self._mock: Any = None
+        self._moto_server: Any = None
+        self.s3_endpoint = ""  # moto's server, for the Spark job's processes
         self._lambda_lock = threading.Lock()
         self._steps: dict[str, StepRecord] = {}
         self._lambda_log: TextIO | None = None
@@ -213,15 +218,31 @@ class LocalDeployment:
 
         self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
         self._mock.start()
+        self._start_s3_endpoint()
         import boto3
 
         # made after moto is imported, so its clients carry moto's request hook
         self.session = boto3.session.Session(region_name=cfn.REGION)
 
+    def _start_s3_endpoint(self) -> None:
+        """moto's server on a free local port, over the same in-process state: the Spark job
+        (another process) heads its input object there (spark_jobs.common.storage)."""
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+        self._moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._moto_server.start()
+        host, port = self._moto_server.get_host_and_port()
+        self.s3_endpoint = f"http://{host}:{port}"
+
     def stop(self, *, stop_warehouse: bool = False) -> None:
         """Stop moto (its tables are gone: the ledger file was written after each execution)
         and release the lock; the warehouse keeps running unless `stop_warehouse`."""
         try:
+            if self._moto_server is not None:
+                with contextlib.suppress(Exception):
+                    self._moto_server.stop()
+                self._moto_server = None
             if self._mock is not None:
                 with contextlib.suppress(Exception):
                     self._mock.stop()
@@ -300,6 +321,10 @@ class LocalDeployment:
         fn = LocalFunction(lid, r.refs[lid], r.attrs[(lid, "Arn")], module_name, attr, env,
                            int(r.resolve(props.get("MemorySize", 128))),
                            int(r.resolve(props.get("Timeout", 3))))
+        # Lambda runs a function as its role's session named after the function
+        role = (str(r.resolve(props["Role"])) if props.get("Role") else
+                f"arn:aws:iam::{r.account}:role/{self.stack_name}-{lid}Role")
+        fn.access_key = PRINCIPALS.register(fn.name, role, fn.name)
         self.functions[fn.arn] = fn
         self.functions[fn.name] = fn
         if env.get("JOB_CODE_VERSION"):
@@ -339,6 +364,11 @@ class LocalDeployment:
             type=props.get("Type", "STANDARD"))
         self.state_machine_arn = resp["stateMachineArn"]
         self.state_machine_logical_id = lid
+        from local_runtime import sfn_hooks
+
+        # its service tasks sign as its role, not as any function
+        sfn_hooks.STATE.sdk_access_key = PRINCIPALS.register(
+            self.state_machine_arn, str(role), f"states-{r.attrs[(lid, 'Name')]}")
         self._add_event_patterns(props)
 
     def _state_machine_definition(self, props: dict[str, Any]) -> str:
@@ -372,8 +402,12 @@ class LocalDeployment:
 
         base_env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("AWS_", "POWERTOOLS_"))}
+        # The job reaches S3 as on EMR (boto3), here moto's server with moto's credentials.
+        s3_env = {"AWS_ENDPOINT_URL_S3": self.s3_endpoint, "AWS_DEFAULT_REGION": cfn.REGION,
+                  "AWS_ACCESS_KEY_ID": FAKE_ENV["AWS_ACCESS_KEY_ID"],
+                  "AWS_SECRET_ACCESS_KEY": FAKE_ENV["AWS_SECRET_ACCESS_KEY"]}
         self._spark_runner = SparkRunner(self.client("s3"), self.work_dir / "jobs",
-                                         base_env=base_env)
+                                         base_env=base_env, extra_env=s3_env)
         moto_patches.install(self._spark_runner, self.data_api)
         sfn_hooks.install(invoke_lambda=self.invoke_lambda, runtime=self,
                           time_factor=self.time_factor)
@@ -422,17 +456,28 @@ class LocalDeployment:
 
     @contextlib.contextmanager
     def _function_env(self, fn: LocalFunction) -> Iterator[None]:
+        """The function's environment, credentials included: boto3 clients it makes (at import
+        or later) sign with its own key, as its role session would (local_runtime.identity)."""
+        import boto3
+
         env = {**FAKE_ENV, **fn.env, "AWS_LAMBDA_FUNCTION_NAME": fn.name,
                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_mb),
                "POWERTOOLS_TRACE_DISABLED": "true"}
+        if fn.access_key:
+            env.update(AWS_ACCESS_KEY_ID=fn.access_key, AWS_SECRET_ACCESS_KEY=LOCAL_SECRET_KEY)
         saved = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
+        previous_session = boto3.DEFAULT_SESSION
+        if fn.session is None:
+            fn.session = boto3.session.Session()  # reads the function's keys, once
+        boto3.DEFAULT_SESSION = fn.session
         try:
             with contextlib.redirect_stdout(self._lambda_log or sys.stdout), \
                     warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 yield
         finally:
+            boto3.DEFAULT_SESSION = previous_session
             for k, v in saved.items():
                 if v is None:
                     os.environ.pop(k, None)

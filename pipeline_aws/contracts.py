@@ -72,13 +72,16 @@ class ExecutionRef(_Payload):
 
 
 class RunInput(_Payload):
-    """The raw object the run reads; it is never changed."""
+    """The raw object the run reads; it is never changed. `version_id` is the S3 version the
+    trigger named (None in an unversioned bucket); the job verifies it and `etag` before it
+    reads (docs/architecture.md, The run manifest)."""
 
     bucket: str
     key: str
     etag: str
     size: int = Field(ge=0)
     uri: str
+    version_id: str | None = None
 
 
 class JobSpec(_Payload):
@@ -167,27 +170,50 @@ class QualityResult(_Payload):
 
 
 class LoadStarted(_Payload):
-    """StartLoad's result, at `$.load`; NextLoadPoll rewrites it without `migrations_applied`.
-    `tables`: table -> index of the sub-statement whose ResultRows is the rows inserted."""
+    """StartLoad's result (the load function's submit), at `$.load`.
+    `tables`: table -> index of the sub-statement whose ResultRows is the rows inserted;
+    `load_try`: 1, then one more for each resubmit after a serialization conflict."""
 
     statement_id: str = Field(min_length=1)
     tables: dict[str, int]
     migrations_applied: list[str] = Field(default_factory=list)
-    wait_seconds: int = Field(ge=1)
-    polls: int = Field(ge=0)
+    load_try: int = Field(default=1, ge=1)
 
 
 class SubStatement(_Payload):
     Status: str | None = None
     ResultRows: int | None = None
+    Error: str | None = None
+
+
+LoadOutcome = Literal["running", "finished", "failed", "aborted", "retry", "conflict",
+                      "timed_out"]
 
 
 class LoadStatus(_Payload):
-    """The Data API's DescribeStatement response for the load, at `$.load_status`."""
+    """DescribeLoad's result (the load function's describe), at `$.load_status`: the
+    DescribeStatement response's Id, Status, Error and SubStatements, and what it means
+    (pipeline_aws.load_policy): `outcome` (the LoadStatus Choice reads it), `wait_seconds`
+    (before the next poll or the next try), `polls` of this statement, `load_try`, `cause`."""
 
     Id: str | None = None
     Status: str
+    Error: str | None = None
     SubStatements: list[SubStatement] = Field(default_factory=list)
+    outcome: LoadOutcome | None = None
+    wait_seconds: int = Field(default=0, ge=0)
+    polls: int = Field(default=0, ge=0)
+    load_try: int = Field(default=1, ge=1)
+    cause: str | None = None
+
+
+class LoadCancelled(_Payload):
+    """CancelLoad's result (the load function's cancel), at `$.load_cancel`: one cleanup
+    action, which HandleFailure records with its own."""
+
+    action: Literal["cancel_statement"] = "cancel_statement"
+    id: str
+    result: str
 
 
 class JobRunRef(_Payload):
@@ -241,8 +267,22 @@ class EvaluateQualityRequest(RunStepRequest):
     what = "EvaluateQuality input"
 
 
-class StartLoadRequest(RunStepRequest):
-    what = "StartLoad input"
+class LoadStatementState(RunState):
+    """What the load function reads: `load` after a submit, `load_status` after a describe."""
+
+    load: LoadStarted | None = None
+    load_status: LoadStatus | None = None
+
+
+class LoadStatementRequest(RunStepRequest):
+    """The one function that owns the load statement: StartLoad (`submit`), DescribeLoad
+    (`describe`) and CancelLoad (`cancel`) call it, so one principal submits, describes and
+    cancels (the Data API scopes a statement to the identity that submitted it)."""
+
+    what = "LoadStatement input"
+
+    operation: Literal["submit", "describe", "cancel"]
+    state: LoadStatementState
 
 
 class RecordRunState(RunState):
@@ -304,7 +344,11 @@ class _S3Detail(S3EventNotificationEventBridgeDetailModel):
 
 
 class S3ObjectCreated(S3EventNotificationEventBridgeModel):
-    """EventBridge "Object Created" from the raw bucket (powertools' model, narrowed)."""
+    """EventBridge "Object Created" from the raw bucket (powertools' model, narrowed).
+
+    `detail.object` carries `etag` and, in a versioned bucket, `version-id`: the object this
+    event is about, which is what runs (S3 user guide, "EventBridge event message structure").
+    """
 
     source: Literal["aws.s3"]
     detail_type: Literal["Object Created"] = Field(alias="detail-type")
@@ -317,6 +361,29 @@ class S3ObjectCreated(S3EventNotificationEventBridgeModel):
     @property
     def key(self) -> str:
         return self.detail.object.key
+
+    @property
+    def etag(self) -> str | None:
+        return self.detail.object.etag.strip('"') or None
+
+    @property
+    def version_id(self) -> str | None:
+        return self.detail.object.version_id or None
+
+    @property
+    def size(self) -> float | None:
+        return self.detail.object.size
+
+
+class RunIgnored(_Payload):
+    """ResolveRun's result for an event that is nothing to run (a folder marker): the state
+    machine ends in its Ignored state, without a run, a ledger item or an alert."""
+
+    ignored: Literal[True] = True
+    duplicate: Literal[False] = False
+    reason: str
+    bucket: str
+    key: str
 
 
 class ScheduleTrigger(_Payload):

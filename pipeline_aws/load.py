@@ -1,21 +1,47 @@
-"""StartLoad: bring the warehouse schema up to date and submit this run's load as one batch.
+"""The load statement's one owner: submit it, describe it, cancel it.
 
-The Lambda only submits; the state machine polls the statement (WaitForLoad/DescribeLoad), so
-a slow COPY costs Step Functions transitions, not Lambda time.
+The Redshift Data API scopes a statement to the IAM identity that submitted it (AWS's managed
+policy AmazonRedshiftDataFullAccess, and this template, allow DescribeStatement,
+GetStatementResult and CancelStatement only when `redshift-data:statement-owner-iam-userid`
+equals the caller's `aws:userid`). So one Lambda function does all three, called by StartLoad
+(`submit`), DescribeLoad (`describe`) and CancelLoad (`cancel`).
+
+- submit: bring the warehouse schema up to date and submit the run's load as one batch (one
+  transaction), with the idempotency token `<run_id>-load-a<attempt>-r<load_try>`.
+- describe: the statement's status and what it means (pipeline_aws.load_policy): the wait
+  before the next poll, or before the next try after a serialization conflict.
+- cancel: stop the statement if it still runs (timeout, or the describe itself failing).
+
+A slow COPY costs Step Functions transitions and short Lambda calls, never a waiting Lambda.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import random
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline_aws.contracts import LoadStarted, StartLoadRequest
+from pipeline_aws.contracts import (
+    LoadCancelled,
+    LoadStarted,
+    LoadStatementRequest,
+    LoadStatementState,
+    LoadStatus,
+    SubStatement,
+)
 from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import utc_now_iso
-from pipeline_aws.redshift import RedshiftDataPort
+from pipeline_aws.load_policy import (
+    MAX_LOAD_TRIES,
+    is_serialization_conflict,
+    judge,
+    statement_error,
+)
+from pipeline_aws.redshift import RedshiftDataPort, client_token
 from pipeline_core.catalog import Catalog
-from pipeline_core.errors import InvalidInput
+from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.load_sql import (
     Migration,
     applied_versions_sql,
@@ -24,35 +50,89 @@ from pipeline_core.load_sql import (
     pending_migrations,
 )
 
-FIRST_WAIT_SECONDS = 2
 SMALL_QUERY_BUDGET_SECONDS = 20.0
+# What PostgreSQL and Redshift say when two sessions create the same object at once.
+_CONCURRENT_DDL = re.compile(
+    r"already exists|duplicate key value violates unique constraint|could not serialize"
+    r"|serializable isolation violation|\b40001\b", re.I)
+_MIGRATION_NAME = re.compile(r"^V(\d+)__")
 
 
-class LoadStarter:
-    """Applies pending migrations and submits stage/COPY/replace/insert for every table."""
+def load_token(run_id: str, attempt: int, load_try: int) -> str:
+    """The load's idempotency token: a retried Lambda gets the same statement back; a new
+    load try (after a serialization conflict) gets a new one. At most 64 characters."""
+    return client_token(f"{run_id}-load-a{attempt}-r{load_try}")
+
+
+def next_load_try(state: LoadStatementState) -> int:
+    """1 for the first submit; one more when the last describe of the current statement said
+    `retry`. The same state gives the same answer, so a retried submit reuses its token."""
+    load, status = state.load, state.load_status
+    if load is None or status is None or status.Id != load.statement_id:
+        return 1
+    if status.outcome != "retry":
+        raise InvalidInput(f"load statement {load.statement_id} was submitted already and is "
+                           f"{status.outcome or status.Status}, not to be retried")
+    if load.load_try >= MAX_LOAD_TRIES:
+        raise InvalidInput(f"load try {load.load_try} was the last of {MAX_LOAD_TRIES}")
+    return load.load_try + 1
+
+
+class LoadStatement:
+    """Applies pending migrations and submits stage/COPY/replace/insert for every table, then
+    describes and, when asked, cancels that statement."""
 
     def __init__(self, *, catalog: Catalog | Callable[[], Catalog], redshift: RedshiftDataPort,
                  migrations: Sequence[Migration] | Callable[[], Sequence[Migration]],
                  copy_role_arn: str, clock: Callable[[], datetime] | None = None,
-                 logger: Any = None):
+                 rng: Callable[[float, float], float] = random.uniform, logger: Any = None):
         self._catalog = Lazy(catalog)
         self._redshift = redshift
         self._migrations = Lazy(migrations)
         self._copy_role_arn = copy_role_arn
         self._clock = clock or (lambda: datetime.now(UTC))
+        self._rng = rng
         self._logger = logger
 
+    def handle(self, request: LoadStatementRequest) -> dict[str, Any]:
+        operations: dict[str, Callable[[LoadStatementRequest], dict[str, Any]]] = {
+            "submit": self.submit, "describe": self.describe, "cancel": self.cancel}
+        return operations[request.operation](request)
+
+    def _log(self, message: str, **extra: Any) -> None:
+        if self._logger:
+            self._logger.info(message, extra=extra)
+
+    # -- submit ---------------------------------------------------------------------------------
     def applied_versions(self, run_id: str) -> list[int]:
-        """Create the bookkeeping table if needed, then read which migrations are applied."""
+        """Create the bookkeeping table if needed, then read which migrations are applied.
+
+        Two loads on a fresh warehouse may create it at the same moment; the loser's error
+        names the collision, and a second run of the IF NOT EXISTS statements sees the
+        winner's table.
+        """
+        try:
+            self._ensure_meta(run_id)
+        except ConfigurationError as e:
+            if not _CONCURRENT_DDL.search(str(e)):
+                raise
+            self._log("bookkeeping table created concurrently; checking again", error=str(e))
+            self._ensure_meta(run_id)
+        return self._read_versions(run_id)
+
+    def _ensure_meta(self, run_id: str) -> None:
         self._redshift.run(ensure_meta_sqls(), statement_name=f"{run_id}-ensure-meta",
                            timeout_seconds=SMALL_QUERY_BUDGET_SECONDS)
+
+    def _read_versions(self, run_id: str) -> list[int]:
         rows = self._redshift.query(applied_versions_sql(),
                                     statement_name=f"{run_id}-applied-migrations",
                                     timeout_seconds=SMALL_QUERY_BUDGET_SECONDS)
         return [int(row[0]) for row in rows if row and row[0] is not None]
 
-    def start(self, request: StartLoadRequest) -> dict[str, Any]:
-        run = request.state.run
+    def submit(self, request: LoadStatementRequest) -> dict[str, Any]:
+        run = request.run
+        load_try = next_load_try(request.state)
         dataset = self._catalog.get().get(run.dataset)
         missing = [t.name for t in dataset.load.tables if t.name not in run.outputs]
         if missing:
@@ -64,14 +144,66 @@ class LoadStarter:
             applied_at=utc_now_iso(self._clock), partitions=[run.partition],
         )
         statement_id = self._redshift.batch_execute(
-            batch.sqls, statement_name=f"load {run.dataset} {run.partition} {run.run_id}",
-            token=f"{run.run_id}-load-a{run.attempt}",
+            batch.sqls, statement_name=f"load {run.dataset} {run.partition} {run.run_id} "
+                                       f"try {load_try}",
+            token=load_token(run.run_id, run.attempt, load_try),
         )
-        if self._logger:
-            self._logger.info("load submitted", extra={
-                "statement_id": statement_id, "statements": len(batch.sqls),
-                "migrations_applied": batch.migrations, "tables": batch.insert_index})
-        return LoadStarted(
-            statement_id=statement_id, tables=batch.insert_index,
-            migrations_applied=batch.migrations, wait_seconds=FIRST_WAIT_SECONDS, polls=0,
-        ).model_dump(mode="json")
+        self._log("load submitted", statement_id=statement_id, statements=len(batch.sqls),
+                  migrations_applied=batch.migrations, tables=batch.insert_index,
+                  load_try=load_try)
+        return LoadStarted(statement_id=statement_id, tables=batch.insert_index,
+                           migrations_applied=batch.migrations,
+                           load_try=load_try).model_dump(mode="json")
+
+    # -- describe -------------------------------------------------------------------------------
+    def describe(self, request: LoadStatementRequest) -> dict[str, Any]:
+        load = _submitted(request)
+        previous = request.state.load_status
+        polls = previous.polls + 1 if previous and previous.Id == load.statement_id else 1
+        description = self._redshift.describe(load.statement_id)
+        verdict = judge(description, polls=polls, load_try=load.load_try, rng=self._rng,
+                        raced_migration=self._raced_migration(request, load, description))
+        status = LoadStatus(
+            Id=load.statement_id, Status=str(description.get("Status")),
+            Error=statement_error(description), SubStatements=_subs(description),
+            outcome=verdict.outcome, wait_seconds=verdict.wait_seconds, polls=polls,
+            load_try=load.load_try, cause=verdict.cause)
+        if verdict.outcome != "running":
+            self._log("load described", statement_id=load.statement_id,
+                      outcome=verdict.outcome, polls=polls, load_try=load.load_try,
+                      cause=verdict.cause, wait_seconds=verdict.wait_seconds)
+        return status.model_dump(mode="json")
+
+    def _raced_migration(self, request: LoadStatementRequest, load: LoadStarted,
+                         description: Mapping[str, Any]) -> bool:
+        """A failed batch that applied migrations, which are recorded now: another load
+        applied them at the same time (this batch was rolled back, so it was not this one)."""
+        if description.get("Status") != "FAILED" or not load.migrations_applied:
+            return False
+        if is_serialization_conflict(statement_error(description)):
+            return False
+        versions = set(self._read_versions(request.run.run_id))
+        mine = {int(m.group(1)) for m in map(_MIGRATION_NAME.match, load.migrations_applied)
+                if m}
+        return bool(mine) and mine <= versions
+
+    # -- cancel ---------------------------------------------------------------------------------
+    def cancel(self, request: LoadStatementRequest) -> dict[str, Any]:
+        load = _submitted(request)
+        result = self._redshift.cancel(load.statement_id)
+        self._log("load cancel", statement_id=load.statement_id, result=result)
+        return LoadCancelled(id=load.statement_id, result=result).model_dump(mode="json")
+
+
+def _submitted(request: LoadStatementRequest) -> LoadStarted:
+    if request.state.load is None:
+        raise InvalidInput(f"{request.operation}: state.load is missing: no load statement "
+                           "was submitted in this execution")
+    return request.state.load
+
+
+def _subs(description: Mapping[str, Any]) -> list[SubStatement]:
+    """Status, rows and error of each sub-statement (RecordRun reads the INSERTs' rows)."""
+    subs = description.get("SubStatements") or []
+    return [SubStatement(Status=s.get("Status"), ResultRows=s.get("ResultRows"),
+                         Error=s.get("Error")) for s in subs if isinstance(s, Mapping)]

@@ -1,8 +1,11 @@
-"""Redshift Data API adapter: submit, wait briefly for small queries, fetch rows, cancel.
+"""Redshift Data API adapter: submit, wait briefly for small queries, fetch rows, describe,
+cancel.
 
 Only small bookkeeping queries are waited for here, with a hard time budget; the load itself is
-submitted and then polled by the state machine (WaitForLoad/DescribeLoad), so no Lambda ever
-sits waiting for a long COPY. FAILED and ABORTED are handled as outcomes, not as timeouts.
+submitted, then described on each pass of the state machine's poll loop (WaitForLoad ->
+DescribeLoad, both calling the same function: a statement belongs to the identity that
+submitted it), so no Lambda ever sits waiting for a long COPY. FAILED and ABORTED are handled
+as outcomes, not as timeouts.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class RedshiftDataPort(Protocol):
     def batch_execute(self, sqls: Sequence[str], *, statement_name: str,
                       token: str | None = None) -> str:
         """Submit statements run in order in one transaction; the same token, the same id."""
+        ...
+
+    def describe(self, statement_id: str) -> dict[str, Any]:
+        """The DescribeStatement response of a statement this identity submitted."""
         ...
 
     def cancel(self, statement_id: str) -> str:

@@ -2,7 +2,9 @@
 
 The raw object is checked before any compute is paid for (exists, not empty, gzip when `.gz`,
 header as the catalog says), and the ledger's conditional writes make the run id the unit of
-idempotency: the same object delivered twice starts at most one load. The request and the
+idempotency: the same object delivered twice starts at most one load. An S3 event's object
+version (its `version-id` and `etag`) is what runs: a newer upload of the key is its own run. A
+folder marker (a key ending in "/" with 0 bytes) is ignored, not refused. The request and the
 manifest are the models of pipeline_aws.contracts.
 """
 
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote_plus
+from zoneinfo import ZoneInfo
 
 from pipeline_aws.contracts import (
     ClusterSpec,
@@ -22,6 +25,7 @@ from pipeline_aws.contracts import (
     JobSpec,
     ManualTrigger,
     ResolveRunRequest,
+    RunIgnored,
     RunInput,
     RunManifest,
     S3ObjectCreated,
@@ -35,9 +39,9 @@ from pipeline_core.catalog import Catalog, Dataset, NodeGroup, validate_partitio
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.identifiers import safe_identifier
 
-_ARG_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+_ARG_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}\Z")
 _CONF_VALUE = re.compile(r"^[^\s'\"]{1,256}$")
-_CONF_KEY = re.compile(r"^spark\.[A-Za-z0-9._-]{1,200}$")
+_CONF_KEY = re.compile(r"^spark\.[A-Za-z0-9._-]{1,200}\Z")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -51,8 +55,13 @@ def compute_mode(dataset: Dataset, request: ResolveRunRequest) -> Compute:
     return "cluster" if mode == "cluster" else "serverless"
 
 
-def run_id_for(dataset: str, partition: str, bucket: str, key: str, etag: str) -> str:
-    digest = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:12]
+def run_id_for(dataset: str, partition: str, bucket: str, key: str, etag: str,
+               version_id: str | None = None) -> str:
+    """`<dataset>-<partition>-<12 hex>` of the object's bucket, key, ETag and version: every
+    upload of a key (a new version, even of the same bytes) is its own run; the same version
+    delivered again is the same run. Unversioned objects keep the bucket/key/etag digest."""
+    identity = f"{bucket}/{key}/{etag}" + (f"/{version_id}" if version_id else "")
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
     return f"{dataset}-{partition}-{digest}"
 
 
@@ -69,10 +78,28 @@ def job_token(run_id: str, attempt: int) -> str:
     return f"{token[:51]}-{digest}"
 
 
-def scheduled_partition(scheduled_time: datetime, offset_days: int) -> str:
-    """The partition a schedule processes: its UTC day moved by the catalog's offset."""
-    when = scheduled_time.astimezone(UTC) if scheduled_time.tzinfo else scheduled_time
-    return (when.date() + timedelta(days=offset_days)).isoformat()
+def scheduled_partition(scheduled_time: datetime, offset_days: int,
+                        timezone: str = "UTC") -> str:
+    """The partition a schedule processes: the day of its scheduled time as a calendar in the
+    schedule's `timezone` reads it, moved by the catalog's offset.
+
+    EventBridge Scheduler gives `<aws.scheduler.scheduled-time>` in UTC (a time without a zone
+    is taken as UTC) while the schedule fires in its ScheduleExpressionTimezone: 06:00 in
+    Tokyo on the 10th is 21:00 UTC on the 9th, and its day is the 10th.
+    """
+    when = scheduled_time if scheduled_time.tzinfo else scheduled_time.replace(tzinfo=UTC)
+    try:
+        local = when.astimezone(UTC if timezone == "UTC" else ZoneInfo(timezone))
+        return (local.date() + timedelta(days=offset_days)).isoformat()
+    except (OverflowError, ValueError) as e:
+        raise InvalidInput(
+            f"scheduled_time {scheduled_time.isoformat()}: its day in {timezone} moved by "
+            f"{offset_days} day(s) is outside the calendar (years 1 to 9999)") from e
+
+
+def is_folder_marker(key: str, size: float | None) -> bool:
+    """What the S3 console's "Create folder" writes: a key ending in "/" with no bytes."""
+    return key.endswith("/") and not size
 
 
 def _fleet(name: str, kind: str, group: NodeGroup, timeout_minutes: int = 10) -> dict[str, Any]:
@@ -107,14 +134,24 @@ def spark_conf_pairs(dataset: Dataset) -> list[tuple[str, str]]:
     return pairs
 
 
-def job_arguments(dataset: Dataset, *, input_uri: str, output_root: str, quarantine: str,
-                  metrics: str, quality: str, rules: str, run_id: str, partition: str
-                  ) -> list[str]:
-    """The Spark job contract's arguments, then the catalog's extra `--name value` pairs."""
-    args = ["--input", input_uri, "--output-root", output_root, "--quarantine", quarantine,
+def job_arguments(dataset: Dataset, *, obj: ObjectInfo, output_root: str, quarantine: str,
+                  metrics: str, quality: str, rules: str, run_id: str, partition: str,
+                  started_at: datetime) -> list[str]:
+    """The Spark job contract's arguments, then the catalog's extra `--name value` pairs.
+
+    `--input-etag` (and `--input-version-id` in a versioned bucket) name the object version
+    the run is for: the job refuses to read the input if the key holds another one by then.
+    `--reference-time` is the evaluation time of DataFreshness and now() the catalog declares
+    (the gate checks the job used it)."""
+    reference = dataset.quality.evaluation_time(partition, started_at)
+    args = ["--input", obj.uri, "--output-root", output_root, "--quarantine", quarantine,
             "--metrics", metrics, "--quality", quality, "--rules", rules, "--run-id", run_id,
-            "--partition", partition, "--encoding", dataset.source.encoding]
-    reserved = {a[2:] for a in args[::2]}
+            "--partition", partition, "--encoding", dataset.source.encoding,
+            "--reference-time", reference.isoformat().replace("+00:00", "Z"),
+            "--input-etag", obj.etag]
+    if obj.version_id:
+        args.extend(["--input-version-id", obj.version_id])
+    reserved = {a[2:] for a in args[::2]} | {"input-version-id"}
     for name, value in dataset.job.arguments.items():
         if not _ARG_NAME.fullmatch(name) or name in reserved:
             raise ConfigurationError(
@@ -123,6 +160,12 @@ def job_arguments(dataset: Dataset, *, input_uri: str, output_root: str, quarant
             )
         args.extend([f"--{name}", value])
     return args
+
+
+def _started(started_at: str) -> datetime:
+    """The run's start as the ledger holds it (ISO-8601 UTC)."""
+    instant = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -197,27 +240,48 @@ class RunResolver:
         trigger = request.trigger
         if isinstance(trigger, ScheduleTrigger):
             dataset = self.catalog.get(trigger.dataset)
-            return self._find_day(dataset, scheduled_partition(
-                trigger.scheduled_time, dataset.schedule.date_offset_days))
+            schedule = dataset.schedule
+            return self._find_day(dataset, validate_partition(scheduled_partition(
+                trigger.scheduled_time, schedule.date_offset_days, schedule.timezone)))
         if isinstance(trigger, ManualTrigger) and trigger.dataset is not None:
             return self._find_day(self.catalog.get(trigger.dataset),
                                   validate_partition(str(trigger.date)))
-        return self._find_object(str(trigger.bucket), str(trigger.key),
-                                 url_encoded=isinstance(trigger, S3ObjectCreated))
+        if isinstance(trigger, S3ObjectCreated):
+            return self._find_event_object(trigger)
+        return self._find_object(str(trigger.bucket), str(trigger.key))
 
-    def _find_object(self, bucket: str, key: str, *, url_encoded: bool) -> _Target:
+    def _find_object(self, bucket: str, key: str, version_id: str | None = None,
+                     *, url_encoded: bool = False) -> _Target:
         if bucket != self._settings.raw_bucket:
             raise InvalidInput(f"bucket {bucket!r} is not the raw bucket "
                                f"{self._settings.raw_bucket!r}; the pipeline reads only that one")
-        obj = self._objects.head(bucket, key)
+        obj = self._objects.head(bucket, key, version_id)
         if obj is None and url_encoded and unquote_plus(key) != key:
             # S3 notifications URL-encode keys; try the decoded form before giving up.
             key = unquote_plus(key)
-            obj = self._objects.head(bucket, key)
+            obj = self._objects.head(bucket, key, version_id)
         dataset, partition = self.catalog.match_key(key)
         if obj is None:
-            raise InvalidInput(f"s3://{bucket}/{key} does not exist (deleted after the event?)")
+            what = f"version {version_id} of " if version_id else ""
+            raise InvalidInput(f"{what}s3://{bucket}/{key} does not exist (deleted after the "
+                               "event?)")
         return _Target(dataset, partition, obj)
+
+    def _find_event_object(self, event: S3ObjectCreated) -> _Target:
+        """The object version the event is about (HeadObject with its VersionId), whose ETag
+        must be the event's: otherwise the object changed since the event."""
+        target = self._find_object(event.bucket, event.key, event.version_id, url_encoded=True)
+        obj = target.obj
+        if event.etag and obj.etag != event.etag:
+            if event.version_id:
+                raise InvalidInput(
+                    f"{obj.uri} version {event.version_id} has ETag {obj.etag}, but the event "
+                    f"says {event.etag}: not the object the event is about")
+            raise InvalidInput(
+                f"{obj.uri} changed since the event: the event's ETag is {event.etag}, the "
+                f"object's is now {obj.etag} (an unversioned bucket keeps only the newest; "
+                "the newer upload's own event runs it)")
+        return target
 
     def _find_day(self, dataset: Dataset, partition: str) -> _Target:
         bucket = self._settings.raw_bucket
@@ -253,7 +317,7 @@ class RunResolver:
         paths = RunPaths.of(s.curated_bucket, name, tables, partition, run_id)
         conf = spark_conf_pairs(dataset)
         job = self._job(dataset, obj, paths, conf, run_id=run_id, attempt=attempt,
-                        partition=partition)
+                        partition=partition, started_at=started_at)
         tags = {
             "pipeline:app": s.app_name,
             "pipeline:environment": s.environment,
@@ -269,24 +333,24 @@ class RunResolver:
             partition=partition, trigger=request.trigger_kind, duplicate=duplicate,
             attempt=attempt, compute=compute, started_at=started_at,
             input=RunInput(bucket=obj.bucket, key=obj.key, etag=obj.etag, size=obj.size,
-                           uri=obj.uri),
+                           uri=obj.uri, version_id=obj.version_id),
             outputs=paths.outputs, quarantine_uri=paths.quarantine, metrics_uri=paths.metrics,
             quality_uri=paths.quality, job=job.model_dump(mode="json"),
             cluster=cluster.model_dump(mode="json") if cluster else None, tags=tags,
         ).model_dump(mode="json")
 
     def _job(self, dataset: Dataset, obj: ObjectInfo, paths: RunPaths,
-             conf: list[tuple[str, str]], *, run_id: str, attempt: int, partition: str
-             ) -> JobSpec:
+             conf: list[tuple[str, str]], *, run_id: str, attempt: int, partition: str,
+             started_at: str) -> JobSpec:
         s = self._settings
         jobs = f"s3://{s.artifacts_bucket}/jobs/{s.job_code_version}"
         job_name = safe_identifier(dataset.job.name, "job name")
         py_files = f"{jobs}/spark_jobs.zip"
         arguments = job_arguments(
-            dataset, input_uri=obj.uri, output_root=paths.output_root,
+            dataset, obj=obj, output_root=paths.output_root,
             quarantine=paths.quarantine, metrics=paths.metrics, quality=paths.quality,
             rules=f"{jobs}/datasets/{dataset.quality.rules_file}", run_id=run_id,
-            partition=partition,
+            partition=partition, started_at=_started(started_at),
         )
         return JobSpec(
             name=job_name,
@@ -340,13 +404,18 @@ class RunResolver:
     # -- registering the run ----------------------------------------------------------------
 
     def resolve(self, request: ResolveRunRequest) -> dict[str, Any]:
-        """The run manifest; `duplicate` when the object's run exists and no re-run is due."""
+        """The run manifest; `duplicate` when the object's run exists and no re-run is due;
+        RunIgnored for a folder marker."""
+        trigger = request.trigger
+        if isinstance(trigger, S3ObjectCreated) and is_folder_marker(trigger.key, trigger.size):
+            return self._ignored(trigger)
         target = self._locate(request)
-        self._objects.check_csv(target.obj, target.dataset.source.header)
+        self._objects.check_csv(target.obj, target.dataset.source.header,
+                                target.dataset.source.encoding)
         obj = target.obj
         run = _Resolution(request, target,
                           run_id_for(target.dataset.name, target.partition, obj.bucket, obj.key,
-                                     obj.etag),
+                                     obj.etag, obj.version_id),
                           utc_now_iso(self._clock))
         first = self._manifest(run, run.base_run_id, 1, run.now, duplicate=False)
         if self._ledger.create_run(self._item(run, first)):
@@ -406,7 +475,8 @@ class RunResolver:
             "compute": manifest["compute"], "code_version": self._settings.job_code_version,
             "status": "RUNNING", "attempt": attempt,
             "execution_arn": run.request.execution_arn, "started_at": run.now,
-            "input": {"bucket": obj.bucket, "key": obj.key, "etag": obj.etag, "size": obj.size},
+            "input": {"bucket": obj.bucket, "key": obj.key, "etag": obj.etag, "size": obj.size,
+                      **({"version_id": obj.version_id} if obj.version_id else {})},
             "outputs": manifest["outputs"],
         }
         if attempt == 1:
@@ -424,6 +494,17 @@ class RunResolver:
         if self._metrics:
             self._metrics.add_metric(name="RunsStarted", unit="Count", value=1)
         return manifest
+
+    def _ignored(self, event: S3ObjectCreated) -> dict[str, Any]:
+        """A folder marker: nothing to run, nothing registered, no alert."""
+        reason = (f"s3://{event.bucket}/{event.key} is a folder marker (a key ending in '/' "
+                  "with 0 bytes, as the S3 console's Create folder writes): nothing to run")
+        if self._logger:
+            self._logger.info("event ignored", extra={"reason": reason})
+        if self._metrics:
+            self._metrics.add_metric(name="EventsIgnored", unit="Count", value=1)
+        return RunIgnored(reason=reason, bucket=event.bucket, key=event.key).model_dump(
+            mode="json")
 
     def _duplicate(self, manifest: dict[str, Any], status: str) -> dict[str, Any]:
         if self._logger:

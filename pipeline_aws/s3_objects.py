@@ -6,8 +6,6 @@ deletes anything: input objects are kept exactly as delivered.
 
 from __future__ import annotations
 
-import csv
-import io
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,11 +14,13 @@ from typing import Any, Protocol
 from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_aws import domain_error, error_code
+from pipeline_core import csv_header
 from pipeline_core.errors import InvalidInput
 
 PEEK_BYTES = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
-_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
+_NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
+_BAD_VERSION = frozenset({"400", "InvalidArgument", "BadRequest"})
 
 
 @dataclass(frozen=True)
@@ -40,39 +40,34 @@ def is_gzip(data: bytes) -> bool:
     return data[:2] == GZIP_MAGIC
 
 
-def first_line(data: bytes, *, gz: bool, complete: bool, where: str) -> str:
-    """The first line of (possibly truncated) csv or csv.gz bytes, BOM and CR removed.
+def first_line(data: bytes, *, gz: bool, complete: bool, where: str,
+               encoding: str = "utf-8") -> str:
+    """The header line of (possibly truncated) csv or csv.gz bytes, decoded as
+    pipeline_core.csv_header does (BOM and CR removed).
 
     `complete` says whether `data` is the whole object; without a newline in a truncated
     prefix the header is longer than we are willing to read.
     """
-    if gz:
-        try:
-            data = zlib.decompressobj(wbits=31).decompress(data, PEEK_BYTES * 16)
-        except zlib.error as e:
-            raise InvalidInput(f"{where}: gzip data is corrupt: {e}") from e
-    end = data.find(b"\n")
-    if end < 0:
-        if not complete:
-            raise InvalidInput(f"{where}: no line break in the first {len(data)} bytes of text")
-        end = len(data)
-    line = data[:end]
+    return csv_header.decode_header(
+        csv_header.first_line_bytes(_text_start(data, gz=gz, where=where), complete=complete,
+                                    where=where),
+        encoding, where)
+
+
+def _text_start(data: bytes, *, gz: bool, where: str) -> bytes:
+    if not gz:
+        return data
     try:
-        text = line.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        raise InvalidInput(f"{where}: the header line is not UTF-8 text ({e.reason})") from e
-    return text.rstrip("\r")
+        return zlib.decompressobj(wbits=31).decompress(data, PEEK_BYTES * 16)
+    except zlib.error as e:
+        raise InvalidInput(f"{where}: gzip data is corrupt: {e}") from e
 
 
-def parse_header(line: str) -> list[str]:
-    row = next(csv.reader(io.StringIO(line)), [])
-    return [name.strip() for name in row]
-
-
-def check_csv_start(obj: ObjectInfo, data: bytes, expected_header: Sequence[str]) -> None:
+def check_csv_start(obj: ObjectInfo, data: bytes, expected_header: Sequence[str],
+                    encoding: str = "utf-8") -> None:
     """Refuse an empty object, a `.gz` that is not gzip (or gzip without `.gz`), or a header
-    that differs from the catalog's, from the object's first bytes (`peek`); the message names
-    expected vs found."""
+    that differs from the catalog's (pipeline_core.csv_header, the rule the Spark job applies
+    too), from the object's first bytes (`peek`); the message names expected vs found."""
     if obj.size == 0:
         raise InvalidInput(f"{obj.uri} is empty (0 bytes)")
     gz_key = obj.key.endswith(".gz")
@@ -80,37 +75,25 @@ def check_csv_start(obj: ObjectInfo, data: bytes, expected_header: Sequence[str]
         raise InvalidInput(f"{obj.uri} ends with .gz but is not gzip data")
     if not gz_key and is_gzip(data):
         raise InvalidInput(f"{obj.uri} is gzip data but its key does not end with .gz")
-    line = first_line(data, gz=gz_key, complete=obj.size <= len(data), where=obj.uri)
-    found = parse_header(line)
-    if found == list(expected_header):
-        return
-    missing = [c for c in expected_header if c not in found]
-    extra = [c for c in found if c not in expected_header]
-    detail = []
-    if missing:
-        detail.append(f"missing {missing}")
-    if extra:
-        detail.append(f"unexpected {extra}")
-    if not detail:
-        detail.append("same columns in a different order")
-    raise InvalidInput(
-        f"{obj.uri}: header does not match the catalog ({'; '.join(detail)}): "
-        f"expected {list(expected_header)}, found {found}"
-    )
+    csv_header.check_header(_text_start(data, gz=gz_key, where=obj.uri), expected_header,
+                            encoding=encoding, complete=obj.size <= len(data), where=obj.uri)
 
 
 class RawObjectsPort(Protocol):
     """What ResolveRun needs from S3 (S3Objects; FakeS3Objects in the tests)."""
 
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        """Metadata of the object, or None when it does not exist."""
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        """Metadata of the object (of that version when `version_id` is given, else the
+        current one), or None when it (or that version) does not exist."""
         ...
 
     def peek(self, obj: ObjectInfo, max_bytes: int = PEEK_BYTES) -> bytes:
-        """The object's first bytes, as of `obj.etag` (InvalidInput if it changed since)."""
+        """The object's first bytes, of `obj.version_id` when set, as of `obj.etag`
+        (InvalidInput if it changed since)."""
         ...
 
-    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str]) -> None:
+    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str],
+                  encoding: str = "utf-8") -> None:
         """InvalidInput unless the object is a non-empty csv (or csv.gz) with that header."""
         ...
 
@@ -121,12 +104,19 @@ class S3Objects:
     def __init__(self, s3_client: Any):
         self._s3 = s3_client
 
-    def head(self, bucket: str, key: str) -> ObjectInfo | None:
-        """Metadata of the object, or None when it does not exist."""
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        """Metadata of the object (HeadObject, with VersionId when given), or None when it
+        does not exist."""
+        kwargs = {"Bucket": bucket, "Key": key}
+        if version_id is not None:
+            kwargs["VersionId"] = version_id
         try:
-            response = self._s3.head_object(Bucket=bucket, Key=key)
+            response = self._s3.head_object(**kwargs)
         except ClientError as e:
             if error_code(e) in _NOT_FOUND:
+                return None
+            if version_id is not None and error_code(e) in _BAD_VERSION:
+                # S3 answers 400 for a version id it could never have issued.
                 return None
             raise domain_error(e, f"reading s3://{bucket}/{key}") from e
         except BotoCoreError as e:
@@ -146,6 +136,8 @@ class S3Objects:
         kwargs: dict[str, Any] = {
             "Bucket": obj.bucket, "Key": obj.key, "Range": f"bytes=0-{max_bytes - 1}",
         }
+        if obj.version_id is not None:
+            kwargs["VersionId"] = obj.version_id
         if obj.etag:
             kwargs["IfMatch"] = f'"{obj.etag}"'
         try:
@@ -164,6 +156,7 @@ class S3Objects:
         except BotoCoreError as e:
             raise domain_error(e, f"reading the first bytes of {obj.uri}") from e
 
-    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str]) -> None:
+    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str],
+                  encoding: str = "utf-8") -> None:
         """See `check_csv_start`; reads at most PEEK_BYTES."""
-        check_csv_start(obj, self.peek(obj), expected_header)
+        check_csv_start(obj, self.peek(obj), expected_header, encoding)

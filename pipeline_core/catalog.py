@@ -7,6 +7,7 @@ and the field) so that a bad catalog fails CI and deploys, never a production ru
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,11 @@ INPUT_ENCODINGS = {
     "windows-1252": "cp1252",
 }
 DEFAULT_ENCODING = "utf-8"
-_PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
+DEFAULT_TIMEZONE = "UTC"
+_TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}")
+# A schedule's offset moves its day by at most a year (a larger one is a typo).
+MAX_DATE_OFFSET_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -71,19 +76,34 @@ class Compute:
 
 
 OUTPUT_SEVERITIES = ("error", "warn")
+FRESHNESS_REFERENCES = ("run_start", "partition_end")
 
 
 @dataclass(frozen=True)
 class Quality:
     """The rules file, how many past runs its history rules read, and what the outputs must
     hold: at least `min_output_rows` rows in each output table, at most `max_quarantined_ratio`
-    of the data lines quarantined (a fail, or a warning when `output_severity` is "warn")."""
+    of the data lines quarantined (a fail, or a warning when `output_severity` is "warn").
+
+    `freshness_reference` is the evaluation time of DataFreshness and now(): the run's start
+    (AWS Glue measures against the current time) or, for data that arrives or is backfilled
+    days later, the end of the partition day."""
 
     rules_file: str
     history_runs: int = 10
     min_output_rows: int = 1
     max_quarantined_ratio: float = 1.0
     output_severity: str = "error"
+    freshness_reference: str = "run_start"
+
+    def evaluation_time(self, partition: str, run_started_at: dt.datetime) -> dt.datetime:
+        """The instant DataFreshness and now() measure against, in UTC."""
+        if self.freshness_reference == "partition_end":
+            day = dt.date.fromisoformat(partition)
+            return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+        if run_started_at.tzinfo is None:
+            raise ValueError("run_started_at must carry its time zone")
+        return run_started_at.astimezone(dt.UTC)
 
 
 @dataclass(frozen=True)
@@ -101,7 +121,11 @@ class Load:
 
 @dataclass(frozen=True)
 class Schedule:
+    """A scheduled run processes the day of its scheduled time, as a calendar in `timezone`
+    (the schedule's ScheduleExpressionTimezone in template.yaml), moved by `date_offset_days`."""
+
     date_offset_days: int = -1
+    timezone: str = DEFAULT_TIMEZONE
 
 
 @dataclass(frozen=True)
@@ -127,7 +151,7 @@ class Dataset:
         """The partition encoded in a raw key, or None when the key is not this dataset's."""
         if not key.startswith(self.source.prefix):
             return None
-        match = self.source.key_pattern.match(key)
+        match = self.source.key_pattern.fullmatch(key)
         return match.group("partition") if match else None
 
     @property
@@ -293,7 +317,8 @@ def _quality(reader: _Reader) -> Quality:
     quality = Quality(reader.get("rules_file", str), reader.get("history_runs", int, 10),
                       reader.get("min_output_rows", int, 1),
                       reader.get("max_quarantined_ratio", float, 1.0),
-                      reader.get("output_severity", str, "error"))
+                      reader.get("output_severity", str, "error"),
+                      reader.get("freshness_reference", str, "run_start"))
     if "/" in quality.rules_file or not quality.rules_file.endswith(".dqdl"):
         raise ConfigurationError(
             f"{reader.where}.rules_file: a .dqdl file name beside the catalog")
@@ -303,6 +328,10 @@ def _quality(reader: _Reader) -> Quality:
         raise ConfigurationError(f"{reader.where}.min_output_rows: must be 0 or more")
     if not 0.0 <= quality.max_quarantined_ratio <= 1.0:
         raise ConfigurationError(f"{reader.where}.max_quarantined_ratio: must be between 0 and 1")
+    if quality.freshness_reference not in FRESHNESS_REFERENCES:
+        raise ConfigurationError(
+            f"{reader.where}.freshness_reference: {quality.freshness_reference!r} is not one of "
+            f"{FRESHNESS_REFERENCES}")
     if quality.output_severity not in OUTPUT_SEVERITIES:
         raise ConfigurationError(
             f"{reader.where}.output_severity: {quality.output_severity!r} is not one of "
@@ -340,9 +369,31 @@ def _load(reader: _Reader) -> Load:
 def _schedule(reader: _Reader | None) -> Schedule:
     if reader is None:
         return Schedule()
-    schedule = Schedule(reader.get("date_offset_days", int, -1))
+    schedule = Schedule(reader.get("date_offset_days", int, -1),
+                        validate_timezone(reader.get("timezone", str, DEFAULT_TIMEZONE),
+                                          f"{reader.where}.timezone"))
+    if abs(schedule.date_offset_days) > MAX_DATE_OFFSET_DAYS:
+        raise ConfigurationError(f"{reader.where}.date_offset_days: {schedule.date_offset_days} "
+                                 f"is more than {MAX_DATE_OFFSET_DAYS} days away")
     reader.done()
     return schedule
+
+
+def validate_timezone(name: str, where: str = "timezone") -> str:
+    """An IANA time zone name (`Europe/London`), as EventBridge Scheduler's
+    ScheduleExpressionTimezone takes it; ConfigurationError otherwise."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if name == DEFAULT_TIMEZONE:
+        return name
+    if not _TIMEZONE.fullmatch(name):
+        raise ConfigurationError(f"{where}: {name!r} is not an IANA time zone name "
+                                 "(Area/Location, e.g. Europe/London)")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as e:
+        raise ConfigurationError(f"{where}: {name!r} is not a known IANA time zone") from e
+    return name
 
 
 def _cost(reader: _Reader | None) -> Cost:

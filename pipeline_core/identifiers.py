@@ -4,7 +4,7 @@ import re
 
 from pipeline_core.errors import ConfigurationError
 
-_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}\Z")
 # Words that would be legal by shape but change the meaning of generated SQL.
 _RESERVED = frozenset({
     "all", "and", "as", "asc", "between", "by", "case", "cast", "check", "column",

@@ -20,7 +20,7 @@ from pipeline_core.identifiers import quote_literal, safe_identifier
 META_SCHEMA = "pipeline_meta"
 MIGRATIONS_TABLE = f"{META_SCHEMA}.schema_migrations"
 DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "warehouse" / "migrations"
-_MIGRATION_FILE = re.compile(r"^V(?P<version>\d{3,})__(?P<name>[a-z0-9_]+)\.sql$")
+_MIGRATION_FILE = re.compile(r"^V(?P<version>\d{3,})__(?P<name>[a-z0-9_]+)\.sql\Z")
 # COPY reads every object under the prefix: `part-` keeps out _SUCCESS and other markers.
 DATA_FILE_PREFIX = "part-"
 

@@ -1,4 +1,4 @@
-"""HandleFailure: cancel what the run started, ledger FAILED, alert; `$.failure_summary`."""
+"""HandleFailure: stop what the run started on EMR, ledger FAILED, alert; `$.failure_summary`."""
 
 from typing import Any
 
@@ -10,19 +10,15 @@ from pipeline_aws.contracts import HandleFailureRequest
 from pipeline_aws.failure import FailureHandler, default_cleaner
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
-from pipeline_aws.redshift import RedshiftData
 from pipeline_aws.settings import HandleFailureSettings
 from pipeline_core.catalog import load_catalog
 
 settings = HandleFailureSettings.from_environ()
 obs = build_observability("handle_failure", settings.environment)
-redshift_client = boto3.client("redshift-data")
 handler = FailureHandler(
     settings=settings,
     ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
     alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
-    # Cancelling needs only the statement id, so no connection settings are required here.
-    redshift=RedshiftData(redshift_client, {}),
     cleaner=default_cleaner(settings),
     catalog=lambda: load_catalog(settings.catalog_dir),
     logger=obs.logger,

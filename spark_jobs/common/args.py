@@ -16,7 +16,7 @@ from pipeline_core.catalog import DEFAULT_ENCODING, canonical_encoding, validate
 from pipeline_core.errors import ConfigurationError, InvalidInput
 
 TABLE_PLACEHOLDER = "{table}"
-_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}\Z")
 _GLOB = re.compile(r"[*?\[\]{}]")
 
 
@@ -32,6 +32,15 @@ class JobArgs:
     partition: str
     reference_time: dt.datetime
     encoding: str = DEFAULT_ENCODING  # canonical (pipeline_core.catalog.INPUT_ENCODINGS)
+    # The object version the run is for (spark_jobs.common.storage.verify_input_version).
+    input_etag: str | None = None
+    input_version_id: str | None = None
+    input_source: str | None = None  # the S3 object a staged local --input is a copy of
+
+    @property
+    def input_object(self) -> str:
+        """The object the run is for: --input-source when the input was staged, else --input."""
+        return self.input_source or self.input
 
     def output_uri(self, table: str) -> str:
         """`--output-root` with `{table}` replaced by a table name."""
@@ -60,7 +69,28 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--encoding", default=DEFAULT_ENCODING,
                    help="the input's text encoding, the catalog's source.encoding "
                         f"(default {DEFAULT_ENCODING})")
+    p.add_argument("--input-etag", default=None,
+                   help="the ETag of the object version the run is for: the job refuses the "
+                        "input when the object holds another one")
+    p.add_argument("--input-version-id", default=None,
+                   help="the S3 version id of that object (a versioned bucket)")
+    p.add_argument("--input-source", default=None,
+                   help="the s3:// object a local --input is a staged copy of (the local "
+                        "runtime); the version check heads it. Default: --input")
     return p
+
+
+def _reference_time(text: str | None, day: dt.date) -> dt.datetime:
+    """--reference-time as a UTC instant; by default the end of the partition's day."""
+    if text is None:
+        return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
+    try:
+        reference = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as e:
+        raise InvalidInput(f"--reference-time {text!r} is not ISO-8601") from e
+    if reference.tzinfo is None:
+        reference = reference.replace(tzinfo=dt.UTC)
+    return reference.astimezone(dt.UTC)
 
 
 def parse_args(argv: list[str], prog: str = "job") -> JobArgs:
@@ -73,17 +103,7 @@ def parse_args(argv: list[str], prog: str = "job") -> JobArgs:
     if not _RUN_ID.match(ns.run_id):
         raise InvalidInput(f"--run-id {ns.run_id!r} must be 1-128 letters, digits, '.', '_', '-'")
     partition = validate_partition(ns.partition)
-    day = dt.date.fromisoformat(partition)
-    if ns.reference_time is None:
-        reference = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), dt.UTC)
-    else:
-        try:
-            reference = dt.datetime.fromisoformat(ns.reference_time.replace("Z", "+00:00"))
-        except ValueError as e:
-            raise InvalidInput(f"--reference-time {ns.reference_time!r} is not ISO-8601") from e
-        if reference.tzinfo is None:
-            reference = reference.replace(tzinfo=dt.UTC)
-        reference = reference.astimezone(dt.UTC)
+    reference = _reference_time(ns.reference_time, dt.date.fromisoformat(partition))
     for name in ("input", "output_root", "quarantine", "metrics", "quality", "rules"):
         if not getattr(ns, name).strip():
             raise InvalidInput(f"--{name.replace('_', '-')} is empty")
@@ -91,5 +111,8 @@ def parse_args(argv: list[str], prog: str = "job") -> JobArgs:
         encoding = canonical_encoding(ns.encoding, "--encoding")
     except ConfigurationError as e:
         raise InvalidInput(str(e)) from None
+    if ns.input_version_id is not None and not ns.input_etag:
+        raise InvalidInput("--input-version-id needs --input-etag")
     return JobArgs(ns.input, ns.output_root, ns.quarantine, ns.metrics, ns.quality, ns.rules,
-                   ns.run_id, partition, reference, encoding)
+                   ns.run_id, partition, reference, encoding, ns.input_etag or None,
+                   ns.input_version_id or None, ns.input_source or None)

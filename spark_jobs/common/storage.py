@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from py4j.java_gateway import JavaObject
@@ -122,3 +123,68 @@ class Storage:
                 out.close()
         except Py4JJavaError as e:
             raise OSError(f"cannot write {uri}: {java_error_message(e)}") from e
+
+
+# ---------------------------------------------------------------------------------------------
+# The object version a run is for
+
+
+_S3_URI = re.compile(r"^s3[an]?://(?P<bucket>[^/]+)/(?P<key>.+)\Z")
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """An object's identity as S3 gives it: ETag (without quotes) and version id (None in an
+    unversioned bucket)."""
+
+    etag: str
+    version_id: str | None = None
+
+    def describe(self) -> str:
+        version = f"version {self.version_id}" if self.version_id else "no version id"
+        return f"{version}, ETag {self.etag}"
+
+
+def s3_location(uri: str) -> tuple[str, str]:
+    """(bucket, key) of an s3://, s3a:// or s3n:// URI; InvalidInput otherwise."""
+    match = _S3_URI.match(uri)
+    if not match:
+        raise InvalidInput(f"{uri} is not an s3:// object: its version cannot be checked")
+    return match.group("bucket"), match.group("key")
+
+
+def head_s3_object(uri: str) -> ObjectVersion | None:
+    """The current ETag and version id of an S3 object (HeadObject), None if it is gone.
+
+    Spark's S3 file systems (EMRFS, S3A) read the current object and cannot read a version
+    by id, so the job compares the current one with the version it is for. boto3 is on EMR;
+    the local runtime points it at its S3 stand-in (AWS_ENDPOINT_URL_S3)."""
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = s3_location(uri)
+    try:
+        response = boto3.client("s3").head_object(Bucket=bucket, Key=key)
+    except ClientError as e:
+        code = str(e.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise InvalidInput(f"cannot check the version of {uri}: {code or e}") from e
+    except BotoCoreError as e:
+        raise InvalidInput(f"cannot check the version of {uri}: {e}") from e
+    return ObjectVersion(str(response.get("ETag", "")).strip('"'), response.get("VersionId"))
+
+
+def verify_input_version(uri: str, expected: ObjectVersion,
+                         head: Callable[[str], ObjectVersion | None] = head_s3_object) -> None:
+    """InvalidInput naming the key, the expected and the found version and ETag unless the
+    object at `uri` is still the version the run is for."""
+    found = head(uri)
+    if found is None:
+        raise InvalidInput(f"input {uri} no longer exists: the run is for {expected.describe()}")
+    same_version = expected.version_id is None or found.version_id == expected.version_id
+    if same_version and found.etag == expected.etag:
+        return
+    raise InvalidInput(
+        f"input {uri} changed since the event: expected {expected.describe()}, found "
+        f"{found.describe()}; this run is for the older upload, the newer one has its own run")

@@ -4,11 +4,14 @@ customer_daily_sales, quarantine, metrics.json and quality.json out.
     spark-submit spark_jobs/online_retail/main.py --input URI --output-root URI --quarantine URI
         --metrics URI --quality URI --rules URI --run-id ID --partition YYYY-MM-DD
         [--reference-time ISO-8601] [--encoding utf-8|latin-1|cp1252]
+        [--input-etag ETAG [--input-version-id ID]] [--input-source s3://...]
 
-Exit codes: 0 done (the quality gate decides about the data later), 2 the input or the
-arguments are refused, 3 the rules file or the warehouse migrations shipped with the job code
-are invalid; both print one `JOB ERROR: <reason>` line on stderr. The input is scanned once
-(see spark_jobs.common.frames).
+Exit codes (spark_jobs.common.entry): 0 done (the quality gate decides about the data later),
+1 the job failed (out of memory, disk full, the driver JVM gone, a Spark error), 2 the input or
+the arguments are refused (also an input whose object is no longer the version named by
+--input-etag and --input-version-id, checked before the scan and after it), 3 the rules file
+or the warehouse migrations shipped with the job code are invalid; each failure prints one
+`JOB ERROR: <cause>` line on stderr. The input is scanned once (see spark_jobs.common.frames).
 
 A line is quarantined, never loaded, when it does not parse, fails a row-level rule, is not
 valid text in the declared encoding, belongs to another day than `--partition`, or holds a
@@ -18,13 +21,13 @@ spark_jobs.common.warehouse): nothing a COPY would refuse reaches the tables.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
 import math
 import os
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -46,17 +49,24 @@ from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from pipeline_core import csv_header
 from pipeline_core.dqdl import parse_ruleset
-from pipeline_core.errors import ConfigurationError, InvalidInput
+from pipeline_core.errors import InvalidInput
 from pipeline_core.warehouse_limits import TableDefinition, WarehouseTables
 from spark_jobs.common import text, warehouse
-from spark_jobs.common.args import JobArgs, parse_args
+from spark_jobs.common.args import JobArgs
+from spark_jobs.common.entry import Cleanup, run_job
 from spark_jobs.common.frames import materialize
 from spark_jobs.common.quality import QualityEngine, QualityReport
-from spark_jobs.common.session import get_session
-from spark_jobs.common.spark_internals import print_to_driver_stderr
 from spark_jobs.common.spark_metrics import RunMeter
-from spark_jobs.common.storage import ObjectInfo, Storage, java_error_message
+from spark_jobs.common.storage import (
+    ObjectInfo,
+    ObjectVersion,
+    Storage,
+    head_s3_object,
+    java_error_message,
+    verify_input_version,
+)
 from spark_jobs.online_retail import transforms
 
 DATASET = "online_retail"
@@ -67,9 +77,7 @@ GZIP_RATIO = 6  # rough expansion of gzip'd CSV, only to size the partitions
 NULL_COUNT_COLUMNS = ("invoice_no", "stock_code", "description", "quantity", "unit_price",
                       "invoice_ts", "customer_id", "country")
 RANGE_COLUMNS = ("quantity", "unit_price", "invoice_ts", "order_date", "line_revenue")
-EXIT_REFUSED, EXIT_CONFIGURATION = 2, 3
 SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
-UTF8_BOM = b"\xef\xbb\xbf"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -77,7 +85,8 @@ UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def check_input(storage: Storage, uri: str, encoding: str = "utf-8") -> ObjectInfo:
-    """Refuse an empty file, a .gz that is not gzip, or a wrong header (InvalidInput)."""
+    """Refuse an empty file, a .gz that is not gzip, or a wrong header (InvalidInput); the
+    header rule is ResolveRun's too (pipeline_core.csv_header)."""
     info = storage.stat(uri)
     if info.size == 0:
         raise InvalidInput(f"input {uri} is empty (0 bytes)")
@@ -91,37 +100,20 @@ def check_input(storage: Storage, uri: str, encoding: str = "utf-8") -> ObjectIn
     head = storage.read_head(uri, HEAD_BYTES, decompress=True)
     if not head.strip():
         raise InvalidInput(f"input {uri} is empty (no header line)")
-    if b"\n" not in head and len(head) == HEAD_BYTES:
-        raise InvalidInput(f"input {uri} has no line break in its first {HEAD_BYTES} bytes: "
-                           "not a CSV file with a header")
-    found = next(csv.reader([_header_text(uri, head, encoding)]), [])
-    expected = list(transforms.HEADER)
-    if found != expected:
-        raise InvalidInput(f"input {uri} has a wrong header: {_header_difference(found, expected)}")
+    csv_header.check_header(head, transforms.HEADER, encoding=encoding,
+                            complete=len(head) < HEAD_BYTES, where=f"input {uri}")
     return info
 
 
-def _header_text(uri: str, head: bytes, encoding: str) -> str:
-    """The header line, decoded (a UTF-8 file may start with a byte order mark)."""
-    if head.startswith(UTF8_BOM) and encoding != "utf-8":
-        raise InvalidInput(f"input {uri} starts with a UTF-8 byte order mark, but the dataset "
-                           f"declares the encoding {text.encoding_label(encoding)}")
-    first = head.split(b"\n", 1)[0].rstrip(b"\r")
-    try:
-        return first.decode(encoding).lstrip("\ufeff")
-    except UnicodeDecodeError:
-        raise InvalidInput(f"input {uri}: the header line is not "
-                           f"{text.encoding_label(encoding)} text") from None
-
-
-def _header_difference(found: list[str], expected: list[str]) -> str:
-    if len(found) != len(expected):
-        return (f"{len(found)} columns ({','.join(found)[:200]}), expected {len(expected)} "
-                f"({','.join(expected)})")
-    for i, (got, want) in enumerate(zip(found, expected, strict=True), start=1):
-        if got != want:
-            return f"column {i} is {got[:100]!r}, expected {want!r}"
-    return "unreadable"
+def check_input_version(args: JobArgs,
+                        head: Callable[[str], ObjectVersion | None] | None = None) -> None:
+    """When the run names its object version (--input-etag), refuse an input whose key holds
+    another version by now: Spark reads the current object, not a version by id."""
+    if args.input_etag is None:
+        return
+    verify_input_version(args.input_object,
+                         ObjectVersion(args.input_etag, args.input_version_id),
+                         head or head_s3_object)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,6 +366,7 @@ def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
     rules_file = os.path.basename(args.rules.rstrip("/"))
     ruleset = parse_ruleset(storage.read_text(args.rules), source=rules_file)
     engine = QualityEngine(ruleset, args.reference_time)
+    check_input_version(args)
     info = check_input(storage, args.input, args.encoding)
     tables = _warehouse_tables(spark, args.run_id, warehouse.shipped_tables())
     meter = RunMeter(spark, f"{DATASET} {args.run_id}")
@@ -383,6 +376,8 @@ def run(spark: SparkSession, args: JobArgs) -> dict[str, Any]:
         checked = _judge(spark, info, engine, measured.lines, args, tables)
         verdicts = _count_verdicts(checked, measured.data_lines)
         rows = _write_outputs(checked, args, verdicts.written)
+    # Again after the scan: an upload while the job read would mix two versions' lines.
+    check_input_version(args)
 
     metrics = {
         **_metrics(args, info, measured, verdicts, rows, meter.bytes_read()),
@@ -401,45 +396,18 @@ def _quality_summary(report: QualityReport) -> dict[str, int]:
     return {o: outcomes.count(o) for o in ("pass", "fail", "deferred")}
 
 
-def report_job_error(error: Exception) -> None:
-    """One `JOB ERROR: <reason>` line on stderr.
-
-    spark-submit's Python runner folds the Python process's stderr into its own stdout, so
-    under spark-submit (a gateway port in the environment) the line also goes to the driver
-    JVM's stderr, where EMR's stderr log and the caller look for it.
-    """
-    line = "JOB ERROR: " + " ".join(str(error).split())
-    print(line, file=sys.stderr, flush=True)
-    if os.environ.get("PYSPARK_GATEWAY_PORT"):
-        try:
-            print_to_driver_stderr(line)
-        except Exception as e:  # the Python-side line is already out
-            print(f"(could not also write the error to the JVM's stderr: {e})",
-                  file=sys.stderr)
+def _work(spark: SparkSession, args: JobArgs, cleanups: list[Cleanup]) -> dict[str, Any]:
+    return run(spark, args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        args = parse_args(sys.argv[1:] if argv is None else argv, prog="online_retail")
-    except InvalidInput as e:
-        report_job_error(e)
-        return EXIT_REFUSED
-    spark, created = get_session(f"{DATASET}-{args.run_id}")
-    try:
-        metrics = run(spark, args)
-    except InvalidInput as e:
-        report_job_error(e)
-        return EXIT_REFUSED
-    except ConfigurationError as e:
-        report_job_error(e)
-        return EXIT_CONFIGURATION
-    finally:
-        if created:
-            spark.stop()
-    print(f"{DATASET} {args.run_id}: read {metrics['lines_read']} lines, wrote "
-          f"{metrics['lines_written']}, quarantined {metrics['lines_quarantined']}, "
-          f"duplicates {metrics['duplicates']}; rules {metrics['quality']}")
-    return 0
+    code, metrics = run_job("online_retail", sys.argv[1:] if argv is None else argv, _work,
+                            app_name=lambda args: f"{DATASET}-{args.run_id}")
+    if metrics is not None:
+        print(f"{DATASET} {metrics['run_id']}: read {metrics['lines_read']} lines, wrote "
+              f"{metrics['lines_written']}, quarantined {metrics['lines_quarantined']}, "
+              f"duplicates {metrics['duplicates']}; rules {metrics['quality']}")
+    return code
 
 
 if __name__ == "__main__":

@@ -314,10 +314,11 @@ def test_wrong_header_is_refused(run_job, tmp_path):
     bad = write_lines(tmp_path / "bad.csv",
                       "InvoiceNo,StockCode,Desc,Quantity,InvoiceDate,UnitPrice,CustomerID,Country",
                       lines[:5])
-    _refused(run_job(bad, "2010-12-01"), "wrong header", "column 3 is 'Desc'",
-             "expected 'Description'")
+    _refused(run_job(bad, "2010-12-01"), "header does not match the catalog",
+             "column 3 is 'Desc', expected 'Description'")
     short = write_lines(tmp_path / "short.csv", "InvoiceNo,StockCode", lines[:5])
-    _refused(run_job(short, "2010-12-01"), "wrong header", "2 columns")
+    _refused(run_job(short, "2010-12-01"), "header does not match the catalog",
+             "2 columns, expected 8")
 
 
 def test_empty_and_header_only_files_are_refused(run_job, tmp_path):
@@ -410,5 +411,6 @@ def test_main_runs_from_the_deploy_zip_with_spark_submit(tmp_path):
         cwd=tmp_path, env=_job_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("JOB ERROR:")]
-    assert errors == [f"JOB ERROR: input {bad} has a wrong header: column 8 is 'Land', "
-                      "expected 'Country'"]
+    assert len(errors) == 1
+    assert errors[0].startswith(f"JOB ERROR: input {bad}: header does not match the catalog "
+                                "(column 8 is 'Land', expected 'Country'")

@@ -2,7 +2,10 @@
 
 The Lambda functions, the Spark job runner and the Redshift Data API are scripted fakes plugged
 into the local runtime's interpreter hooks, so these tests exercise the definition itself:
-transitions, Retry, Catch, the polling loop and the cluster teardown.
+transitions, Retry, Catch, the polling loop, the load retry and the cluster teardown. The load
+function is the one scripted exception: its describe and cancel are the real
+pipeline_aws.load.LoadStatement (the waits and outcomes the loop follows are computed there) on
+a scripted Data API; its submit is scripted.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 ASL = REPO / "statemachines" / "pipeline.asl.json"
 ACCOUNT, REGION = "123456789012", "us-east-1"
-FUNCTIONS = ("ResolveRun", "EvaluateQuality", "StartLoad", "RecordRun", "TrackCost",
+FUNCTIONS = ("ResolveRun", "EvaluateQuality", "LoadStatement", "RecordRun", "TrackCost",
              "HandleFailure")
 
 
@@ -33,9 +36,17 @@ class InvalidInput(Exception):
 
 def manifest(compute: str = "serverless", duplicate: bool = False) -> dict[str, Any]:
     run_id = "online_retail-2010-12-01-0123456789ab"
+    curated = "s3://curated/online_retail"
     run = {
         "run_id": run_id, "dataset": "online_retail", "partition": "2010-12-01",
         "trigger": "s3", "duplicate": duplicate, "attempt": 1, "compute": compute,
+        "execution_id": "arn:aws:states:us-east-1:123456789012:execution:pipeline:x",
+        "started_at": "2026-11-21T10:00:00Z",
+        "outputs": {"sales_line_items": f"{curated}/sales_line_items/partition=2010-12-01/"
+                                        f"run_id={run_id}/"},
+        "quarantine_uri": "s3://curated/quarantine/online_retail/partition=2010-12-01/",
+        "metrics_uri": f"s3://curated/_runs/online_retail/{run_id}/metrics.json",
+        "quality_uri": f"s3://curated/_runs/online_retail/{run_id}/quality.json",
         "input": {"bucket": "raw", "key": "online_retail/2010-12-01.csv", "etag": "e",
                   "size": 10, "uri": "s3://raw/online_retail/2010-12-01.csv"},
         "job": {"name": "online_retail", "code_version": "v1",
@@ -80,7 +91,10 @@ class FakeLambdas:
             queue = self.script.get(name) or [{}]
             result = queue.pop(0) if len(queue) > 1 else queue[0]
         if callable(result) and not isinstance(result, type):
-            result = result(payload)
+            try:
+                result = result(payload)
+            except Exception as e:  # raised by a real handler's logic: Lambda's error shape
+                result = e
         if isinstance(result, BaseException | type):
             err = result if isinstance(result, BaseException) else result()
             return {"StatusCode": 200, "FunctionError": "Unhandled",
@@ -93,9 +107,6 @@ class FakeJobResult:
         self.state, self.details, self.started_at, self.ended_at = "SUBMITTED", "", None, None
         self.work_dir = None
         self.wall_seconds = 0.0
-
-    def utilization(self) -> dict[str, float]:
-        return {"vCPUHour": 0.01, "memoryGBHour": 0.02, "storageGBHour": 0.0}
 
 
 @dataclass
@@ -121,44 +132,76 @@ class FakeJobRunner:
         return 0.0
 
 
-class _Described:
-    def __init__(self, body: dict[str, Any]):
-        self.body = body
-
-    def describe(self) -> dict[str, Any]:
-        return self.body
-
-
 @dataclass
 class FakeDataApi:
-    """describeStatement answers from a script of statuses (the last one repeats)."""
+    """The Data API as the load function sees it: DescribeStatement answers from a script of
+    statuses (the last one repeats); a status may be an exception, raised instead; "FAILED" says
+    `error`, or the next of `errors` while there are some."""
 
     statuses: list[Any] = field(default_factory=lambda: ["STARTED", "FINISHED"])
     error: str = "ERROR: relation \"analytics.sales_line_items\" does not exist"
+    errors: list[str] = field(default_factory=list)
     described: int = 0
     cancelled: list[str] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, statement_id: str):
-        self.described += 1
-        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+    def describe(self, statement_id: str) -> dict[str, Any]:
+        with self.lock:
+            self.described += 1
+            status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+            error = self.errors.pop(0) if status == "FAILED" and self.errors else self.error
         if isinstance(status, BaseException):
             raise status
         body = {"Id": statement_id, "Status": status, "HasResultSet": False,
                 "SubStatements": [{"Id": f"{statement_id}:1", "Status": status,
                                    "ResultRows": 7}]}
         if status == "FAILED":
-            body["Error"] = self.error
-        return _Described(body), None
+            body["Error"] = error
+        return body
 
-    def cancel(self, statement_id: str) -> bool:
+    def cancel(self, statement_id: str) -> str:
         self.cancelled.append(statement_id)
-        return True
+        return "cancelled"
 
-    def submit(self, *a: Any, **k: Any):  # the StartLoad Lambda is faked: never called
+    def query(self, sql: str, **_: Any) -> list[list[Any]]:
+        return []
+
+    # the moto Data API stand-in's side: the state machine itself must never reach it
+    def get(self, statement_id: str, caller: str | None = None):
+        raise AssertionError("the state machine must not call the Data API itself")
+
+    def submit(self, *a: Any, **k: Any):
         raise AssertionError("the state machine must not submit SQL itself")
 
     def sql_seconds(self) -> float:
         return 0.0
+
+
+class FakeLoadStatement:
+    """The load function: submit scripted (a new statement id per load try, the try computed
+    by the real next_load_try), describe and cancel the real LoadStatement's."""
+
+    def __init__(self, data_api: FakeDataApi) -> None:
+        from pipeline_aws.load import LoadStatement
+
+        self.data_api = data_api
+        self.submitted: list[tuple[int, str]] = []  # (load try, statement id)
+        self.owner = LoadStatement(catalog=lambda: None, redshift=data_api,  # type: ignore
+                                   migrations=[], copy_role_arn="unused",
+                                   rng=lambda low, high: high)
+
+    def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
+        from pipeline_aws.contracts import LoadStatementRequest
+        from pipeline_aws.load import next_load_try
+
+        request = LoadStatementRequest.parse(payload)
+        if request.operation != "submit":
+            return self.owner.handle(request)
+        load_try = next_load_try(request.state)
+        statement_id = f"statement-{load_try}-{uuid.uuid4().hex[:8]}"
+        self.submitted.append((load_try, statement_id))
+        return {"statement_id": statement_id, "tables": {"sales_line_items": 0},
+                "migrations_applied": [], "load_try": load_try}
 
 
 class FakeClusterRuntime:
@@ -234,16 +277,16 @@ class Harness:
         self.lambdas.set("ResolveRun", manifest(compute))
         self.lambdas.set("EvaluateQuality", {"verdict": "pass", "summary": "all rules passed",
                                              "failed_rules": [], "warned_rules": []})
-        self.lambdas.set("StartLoad", {"statement_id": str(uuid.uuid4()),
-                                       "tables": {"sales_line_items": 1}, "wait_seconds": 2,
-                                       "polls": 0})
+        self.load = FakeLoadStatement(self.data_api)
+        self.lambdas.set("LoadStatement", self.load)
         self.lambdas.set("RecordRun", {"status": "SUCCEEDED"})
         self.lambdas.set("TrackCost", {"total_usd": 0.01, "components": {}, "errors": []})
         self.lambdas.set("HandleFailure", lambda p: {"failed_state": next(iter(
             p["state"].get("failure", {"?": 0}))), "cleanup": []})
 
     def run(self, event: dict[str, Any] | None = None, timeout: float = 60) -> Execution:
-        arn = self.sfn.start_execution(stateMachineArn=self.arn,
+        # named, as Step Functions names every execution (moto leaves $$.Execution.Name null)
+        arn = self.sfn.start_execution(stateMachineArn=self.arn, name=f"e-{uuid.uuid4().hex}",
                                        input=json.dumps(event or {"detail": {}}))["executionArn"]
         deadline = time.monotonic() + timeout
         while True:

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sm_harness import InvalidInput, TransientError, manifest
+
+from pipeline_aws.load_policy import MAX_LOAD_TRIES, MAX_POLLS
+
+REDSHIFT_1023 = ("ERROR: 1023 DETAIL: Serializable isolation violation on table - 156701, "
+                 "transactions forming the cycle are: 1048577, 1048578 (pid:25413)")
 
 pytestmark = pytest.mark.statemachine
 
@@ -15,6 +22,12 @@ def failure_of(harness) -> dict:
     return calls[0]["state"]["failure"]
 
 
+def _inputs(ex, state: str) -> list[dict]:
+    """The input of each entry into `state`, in order."""
+    return [json.loads(e["stateEnteredEventDetails"]["input"]) for e in ex.history
+            if e.get("stateEnteredEventDetails", {}).get("name") == state]
+
+
 def test_success_runs_every_stage_once_and_polls_the_load(harness):
     harness.data_api.statuses = ["SUBMITTED", "STARTED", "STARTED", "FINISHED"]
     ex = harness.run()
@@ -23,25 +36,35 @@ def test_success_runs_every_stage_once_and_polls_the_load(harness):
     for state in ("ResolveRun", "RunServerlessJob", "EvaluateQuality", "StartLoad",
                   "RecordRun", "TrackCost", "Succeeded"):
         assert entered.count(state) == 1, state
-    assert "HandleFailure" not in entered
+    assert "HandleFailure" not in entered and "CancelLoad" not in entered
     assert entered.count("DescribeLoad") == 4
     assert len(harness.jobs.runs) == 1
-    # growing waits: 2, 4, 8 seconds between polls
-    waits = [e["stateEnteredEventDetails"]["input"] for e in ex.history
-             if e.get("stateEnteredEventDetails", {}).get("name") == "WaitForLoad"]
-    assert [__import__("json").loads(w)["load"]["wait_seconds"] for w in waits] == [2, 4, 8, 16]
+    # the load function computes growing waits: 2, 4, 8 seconds between polls
+    waits = [i["load_status"]["wait_seconds"] for i in _inputs(ex, "WaitForLoad")]
+    assert waits == [2, 4, 8]
     record_input = harness.lambdas.calls["RecordRun"][0]["state"]
     assert record_input["load_status"]["Status"] == "FINISHED"
+    assert record_input["load_status"]["polls"] == 4
     assert record_input["job_run"]["job_run_id"]
+    # one function owns the statement: StartLoad and every DescribeLoad called it
+    operations = [c["operation"] for c in harness.lambdas.calls["LoadStatement"]]
+    assert operations == ["submit"] + ["describe"] * 4
+
+
+def test_a_poll_costs_three_transitions(harness):
+    """Wait -> DescribeLoad -> LoadStatus: no Pass or Choice states doing arithmetic."""
+    harness.data_api.statuses = ["STARTED"] * 5 + ["FINISHED"]
+    entered = harness.run().states_entered()
+    first, last = entered.index("DescribeLoad"), len(entered) - entered[::-1].index("LoadStatus")
+    assert entered[first:last] == ["DescribeLoad", "LoadStatus"] + [
+        "WaitForLoad", "DescribeLoad", "LoadStatus"] * 5
 
 
 def test_wait_is_capped_at_sixty_seconds(harness):
-    harness.data_api.statuses = ["STARTED"] * 7 + ["FINISHED"]
+    harness.data_api.statuses = ["STARTED"] * 8 + ["FINISHED"]
     ex = harness.run()
     assert ex.status == "SUCCEEDED"
-    waits = [__import__("json").loads(e["stateEnteredEventDetails"]["input"])["load"]
-             ["wait_seconds"] for e in ex.history
-             if e.get("stateEnteredEventDetails", {}).get("name") == "WaitForLoad"]
+    waits = [i["load_status"]["wait_seconds"] for i in _inputs(ex, "WaitForLoad")]
     assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
 
 
@@ -51,7 +74,7 @@ def test_duplicate_delivery_starts_no_job(harness):
     assert ex.status == "SUCCEEDED"
     assert "DuplicateDelivery" in ex.states_entered()
     assert harness.jobs.runs == []
-    assert "StartLoad" not in harness.lambdas.calls
+    assert "LoadStatement" not in harness.lambdas.calls
 
 
 def test_failed_gate_stops_the_load(harness):
@@ -60,7 +83,7 @@ def test_failed_gate_stops_the_load(harness):
         "failed_rules": [{"rule": "Completeness \"customer_id\" > 0.6"}], "warned_rules": []})
     ex = harness.run()
     assert ex.status == "FAILED"
-    assert "StartLoad" not in harness.lambdas.calls
+    assert "LoadStatement" not in harness.lambdas.calls
     failure = failure_of(harness)
     assert failure["EvaluateQuality"]["Error"] == "QualityGateFailed"
     assert "customer_id" in failure["EvaluateQuality"]["Cause"]
@@ -71,7 +94,7 @@ def test_warn_verdict_still_loads(harness):
     harness.lambdas.set("EvaluateQuality", {"verdict": "warn", "summary": "1 warning",
                                             "failed_rules": [], "warned_rules": [{}]})
     assert harness.run().status == "SUCCEEDED"
-    assert "StartLoad" in harness.lambdas.calls
+    assert "StartLoad" in harness.run().states_entered()
 
 
 def test_spark_job_failure_takes_the_failure_path(harness):
@@ -91,17 +114,73 @@ def test_redshift_failed_or_aborted_takes_the_failure_path(harness, status, erro
     assert ex.status == "FAILED"
     failure = failure_of(harness)["Load"]
     assert failure["Error"] == error
-    if status == "FAILED":
-        assert "does not exist" in failure["Cause"]
+    if status == "FAILED":  # Redshift's own message, not retried
+        assert failure["Cause"] == harness.data_api.error
+        assert ex.states_entered().count("StartLoad") == 1
     assert "RecordRun" not in harness.lambdas.calls
+    assert "CancelLoad" not in ex.states_entered()  # it ended: nothing to cancel
 
 
-def test_load_that_never_finishes_times_out(harness):
+def test_load_that_never_finishes_times_out_and_is_cancelled_by_its_owner(harness):
     harness.data_api.statuses = ["STARTED"]
     ex = harness.run(timeout=120)
     assert ex.status == "FAILED"
-    assert failure_of(harness)["Load"]["Error"] == "LoadTimedOut"
-    assert ex.states_entered().count("DescribeLoad") == 61
+    state = harness.lambdas.calls["HandleFailure"][0]["state"]
+    assert state["failure"]["Load"]["Error"] == "LoadTimedOut"
+    assert ex.states_entered().count("DescribeLoad") == MAX_POLLS
+    [(_, statement_id)] = harness.load.submitted
+    assert harness.data_api.cancelled == [statement_id]
+    assert state["load_cancel"] == {"action": "cancel_statement", "id": statement_id,
+                                    "result": "cancelled"}
+    entered = ex.states_entered()
+    assert entered.index("LoadTimedOut") < entered.index("CancelLoad") < entered.index(
+        "HandleFailure")
+
+
+def test_a_describe_that_fails_cancels_the_statement_first(harness):
+    from pipeline_core.errors import ConfigurationError
+
+    harness.data_api.statuses = ["STARTED", ConfigurationError("describing statement failed "
+                                                               "(AccessDeniedException)")]
+    ex = harness.run()
+    assert ex.status == "FAILED"
+    state = harness.lambdas.calls["HandleFailure"][0]["state"]
+    assert state["failure"]["DescribeLoad"]["Error"] == "ConfigurationError"
+    assert state["load_cancel"]["result"] == "cancelled"
+    assert harness.data_api.cancelled == [harness.load.submitted[0][1]]
+
+
+def test_a_serialization_conflict_is_retried_with_a_new_load_try(harness):
+    harness.data_api.statuses = ["FAILED", "STARTED", "FINISHED"]
+    harness.data_api.errors = [REDSHIFT_1023]
+    ex = harness.run()
+    assert ex.status == "SUCCEEDED", ex.output
+    entered = ex.states_entered()
+    assert entered.count("StartLoad") == 2 and entered.count("WaitBeforeLoadRetry") == 1
+    assert "HandleFailure" not in entered
+    assert [t for t, _ in harness.load.submitted] == [1, 2]
+    [retry] = _inputs(ex, "WaitBeforeLoadRetry")
+    # backoff computed by the load function (the harness's jitter takes the top: 2 * 2 s)
+    assert retry["load_status"]["outcome"] == "retry"
+    assert retry["load_status"]["wait_seconds"] == 4
+    record_input = harness.lambdas.calls["RecordRun"][0]["state"]
+    assert record_input["load"]["load_try"] == 2
+    assert record_input["load"]["statement_id"] == harness.load.submitted[1][1]
+    assert record_input["load_status"]["polls"] == 2  # counted afresh for the new statement
+
+
+def test_a_load_that_keeps_losing_fails_naming_the_conflict(harness):
+    harness.data_api.statuses = ["FAILED"]
+    harness.data_api.error = REDSHIFT_1023
+    ex = harness.run(timeout=120)
+    assert ex.status == "FAILED"
+    assert [t for t, _ in harness.load.submitted] == list(range(1, MAX_LOAD_TRIES + 1))
+    waits = [i["load_status"]["wait_seconds"] for i in _inputs(ex, "WaitBeforeLoadRetry")]
+    assert waits == [4, 8, 16, 32]  # exponential (top of the jitter), below the cap
+    failure = failure_of(harness)["Load"]
+    assert failure["Error"] == "LoadSerializationConflict"
+    assert "serialization conflict" in failure["Cause"] and "1023" in failure["Cause"]
+    assert "CancelLoad" not in ex.states_entered()
 
 
 def test_transient_lambda_errors_are_retried(harness):
@@ -114,15 +193,14 @@ def test_transient_lambda_errors_are_retried(harness):
 
 
 def test_throttled_describe_statement_is_retried(harness):
-    from moto.core.exceptions import JsonRESTError
-
-    class Throttled(JsonRESTError):
-        def __init__(self):
-            super().__init__("ThrottlingException", "Rate exceeded")
-
-    harness.data_api.statuses = [Throttled(), "FINISHED"]
+    # RedshiftData turns a ThrottlingException into TransientError, which DescribeLoad retries
+    harness.data_api.statuses = [TransientError("describing statement failed "
+                                                "(ThrottlingException): Rate exceeded"),
+                                 "FINISHED"]
     ex = harness.run()
     assert ex.status == "SUCCEEDED", ex.output
+    assert ex.states_entered().count("DescribeLoad") == 1
+    assert harness.data_api.described == 2
 
 
 def test_invalid_input_is_not_retried_and_is_recorded(harness):

@@ -93,6 +93,9 @@ INVALID: dict[str, Mutation] = {
     "unknown table field": _set("load.tables.0.partition_by", ["order_date"]),
     "schedule offset as text": _set("schedule.date_offset_days", "-1"),
     "unknown schedule field": _set("schedule.cron", "cron(0 6 * * ? *)"),
+    "schedule timezone as an offset": _set("schedule.timezone", "+09:00"),
+    "schedule timezone with spaces": _set("schedule.timezone", "Asia/ Tokyo"),
+    "schedule offset over a year": _set("schedule.date_offset_days", -400),
     "negative run cost limit": _set("cost.max_run_usd", -1),
     "zero monthly budget": _set("cost.monthly_budget_usd", 0),
     "null cost limit": _set("cost.max_run_usd", None),
@@ -101,6 +104,8 @@ INVALID: dict[str, Mutation] = {
 VALID: dict[str, Mutation] = {
     "no description": _delete("description"),
     "no schedule": _delete("schedule"),
+    "schedule in Tokyo": _set("schedule.timezone", "Asia/Tokyo"),
+    "schedule in New York": _set("schedule.timezone", "America/New_York"),
     "no cost": _delete("cost"),
     "serverless without cluster section": _delete("compute.cluster"),
     "cluster without task group": _delete("compute.cluster.task"),

@@ -1,5 +1,5 @@
 """FakeRedshiftData: the Redshift Data API in memory, behind pipeline_aws.redshift's
-RedshiftDataPort (what StartLoad and HandleFailure use).
+RedshiftDataPort (what the load statement's owner, pipeline_aws.load, uses).
 
 Statements are recorded, not run. A submitted statement is running (STARTED) until `finish`
 ends it; `run` and `query` wait, so theirs end at once: FINISHED, or what `fail_when` says for
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline_aws.redshift import RUNNING_STATES, RedshiftDataPort, has_finished
+from pipeline_core.errors import ConfigurationError
 
 
 @dataclass
@@ -28,12 +29,18 @@ class Statement:
     status: str = "STARTED"
     error: str | None = None
     rows: list[list[Any]] = field(default_factory=list)
+    result_rows: list[int] = field(default_factory=list)  # per sub-statement, once ended
 
     def describe(self) -> dict[str, Any]:
         described: dict[str, Any] = {"Id": self.id, "Status": self.status,
                                      "HasResultSet": bool(self.rows)}
         if self.error:
             described["Error"] = self.error
+        if len(self.sqls) > 1:
+            described["SubStatements"] = [
+                {"Id": f"{self.id}:{i + 1}", "Status": self.status,
+                 "ResultRows": self.result_rows[i] if i < len(self.result_rows) else -1}
+                for i in range(len(self.sqls))]
         return described
 
 
@@ -56,12 +63,13 @@ class FakeRedshiftData:
         self.statements.append(Statement(statement_id, ["INSERT INTO t SELECT 1"], "load",
                                          status=status))
 
-    def finish(self, statement_id: str, status: str = "FINISHED", error: str | None = None
-               ) -> None:
+    def finish(self, statement_id: str, status: str = "FINISHED", error: str | None = None,
+               result_rows: list[int] | None = None) -> None:
         """End a submitted statement (the load) as Redshift would."""
         found = self.statement(statement_id)
         assert found is not None, f"no statement {statement_id}"
         found.status, found.error = status, error
+        found.result_rows = list(result_rows or [])
 
     def batches(self) -> list[list[str]]:
         """The SQL of every statement submitted, in order."""
@@ -88,6 +96,13 @@ class FakeRedshiftData:
         statement.rows = [list(row) for row in self.rows.get(sql, [])]
         self._wait(statement.id)
         return [list(row) for row in statement.rows]
+
+    def describe(self, statement_id: str) -> dict[str, Any]:
+        found = self.statement(statement_id)
+        if found is None:  # as RedshiftData turns the Data API's ResourceNotFoundException
+            raise ConfigurationError(f"describing statement {statement_id} failed "
+                                     "(ResourceNotFoundException): Query does not exist.")
+        return found.describe()
 
     def cancel(self, statement_id: str) -> str:
         found = self.statement(statement_id)

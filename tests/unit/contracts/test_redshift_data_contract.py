@@ -181,6 +181,21 @@ def test_cancel_of_an_unknown_statement_says_so(warehouse: Warehouse) -> None:
     assert warehouse.port.cancel(warehouse.unknown()) == "not found"
 
 
+@pytest.mark.parametrize("status", ["FINISHED", "FAILED", "ABORTED"])
+def test_describe_returns_the_statements_status(warehouse: Warehouse, status: str) -> None:
+    statement_id = warehouse.ended(status)
+    described = warehouse.port.describe(statement_id)
+    assert (described["Id"], described["Status"]) == (statement_id, status)
+
+
+def test_describe_of_an_unknown_statement_is_a_configuration_error(warehouse: Warehouse) -> None:
+    """DescribeStatement answers ResourceNotFoundException for an id the caller cannot see
+    (Redshift Data API Reference, DescribeStatement, Errors): also a statement another
+    principal submitted. Retrying cannot help."""
+    with pytest.raises(ConfigurationError, match="ResourceNotFoundException"):
+        warehouse.port.describe(warehouse.unknown())
+
+
 def test_a_submitted_batch_has_an_id(warehouse: Warehouse) -> None:
     token = "online_retail-2010-12-01-0123456789ab-load-a1"
     warehouse.submit_answers(ENSURE, token)

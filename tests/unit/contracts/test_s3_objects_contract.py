@@ -100,6 +100,62 @@ def test_an_object_changed_since_its_head_is_refused(s3: Buckets) -> None:
         s3.objects.peek(ObjectInfo(RAW, "c.csv", "0" * 32, 4))
 
 
+# -- versions (template.yaml's raw bucket is versioned) -----------------------------------------
+
+
+@dataclass
+class Versioned:
+    objects: RawObjectsPort
+    put: Callable[[str, bytes], str]  # key, body -> the new version's id
+
+
+@pytest.fixture(params=["fake", "s3"])
+def versioned(request: pytest.FixtureRequest) -> Iterator[Versioned]:
+    if request.param == "fake":
+        fake = FakeS3Objects()
+        fake.versioned(RAW)
+
+        def put_fake(key: str, body: bytes) -> str:
+            version = fake.put(RAW, key, body)
+            assert version is not None
+            return version
+
+        yield Versioned(fake, put_fake)
+        return
+    request.getfixturevalue("moto")
+    client = boto3.client("s3", region_name=REGION)
+    client.create_bucket(Bucket=RAW, CreateBucketConfiguration={"LocationConstraint": REGION})
+    client.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
+
+    def put_s3(key: str, body: bytes) -> str:
+        return str(client.put_object(Bucket=RAW, Key=key, Body=body)["VersionId"])
+
+    yield Versioned(S3Objects(client), put_s3)
+
+
+def test_head_of_a_version_is_that_version(versioned: Versioned) -> None:
+    v1 = versioned.put("v.csv", b"a\n1\n")
+    v2 = versioned.put("v.csv", b"a\n22\n")
+    old, new = versioned.objects.head(RAW, "v.csv", v1), versioned.objects.head(RAW, "v.csv")
+    assert old is not None and new is not None
+    assert (old.version_id, old.etag, old.size) == (v1, hashlib.md5(b"a\n1\n").hexdigest(), 4)
+    assert (new.version_id, new.etag) == (v2, hashlib.md5(b"a\n22\n").hexdigest())
+
+
+def test_head_of_a_version_that_does_not_exist_is_none(versioned: Versioned) -> None:
+    v1 = versioned.put("w.csv", b"a\n")
+    assert versioned.objects.head(RAW, "w.csv", v1 + "x") is None
+    assert versioned.objects.head(RAW, "nope.csv", v1) is None
+
+
+def test_peek_reads_the_headed_version_after_a_newer_upload(versioned: Versioned) -> None:
+    v1 = versioned.put("p.csv", b"h\nold\n")
+    versioned.put("p.csv", b"h\nnew\n")
+    old = versioned.objects.head(RAW, "p.csv", v1)
+    assert old is not None
+    assert versioned.objects.peek(old) == b"h\nold\n"
+
+
 # -- check_csv --------------------------------------------------------------------------------
 
 

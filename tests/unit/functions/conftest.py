@@ -101,6 +101,8 @@ def aws(env: dict[str, str]) -> Iterator[Aws]:
         for bucket in (RAW, CURATED, ARTIFACTS):
             s3.create_bucket(Bucket=bucket,
                              CreateBucketConfiguration={"LocationConstraint": REGION})
+        # template.yaml's RawBucket is versioned: its events carry version-id.
+        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
         table = create_ledger_table(boto3.resource("dynamodb", region_name=REGION))
         sns = boto3.client("sns", region_name=REGION)
         assert sns.create_topic(Name=TOPIC)["TopicArn"] == TOPIC_ARN

@@ -1,6 +1,6 @@
-"""functions/start_load: every events/start_load file through the handler, with the Data API
-stubbed (botocore Stubber checks each request against the API model; moto has no
-BatchExecuteStatement). LoadStarter's logic is tested in tests/unit/run/test_load.py."""
+"""functions/start_load (the load statement's owner): every events/start_load file through the
+handler, with the Data API stubbed (botocore Stubber checks each request against the API model;
+moto has no BatchExecuteStatement). LoadStatement's logic is tested in tests/unit/run."""
 
 from __future__ import annotations
 
@@ -33,7 +33,8 @@ def expect_applied_versions(stub: Stubber, versions: list[int]) -> None:
 
 
 def test_every_event_file_is_exercised() -> None:
-    assert event_files("start_load") == ["serverless_pass.json", "serverless_warn.json"]
+    assert event_files("start_load") == ["cancel_timed_out.json", "describe_running.json",
+                                         "serverless_pass.json", "serverless_warn.json"]
 
 
 @pytest.mark.parametrize("name", ["serverless_pass.json", "serverless_warn.json"])
@@ -45,7 +46,7 @@ def test_handler_submits_one_batch(load_handler, context, name) -> None:
     with Stubber(app.redshift_client) as stub:
         expect_applied_versions(stub, [])
         stub.add_response("batch_execute_statement", {"Id": SID}, {
-            "Sqls": ANY, "StatementName": ANY, "ClientToken": f"{run['run_id']}-load-a1",
+            "Sqls": ANY, "StatementName": ANY, "ClientToken": f"{run['run_id']}-load-a1-r1",
             **CONNECTION})
         original = app.redshift_client.batch_execute_statement
 
@@ -58,8 +59,7 @@ def test_handler_submits_one_batch(load_handler, context, name) -> None:
         stub.assert_no_pending_responses()
     assert result == {"statement_id": SID,
                       "tables": {"sales_line_items": 8, "customer_daily_sales": 13},
-                      "migrations_applied": ["V001__analytics_online_retail"],
-                      "wait_seconds": 2, "polls": 0}
+                      "migrations_applied": ["V001__analytics_online_retail"], "load_try": 1}
     load_sqls = submitted["calls"][-1]
     assert load_sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
                             "stage_sales_line_items WHERE order_date IN ('2010-12-01')")
@@ -70,3 +70,27 @@ def test_handler_refuses_a_state_without_run(load_handler, context) -> None:
     app = load_handler("start_load")
     with pytest.raises(InvalidInput, match=r"state\.run: Field required"):
         app.lambda_handler({"state": {}, "execution": {"Id": "x"}}, context)
+
+
+def test_handler_describes_the_statement_it_submitted(load_handler, context) -> None:
+    app = load_handler("start_load")
+    event = read_event("start_load", "describe_running.json")
+    sid = event["state"]["load"]["statement_id"]
+    with Stubber(app.redshift_client) as stub:
+        stub.add_response("describe_statement", {"Id": sid, "Status": "STARTED"}, {"Id": sid})
+        result = app.lambda_handler(event, context)
+        stub.assert_no_pending_responses()
+    assert result["outcome"] == "running" and result["Status"] == "STARTED"
+    assert (result["polls"], result["wait_seconds"], result["load_try"]) == (1, 2, 1)
+
+
+def test_handler_cancels_the_statement_it_submitted(load_handler, context) -> None:
+    app = load_handler("start_load")
+    event = read_event("start_load", "cancel_timed_out.json")
+    sid = event["state"]["load"]["statement_id"]
+    with Stubber(app.redshift_client) as stub:
+        stub.add_response("describe_statement", {"Id": sid, "Status": "STARTED"}, {"Id": sid})
+        stub.add_response("cancel_statement", {"Status": True}, {"Id": sid})
+        result = app.lambda_handler(event, context)
+        stub.assert_no_pending_responses()
+    assert result == {"action": "cancel_statement", "id": sid, "result": "cancelled"}

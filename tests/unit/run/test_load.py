@@ -1,5 +1,5 @@
-"""StartLoad: the load SQL (pure), the migration files, LoadStarter on FakeRedshiftData, and
-the SQL's meaning on a real PostgreSQL. The events/start_load files run through the handler
+"""StartLoad: the load SQL (pure), the migration files, LoadStatement.submit on FakeRedshiftData,
+and the SQL's meaning on a real PostgreSQL. The events/start_load files run through the handler
 (with the Data API stubbed) in tests/unit/functions."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pipeline_aws.contracts import StartLoadRequest
-from pipeline_aws.load import LoadStarter
+from pipeline_aws.contracts import LoadStatementRequest
+from pipeline_aws.load import LoadStatement
 from pipeline_core.catalog import TableLoad, load_catalog
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.load_sql import (
@@ -128,35 +128,34 @@ def test_bad_names_and_uris_never_reach_sql(kwargs, error, message) -> None:
         build_load_batch(**args)
 
 
-# -- LoadStarter, on FakeRedshiftData ---------------------------------------------------------
+# -- LoadStatement.submit, on FakeRedshiftData ------------------------------------------------
 
 
 @pytest.fixture
-def starter(redshift: FakeRedshiftData, env: dict[str, str]) -> LoadStarter:
-    return LoadStarter(catalog=load_catalog(env["CATALOG_DIR"]), redshift=redshift,
-                       migrations=load_migrations, copy_role_arn=ROLE, clock=lambda: NOW)
+def starter(redshift: FakeRedshiftData, env: dict[str, str]) -> LoadStatement:
+    return LoadStatement(catalog=load_catalog(env["CATALOG_DIR"]), redshift=redshift,
+                         migrations=load_migrations, copy_role_arn=ROLE, clock=lambda: NOW)
 
 
-def load_request(name: str = "serverless_pass.json") -> StartLoadRequest:
-    return StartLoadRequest.parse(read_event("start_load", name))
+def load_request(name: str = "serverless_pass.json") -> LoadStatementRequest:
+    return LoadStatementRequest.parse(read_event("start_load", name))
 
 
 @pytest.mark.parametrize("name", ["serverless_pass.json", "serverless_warn.json"])
 def test_the_schema_is_brought_up_to_date_and_the_load_submitted_as_one_batch(
-        starter: LoadStarter, redshift: FakeRedshiftData, name: str) -> None:
+        starter: LoadStatement, redshift: FakeRedshiftData, name: str) -> None:
     request = load_request(name)
     run = request.run
 
-    result = starter.start(request)
+    result = starter.handle(request)
 
     ensure, applied, load = redshift.statements
     assert ensure.sqls == ensure_meta_sqls() and applied.sqls == [applied_versions_sql()]
     assert result == {"statement_id": load.id,
                       "tables": {"sales_line_items": 8, "customer_daily_sales": 13},
-                      "migrations_applied": ["V001__analytics_online_retail"],
-                      "wait_seconds": 2, "polls": 0}
-    assert load.token == f"{run.run_id}-load-a1" and load.status == "STARTED"  # not waited for
-    assert load.name == f"load online_retail 2010-12-01 {run.run_id}"
+                      "migrations_applied": ["V001__analytics_online_retail"], "load_try": 1}
+    assert load.token == f"{run.run_id}-load-a1-r1" and load.status == "STARTED"  # not waited
+    assert load.name == f"load online_retail 2010-12-01 {run.run_id} try 1"
     assert load.sqls[7] == ("DELETE FROM analytics.sales_line_items "
                             "WHERE order_date IN ('2010-12-01')")
     assert load.sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
@@ -165,36 +164,56 @@ def test_the_schema_is_brought_up_to_date_and_the_load_submitted_as_one_batch(
     assert any("CAST('2026-11-21 10:00:00' AS timestamp)" in sql for sql in load.sqls)
 
 
-def test_applied_migrations_are_not_repeated(starter: LoadStarter,
+def test_applied_migrations_are_not_repeated(starter: LoadStatement,
                                              redshift: FakeRedshiftData) -> None:
     redshift.rows[applied_versions_sql()] = [[1]]
-    result = starter.start(load_request())
+    result = starter.handle(load_request())
     assert result["migrations_applied"] == []
     assert result["tables"] == {"sales_line_items": 4, "customer_daily_sales": 9}
 
 
-def test_a_retried_start_submits_the_same_load(starter: LoadStarter,
+def test_a_retried_start_submits_the_same_load(starter: LoadStatement,
                                                redshift: FakeRedshiftData) -> None:
-    first = starter.start(load_request())
-    again = starter.start(load_request())
+    first = starter.handle(load_request())
+    again = starter.handle(load_request())
     assert again["statement_id"] == first["statement_id"]
 
 
-def test_a_run_without_an_output_for_a_table_is_refused(starter: LoadStarter,
+def test_a_run_without_an_output_for_a_table_is_refused(starter: LoadStatement,
                                                         redshift: FakeRedshiftData) -> None:
     event = read_event("start_load", "serverless_pass.json")
     del event["state"]["run"]["outputs"]["customer_daily_sales"]
     with pytest.raises(InvalidInput, match=r"no output for table\(s\) \['customer_daily_sales'\]"):
-        starter.start(StartLoadRequest.parse(event))
+        starter.handle(LoadStatementRequest.parse(event))
     assert redshift.statements == []  # refused before anything reached Redshift
 
 
-def test_a_failed_bookkeeping_statement_stops_the_load(starter: LoadStarter,
+def test_a_failed_bookkeeping_statement_stops_the_load(starter: LoadStatement,
                                                        redshift: FakeRedshiftData) -> None:
     redshift.fail_when["pipeline_meta"] = ("FAILED", "permission denied for schema pipeline_meta")
     with pytest.raises(ConfigurationError, match="permission denied"):
-        starter.start(load_request())
+        starter.handle(load_request())
     assert len(redshift.statements) == 1
+
+
+def test_a_bookkeeping_table_created_concurrently_is_checked_again(
+        starter: LoadStatement, redshift: FakeRedshiftData, monkeypatch) -> None:
+    """Two loads on a fresh warehouse: the loser's CREATE ... IF NOT EXISTS collides with the
+    winner's (PostgreSQL: a duplicate key in its catalog); running it again sees the table."""
+    collided: list[bool] = []
+    real_run = redshift.run
+
+    def run_once_colliding(sqls, **kwargs):
+        if not collided:
+            collided.append(True)
+            raise ConfigurationError('Redshift statement x failed: ERROR: duplicate key value '
+                                     'violates unique constraint "pg_namespace_nspname_index"')
+        return real_run(sqls, **kwargs)
+
+    monkeypatch.setattr(redshift, "run", run_once_colliding)
+    result = starter.handle(load_request())
+    assert collided and result["load_try"] == 1
+    assert redshift.statements[0].sqls == ensure_meta_sqls()
 
 
 # -- the SQL's meaning, on PostgreSQL ---------------------------------------------------------
