@@ -242,6 +242,22 @@ def cancel_statement(self: Any) -> tuple[int, dict[str, str], str]:
     return 200, {}, json.dumps({"Status": True})
 
 
+def set_version_id(bucket: str, key: str, version_id: str, restored: str) -> None:
+    """Give the object version `version_id` of bucket/key the id `restored` (a version an
+    earlier process uploaded; S3 never lets a client choose one, the local runtime restores
+    it)."""
+    from moto.s3.models import s3_backends
+
+    from local_runtime.cfn import ACCOUNT_ID
+
+    fake_bucket = s3_backends[ACCOUNT_ID]["aws"].get_bucket(bucket)
+    for version in fake_bucket.keys.getlist(key):
+        if version.version_id == version_id:
+            version._version_id = restored
+            return
+    raise LookupError(f"s3://{bucket}/{key} has no version {version_id}")
+
+
 def _patch_redshift_data() -> None:
     responses = current(REDSHIFT_DATA_RESPONSES)
     for handler in (execute_statement, batch_execute_statement, describe_statement,

@@ -120,6 +120,8 @@ class LocalDeployment:
         # (`messages`, default stderr, gets one line saying whom it waits for)
         self.lock = state.StateLock(self.work_dir, timeout=lock_timeout, out=messages)
         self.restored_runs = 0
+        # (bucket, key) -> (etag, version id): raw objects of earlier processes (state.py)
+        self.raw_versions: dict[tuple[str, str], tuple[str, str]] = {}
         self.warehouse_url = warehouse_url
         self.time_factor = time_factor
         self.parameters = dict(parameters or {})
@@ -195,7 +197,10 @@ class LocalDeployment:
         return state.ledger_path(self.work_dir)
 
     def _restore_ledger(self, items: list[dict[str, Any]]) -> None:
-        """The runs of earlier processes (`<work dir>/ledger.json`) into moto's ledger table."""
+        """The runs of earlier processes (`<work dir>/ledger.json`) into moto's ledger table,
+        and the raw object versions they ran (runner.put_raw_object restores one when its bytes
+        are delivered again)."""
+        self.raw_versions = state.known_raw_versions(items)
         self.restored_runs = state.restore_ledger(self.client("dynamodb"), self.ledger_table,
                                                   self.ledger_path, items)
         LOG.info("restored %d run(s) from %s", self.restored_runs, self.ledger_path)

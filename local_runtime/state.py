@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import IO, Any, TextIO
@@ -184,11 +185,21 @@ def _item_problem(item: Any) -> str | None:
 
 
 def write_ledger(path: Path, table: str, items: list[dict[str, Any]]) -> None:
-    """Replace the ledger file in one step (a temporary file renamed over it)."""
+    """Replace the ledger file in one step: a temporary file of its own (two writers in one
+    process never share one), flushed to disk, then renamed over it, so a crash leaves the old
+    ledger or the new one, never half of one."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"table": table, "items": items}, indent=1), encoding="utf-8")
-    os.replace(tmp, path)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump({"table": table, "items": items}, out, indent=1)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+        raise
 
 
 def restore_ledger(ddb: Any, table: str, path: Path,
@@ -205,6 +216,24 @@ def restore_ledger(ddb: Any, table: str, path: Path,
             raise _unreadable(Path(path), f"item {item['run_id']['S']!r} was refused by the "
                                           f"ledger table ({e})") from e
     return len(items)
+
+
+def known_raw_versions(items: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(bucket, key) -> (etag, version id) of the newest run the ledger holds for each raw
+    object: what the raw bucket held when an earlier process ended (its objects do not outlive
+    the process; the ledger does)."""
+    newest: dict[tuple[str, str], tuple[str, str, str]] = {}
+    for item in items:
+        source = (item.get("input") or {}).get("M") or {}
+        fields = {k: (source.get(k) or {}).get("S") for k in ("bucket", "key", "etag",
+                                                               "version_id")}
+        started = (item.get("started_at") or {}).get("S") or ""
+        if not all(fields.values()):
+            continue
+        place = (str(fields["bucket"]), str(fields["key"]))
+        if place not in newest or started >= newest[place][0]:
+            newest[place] = (started, str(fields["etag"]), str(fields["version_id"]))
+    return {place: (etag, version) for place, (_, etag, version) in newest.items()}
 
 
 def scan_table(ddb: Any, table: str) -> list[dict[str, Any]]:

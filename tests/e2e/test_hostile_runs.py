@@ -307,3 +307,32 @@ def test_a_line_stamped_on_the_next_day_at_midnight_is_quarantined_and_that_day_
     assert res.summary["lines"]["quarantined"] == 1
     clean = _day_file(tmp_path / "without-the-stray-line", "2011-03-10", DAY1)
     assert _rows(warehouse_db, "2011-03-10") == _expected_rows(clean)
+
+
+# -- a day whose every line is quarantined ---------------------------------------------------------
+
+
+def test_a_day_whose_every_line_is_quarantined_fails_the_gate_and_loads_nothing(
+        deployment, warehouse_db, tmp_path):
+    """Every data line of 2011-03-12 has a ninth field. The rules measure the parsed columns and
+    pass; the outputs do not: tables of 0 rows fail the gate (quality.min_output_rows), with
+    an alert naming the quarantine reason and sample lines."""
+    source = _day_file(tmp_path / "clean", "2011-03-12")
+    header, *lines = source.read_text().splitlines()
+    day = tmp_path / "2011-03-12.csv"
+    day.write_text("\n".join([header, *(f"{line},surplus" for line in lines if line)]) + "\n")
+    key = "online_retail/2011-03-12.csv"
+
+    res = run_file(deployment, day, key, out=None)
+
+    assert res.status == "FAILED", res.summary
+    assert (res.ledger["status"], res.ledger["failure"]["state"]) == ("FAILED",
+                                                                      "EvaluateQuality")
+    cause = res.ledger["failure"]["cause"]
+    assert 'OutputRowCount "sales_line_items" >= 1' in cause, cause
+    assert 'OutputRowCount "customer_daily_sales" >= 1' in cause, cause
+    alert = str(res.alerts)
+    assert "Data quality FAILED" in alert and "more fields than the header" in alert, alert
+    assert "surplus" in alert  # a sample line
+    assert _rows(warehouse_db, "2011-03-12") == (0, 0)
+    _input_as_delivered(deployment, key, day.read_bytes())
