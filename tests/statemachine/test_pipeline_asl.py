@@ -262,3 +262,35 @@ def test_cluster_load_failure_leaves_no_cluster(harness):
     assert harness.run().status == "FAILED"
     assert failure_of(harness)["Load"]["Error"] == "LoadFailed"
     assert _cluster_states(harness) == ["TERMINATED"]
+
+
+def _fails_on(operation: str):
+    def invoke(payload: dict) -> dict:
+        if payload.get("operation") == operation:
+            raise TransientError(f"{operation} keeps failing")
+        return {}
+    return invoke
+
+
+# Lambda Task -> (the harness's function, what it answers): every attempt fails with an error
+# the Task retries, so the Retry runs out and the Catch decides.
+EXHAUSTED = {
+    "ResolveRun": ("ResolveRun", TransientError("ledger throttled")),
+    "EvaluateQuality": ("EvaluateQuality", TransientError("report unreadable")),
+    "StartLoad": ("LoadStatement", _fails_on("submit")),
+    "DescribeLoad": ("LoadStatement", _fails_on("describe")),
+    "RecordRun": ("RecordRun", TransientError("ledger throttled")),
+}
+
+
+@pytest.mark.parametrize("state", list(EXHAUSTED))
+def test_a_task_whose_retries_run_out_is_handled_as_a_failure_of_that_state(harness, state):
+    """The full-run layer injects this fault at three of these states (tests/e2e/
+    test_hostile_runs.py); here every Lambda Task of the run path, cheaply."""
+    function, answer = EXHAUSTED[state]
+    harness.lambdas.set(function, answer)
+    ex = harness.run()
+    assert ex.status == "FAILED", ex.output
+    assert failure_of(harness)[state]["Error"] == "TransientError"
+    assert ex.states_entered().count(state) == 1  # retried inside the state, not re-entered
+    assert "RecordRun" not in ex.states_entered() or state == "RecordRun"
