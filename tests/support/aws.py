@@ -4,6 +4,8 @@ context and one EMF parser."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -99,3 +101,57 @@ def emf_metrics(text: str) -> dict[str, list[Any]]:
             for metric in directive["Metrics"]:
                 found.setdefault(metric["Name"], []).append(blob.get(metric["Name"]))
     return found
+
+
+@dataclass(frozen=True)
+class MotoAccount:
+    """The resources of template.yaml the handlers touch, on moto (see moto_account)."""
+
+    s3: Any
+    table: Any  # the ledger, a boto3 DynamoDB Table
+    sqs: Any
+    queue_url: str  # an SQS queue subscribed to the alert topic
+
+
+@contextmanager
+def moto_account(buckets: tuple[str, ...], versioned: str, queue: str = "alerts-inbox"
+                 ) -> Iterator[MotoAccount]:
+    """moto shaped like template.yaml: `buckets` (`versioned` with versioning on, as the
+    template's raw bucket: its events carry version-id), the ledger table, and the alert topic
+    with an SQS subscriber to read alerts back (delivered_alerts)."""
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        s3 = boto3.client("s3", region_name=REGION)
+        for bucket in buckets:
+            s3.create_bucket(Bucket=bucket,
+                             CreateBucketConfiguration={"LocationConstraint": REGION})
+        s3.put_bucket_versioning(Bucket=versioned, VersioningConfiguration={"Status": "Enabled"})
+        table = create_ledger_table(boto3.resource("dynamodb", region_name=REGION))
+        sns = boto3.client("sns", region_name=REGION)
+        assert sns.create_topic(Name=TOPIC)["TopicArn"] == TOPIC_ARN
+        sqs = boto3.client("sqs", region_name=REGION)
+        queue_url = sqs.create_queue(QueueName=queue)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=TOPIC_ARN, Protocol="sqs", Endpoint=queue_arn)
+        yield MotoAccount(s3, table, sqs, queue_url)
+
+
+def delivered_alerts(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    """The alerts the SQS subscriber received since the last call (each taken off the queue):
+    subject, message attributes and the JSON document SNS sent the sqs protocol."""
+    out = []
+    while True:
+        messages = sqs.receive_message(QueueUrl=queue_url,
+                                       MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return out
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            out.append({"subject": envelope.get("Subject"),
+                        "attributes": {k: v["Value"] for k, v in
+                                       envelope.get("MessageAttributes", {}).items()},
+                        "document": json.loads(envelope["Message"])})
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])

@@ -14,12 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
 from pipeline_aws.ledger import RunLedger
-from tests.support.aws import REGION, TOPIC, TOPIC_ARN, LambdaContext, create_ledger_table
+from tests.support.aws import LambdaContext, delivered_alerts, moto_account
 from tests.unit.run.support import (
     ARTIFACTS,
     CURATED,
@@ -78,40 +76,13 @@ class Aws:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Alerts delivered to the SQS subscriber: subject, attributes and JSON document."""
-        out = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
-            messages = got.get("Messages", [])
-            if not messages:
-                return out
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                out.append({"subject": envelope.get("Subject"),
-                            "attributes": {k: v["Value"] for k, v in
-                                           envelope.get("MessageAttributes", {}).items()},
-                            "document": json.loads(envelope["Message"])})
-                self.sqs.delete_message(QueueUrl=self.queue_url,
-                                        ReceiptHandle=message["ReceiptHandle"])
+        return delivered_alerts(self.sqs, self.queue_url)
 
 
 @pytest.fixture
 def aws(env: dict[str, str]) -> Iterator[Aws]:
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (RAW, CURATED, ARTIFACTS):
-            s3.create_bucket(Bucket=bucket,
-                             CreateBucketConfiguration={"LocationConstraint": REGION})
-        # template.yaml's RawBucket is versioned: its events carry version-id.
-        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        table = create_ledger_table(boto3.resource("dynamodb", region_name=REGION))
-        sns = boto3.client("sns", region_name=REGION)
-        assert sns.create_topic(Name=TOPIC)["TopicArn"] == TOPIC_ARN
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue_url = sqs.create_queue(QueueName="alerts-inbox")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=TOPIC_ARN, Protocol="sqs", Endpoint=queue_arn)
-        yield Aws(s3, table, sqs, queue_url)
+    with moto_account((RAW, CURATED, ARTIFACTS), versioned=RAW) as account:
+        yield Aws(account.s3, account.table, account.sqs, account.queue_url)
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from tests.support.aws import REGION, TOPIC, TOPIC_ARN, LambdaContext, create_ledger_table
+from tests.support.aws import LambdaContext, moto_account
 from tests.unit.hostile.hostile_support import Account
 from tests.unit.run.support import ARTIFACTS, CURATED, RAW, RUN_ENV, UNSET, write_catalog
 
@@ -32,21 +30,9 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, str]:
 def account(env: dict[str, str]) -> Iterator[Account]:
     """Buckets (the raw one versioned, as template.yaml declares it), the ledger table and the
     alert topic with an SQS subscriber."""
-    with mock_aws():
-        s3 = boto3.client("s3", region_name=REGION)
-        for bucket in (RAW, CURATED, ARTIFACTS, "someone-elses-bucket"):
-            s3.create_bucket(Bucket=bucket,
-                             CreateBucketConfiguration={"LocationConstraint": REGION})
-        s3.put_bucket_versioning(Bucket=RAW, VersioningConfiguration={"Status": "Enabled"})
-        table = create_ledger_table(boto3.resource("dynamodb", region_name=REGION))
-        sns = boto3.client("sns", region_name=REGION)
-        assert sns.create_topic(Name=TOPIC)["TopicArn"] == TOPIC_ARN
-        sqs = boto3.client("sqs", region_name=REGION)
-        queue_url = sqs.create_queue(QueueName="hostile-alerts")["QueueUrl"]
-        queue_arn = sqs.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=TOPIC_ARN, Protocol="sqs", Endpoint=queue_arn)
-        yield Account(s3, table, sqs, queue_url)
+    with moto_account((RAW, CURATED, ARTIFACTS, "someone-elses-bucket"), versioned=RAW,
+                      queue="hostile-alerts") as aws:
+        yield Account(aws.s3, aws.table, aws.sqs, aws.queue_url)
 
 
 @pytest.fixture

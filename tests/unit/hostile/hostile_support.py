@@ -6,12 +6,11 @@ it was delivered (bytes and version)."""
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline_aws.ledger import RunLedger
-from tests.support.aws import ACCOUNT, REGION
+from tests.support.aws import ACCOUNT, REGION, delivered_alerts
 from tests.unit.run.support import RAW, execution
 
 HEADER = b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
@@ -93,17 +92,4 @@ class Account:
 
     def alerts(self) -> list[dict[str, Any]]:
         """Alerts delivered to the SQS subscriber: subject, attributes and JSON document."""
-        out = []
-        while True:
-            got = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
-            messages = got.get("Messages", [])
-            if not messages:
-                return out
-            for message in messages:
-                envelope = json.loads(message["Body"])
-                out.append({"subject": envelope.get("Subject"),
-                            "attributes": {k: v["Value"] for k, v in
-                                           envelope.get("MessageAttributes", {}).items()},
-                            "document": json.loads(envelope["Message"])})
-                self.sqs.delete_message(QueueUrl=self.queue_url,
-                                        ReceiptHandle=message["ReceiptHandle"])
+        return delivered_alerts(self.sqs, self.queue_url)
