@@ -39,6 +39,40 @@ BASE_ENV = {
 }
 
 
+def object_created_event(key: Any, *, bucket: str, etag: str | None = None,
+                         version_id: str | None = None, size: int | None = None,
+                         detail_type: str = "Object Created") -> dict[str, Any]:
+    """An EventBridge "Object Created" event as S3 sends it (S3 user guide, "EventBridge event
+    message structure"), with `key` as given (hostile cases pass anything) and only the object
+    fields asked for."""
+    obj: dict[str, Any] = {"key": key}
+    if size is not None:
+        obj["size"] = size
+    if etag is not None:
+        obj["etag"] = etag
+    if version_id is not None:
+        obj["version-id"] = version_id
+    return {"version": "0", "id": "0b2a6c1e-8c67-4f3e-a0aa-3b1f3b6c2d11",
+            "detail-type": detail_type, "source": "aws.s3", "account": ACCOUNT,
+            "time": "2026-11-21T09:59:58Z", "region": REGION,
+            "resources": [f"arn:aws:s3:::{bucket}"],
+            "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj,
+                       "request-id": "N4N7GDK58NMKJ12R", "requester": ACCOUNT,
+                       "reason": "PutObject"}}
+
+
+def import_handler(name: str) -> Any:
+    """functions.<name>.app, imported (or re-imported) now, so its cold start reads the
+    current environment and builds its clients inside whatever mock is active."""
+    import importlib
+    import sys
+
+    module_name = f"functions.{name}.app"
+    if module_name in sys.modules:
+        return importlib.reload(sys.modules[module_name])
+    return importlib.import_module(module_name)
+
+
 def execution_arn(name: str) -> str:
     return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{STATE_MACHINE}:{name}"
 

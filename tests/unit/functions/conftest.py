@@ -6,9 +6,7 @@ fakes in tests/unit/run and tests/unit/quality_gate."""
 from __future__ import annotations
 
 import gzip
-import importlib
 import json
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +15,7 @@ from typing import Any
 import pytest
 
 from pipeline_aws.ledger import RunLedger
-from tests.support.aws import LambdaContext, delivered_alerts, moto_account
+from tests.support.aws import LambdaContext, delivered_alerts, import_handler, moto_account
 from tests.unit.run.support import (
     ARTIFACTS,
     CURATED,
@@ -89,14 +87,7 @@ def aws(env: dict[str, str]) -> Iterator[Aws]:
 def load_handler(env: dict[str, str]) -> Callable[[str], Any]:
     """Import (or re-import) functions.<name>.app, so its cold start reads this test's
     environment and builds its clients now (inside moto when the test uses `aws` first)."""
-
-    def load(name: str) -> Any:
-        module_name = f"functions.{name}.app"
-        if module_name in sys.modules:
-            return importlib.reload(sys.modules[module_name])
-        return importlib.import_module(module_name)
-
-    return load
+    return import_handler
 
 
 @pytest.fixture

@@ -3,15 +3,13 @@ imported after the environment is set), on moto shaped like template.yaml."""
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.aws import LambdaContext, moto_account
+from tests.support.aws import LambdaContext, import_handler, moto_account
 from tests.unit.hostile.hostile_support import Account
 from tests.unit.run.support import ARTIFACTS, CURATED, RAW, RUN_ENV, UNSET, write_catalog
 
@@ -39,14 +37,7 @@ def account(env: dict[str, str]) -> Iterator[Account]:
 def handler(env: dict[str, str]) -> Callable[[str], Any]:
     """functions.<name>.app, (re)imported so its cold start reads this test's environment and
     builds its clients inside moto."""
-
-    def load(name: str) -> Any:
-        module_name = f"functions.{name}.app"
-        if module_name in sys.modules:
-            return importlib.reload(sys.modules[module_name])
-        return importlib.import_module(module_name)
-
-    return load
+    return import_handler
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline_aws.ledger import RunLedger
-from tests.support.aws import ACCOUNT, REGION, delivered_alerts
+from tests.support.aws import delivered_alerts, object_created_event
 from tests.unit.run.support import RAW, execution
 
 HEADER = b"InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\n"
@@ -18,25 +18,9 @@ ROW = b"536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2
 GOOD = HEADER + ROW
 
 
-def s3_event(key: Any, *, bucket: str = RAW, etag: str | None = None,
-             version_id: str | None = None, size: int | None = None,
-             detail_type: str = "Object Created") -> dict[str, Any]:
-    """An EventBridge "Object Created" event as S3 sends it (S3 user guide, "EventBridge event
-    message structure"), with `key` as given (hostile cases pass anything)."""
-    obj: dict[str, Any] = {"key": key}
-    if size is not None:
-        obj["size"] = size
-    if etag is not None:
-        obj["etag"] = etag
-    if version_id is not None:
-        obj["version-id"] = version_id
-    return {"version": "0", "id": "0b2a6c1e-8c67-4f3e-a0aa-3b1f3b6c2d11",
-            "detail-type": detail_type, "source": "aws.s3", "account": ACCOUNT,
-            "time": "2026-11-21T09:59:58Z", "region": REGION,
-            "resources": [f"arn:aws:s3:::{bucket}"],
-            "detail": {"version": "0", "bucket": {"name": bucket}, "object": obj,
-                       "request-id": "N4N7GDK58NMKJ12R", "requester": ACCOUNT,
-                       "reason": "PutObject"}}
+def s3_event(key: Any, *, bucket: str = RAW, **fields: Any) -> dict[str, Any]:
+    """An "Object Created" event for `key` as given (hostile cases pass anything)."""
+    return object_created_event(key, bucket=bucket, **fields)
 
 
 def resolve_payload(event: Any, name: str = "exec-hostile") -> dict[str, Any]:

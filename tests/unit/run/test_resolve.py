@@ -18,7 +18,7 @@ from pipeline_aws.resolve import RunResolver
 from pipeline_aws.settings import ResolveRunSettings
 from pipeline_core.catalog import load_catalog
 from pipeline_core.errors import ConfigurationError, InvalidInput, UnknownDataset
-from tests.support.aws import REGION
+from tests.support.aws import object_created_event
 from tests.support.fakes.ledger import FakeLedger
 from tests.support.fakes.s3_objects import FakeS3Objects
 from tests.unit.run.conftest import NOW
@@ -37,12 +37,7 @@ def request(event: dict[str, Any], name: str = "exec-1") -> ResolveRunRequest:
 
 
 def s3_event(key: str = KEY, bucket: str = RAW) -> dict[str, Any]:
-    """EventBridge "Object Created" (the fields S3 always sends)."""
-    return {"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
-            "source": "aws.s3", "detail-type": "Object Created", "account": "123456789012",
-            "time": "2026-11-21T09:59:58Z", "region": REGION, "resources": [],
-            "detail": {"version": "0", "bucket": {"name": bucket}, "object": {"key": key},
-                       "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012"}}
+    return object_created_event(key, bucket=bucket)
 
 
 def make_resolver(objects: FakeS3Objects, ledger: FakeLedger, env: dict[str, str],

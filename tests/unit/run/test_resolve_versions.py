@@ -25,6 +25,7 @@ from pipeline_aws.contracts import ResolveRunRequest, RunIgnored, RunManifest
 from pipeline_aws.resolve import RunResolver, run_id_for, scheduled_partition
 from pipeline_core.catalog import load_catalog
 from pipeline_core.errors import InvalidInput
+from tests.support.aws import object_created_event
 from tests.support.fakes.ledger import FakeLedger
 from tests.support.fakes.s3_objects import FakeS3Objects
 from tests.unit.run.conftest import NOW
@@ -39,20 +40,8 @@ def md5(body: bytes) -> str:
     return hashlib.md5(body, usedforsecurity=False).hexdigest()
 
 
-def object_created(key: str = KEY, *, etag: str | None = None, version_id: str | None = None,
-                   size: int | None = None) -> dict[str, Any]:
-    obj: dict[str, Any] = {"key": key}
-    if size is not None:
-        obj["size"] = size
-    if etag is not None:
-        obj["etag"] = etag
-    if version_id is not None:
-        obj["version-id"] = version_id
-    return {"version": "0", "id": "17793124-05d4-b198-2fde-7ededc63b103",
-            "source": "aws.s3", "detail-type": "Object Created", "account": "123456789012",
-            "time": "2026-11-21T09:59:58Z", "region": "eu-west-1", "resources": [],
-            "detail": {"version": "0", "bucket": {"name": RAW}, "object": obj,
-                       "request-id": "N4N7GDK58NMKJ12R", "requester": "123456789012"}}
+def object_created(key: str = KEY, **fields: Any) -> dict[str, Any]:
+    return object_created_event(key, bucket=RAW, **fields)
 
 
 def request(event: dict[str, Any], name: str = "exec-1") -> ResolveRunRequest:
