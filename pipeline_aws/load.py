@@ -47,6 +47,7 @@ from pipeline_core.load_sql import (
     applied_versions_sql,
     build_load_batch,
     ensure_meta_sqls,
+    label_version,
     pending_migrations,
 )
 
@@ -55,7 +56,6 @@ SMALL_QUERY_BUDGET_SECONDS = 20.0
 _CONCURRENT_DDL = re.compile(
     r"already exists|duplicate key value violates unique constraint|could not serialize"
     r"|serializable isolation violation|\b40001\b", re.I)
-_MIGRATION_NAME = re.compile(r"^V(\d+)__")
 
 
 def load_token(run_id: str, attempt: int, load_try: int) -> str:
@@ -183,8 +183,7 @@ class LoadStatement:
         if is_serialization_conflict(statement_error(description)):
             return False
         versions = set(self._read_versions(request.run.run_id))
-        mine = {int(m.group(1)) for m in map(_MIGRATION_NAME.match, load.migrations_applied)
-                if m}
+        mine = {v for v in map(label_version, load.migrations_applied) if v is not None}
         return bool(mine) and mine <= versions
 
     # -- cancel ---------------------------------------------------------------------------------

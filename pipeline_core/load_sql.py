@@ -21,6 +21,7 @@ META_SCHEMA = "pipeline_meta"
 MIGRATIONS_TABLE = f"{META_SCHEMA}.schema_migrations"
 DEFAULT_MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "warehouse" / "migrations"
 _MIGRATION_FILE = re.compile(r"^V(?P<version>\d{3,})__(?P<name>[a-z0-9_]+)\.sql\Z")
+_LABEL = re.compile(r"^V(?P<version>\d{3,})__(?P<name>[a-z0-9_]+)\Z")
 # COPY reads every object under the prefix: `part-` keeps out _SUCCESS and other markers.
 DATA_FILE_PREFIX = "part-"
 
@@ -30,6 +31,17 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+
+    @property
+    def label(self) -> str:
+        """How a load batch names it (LoadBatch.migrations): `V001__name`."""
+        return f"V{self.version:03d}__{self.name}"
+
+
+def label_version(label: str) -> int | None:
+    """The version of a Migration.label, or None if `label` is not one."""
+    match = _LABEL.match(label)
+    return int(match["version"]) if match else None
 
 
 @dataclass(frozen=True)
@@ -203,7 +215,7 @@ def build_load_batch(*, schema: str, tables: Sequence[TableLoad], outputs: Mappi
             f"({int(migration.version)}, {quote_literal(migration.name)}, "
             f"CAST({quote_literal(stamp)} AS timestamp), {quote_literal(run_id)})"
         )
-        applied.append(f"V{migration.version:03d}__{migration.name}")
+        applied.append(migration.label)
     insert_index: dict[str, int] = {}
     for table in tables:
         safe_identifier(table.name, "load table")
