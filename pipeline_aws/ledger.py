@@ -33,6 +33,13 @@ def iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def parse_iso_utc(text: str) -> datetime:
+    """A ledger timestamp (iso_utc; also any ISO-8601 text) as an aware instant; a time
+    without a zone is UTC. ValueError when it is not ISO-8601."""
+    instant = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
+
+
 def utc_now_iso(clock: Callable[[], datetime] | None = None) -> str:
     return iso_utc((clock or (lambda: datetime.now(UTC)))())
 

@@ -32,7 +32,7 @@ from pipeline_aws.contracts import (
     ScheduleTrigger,
 )
 from pipeline_aws.lazy import Lazy
-from pipeline_aws.ledger import ENDED_UNSUCCESSFULLY, LedgerPort, utc_now_iso
+from pipeline_aws.ledger import ENDED_UNSUCCESSFULLY, LedgerPort, parse_iso_utc, utc_now_iso
 from pipeline_aws.s3_objects import ObjectInfo, RawObjectsPort
 from pipeline_aws.settings import ResolveRunSettings
 from pipeline_core.catalog import Catalog, Dataset, NodeGroup, validate_partition
@@ -160,12 +160,6 @@ def job_arguments(dataset: Dataset, *, obj: ObjectInfo, output_root: str, quaran
             )
         args.extend([f"--{name}", value])
     return args
-
-
-def _started(started_at: str) -> datetime:
-    """The run's start as the ledger holds it (ISO-8601 UTC)."""
-    instant = datetime.fromisoformat(started_at.replace("Z", "+00:00"))
-    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -350,7 +344,7 @@ class RunResolver:
             dataset, obj=obj, output_root=paths.output_root,
             quarantine=paths.quarantine, metrics=paths.metrics, quality=paths.quality,
             rules=f"{jobs}/datasets/{dataset.quality.rules_file}", run_id=run_id,
-            partition=partition, started_at=_started(started_at),
+            partition=partition, started_at=parse_iso_utc(started_at),
         )
         return JobSpec(
             name=job_name,

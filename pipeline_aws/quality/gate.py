@@ -19,7 +19,7 @@ from pipeline_aws.contracts import (
     RunManifest,
     Verdict,
 )
-from pipeline_aws.ledger import LedgerPort
+from pipeline_aws.ledger import LedgerPort, parse_iso_utc
 from pipeline_aws.quality.reports import (
     MeasuredRule,
     QualityReport,
@@ -161,10 +161,9 @@ def _instant(text: str | None) -> dt.datetime | None:
     if not text:
         return None
     try:
-        instant = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        return parse_iso_utc(text)
     except ValueError:
         return None
-    return instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
 
 
 def evaluation_time_check(quality: Quality, run: RunManifest, report: QualityReport
