@@ -14,10 +14,10 @@ import json
 import os
 import sys
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from pipeline_aws.ledger import LedgerPort, RunLedger
+from pipeline_aws.ledger import LedgerPort, RunLedger, parse_iso_utc
 
 _FIELDS = ("run_id", "dataset", "partition", "status", "compute", "started_at", "ended_at",
            "rows_loaded", "lines", "cost", "failure")
@@ -27,8 +27,7 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     try:
-        a = datetime.fromisoformat(start.replace("Z", "+00:00"))
-        b = datetime.fromisoformat(end.replace("Z", "+00:00"))
+        a, b = parse_iso_utc(start), parse_iso_utc(end)
     except ValueError:
         return None
     return (b - a).total_seconds()

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from pipeline_aws.ledger import parse_iso_utc
+
 
 def month_start(started_at: str | None, now: datetime) -> str:
     """First instant of the run's month (UTC, ISO like the ledger's started_at)."""
     when = now
     if started_at:
         try:
-            when = datetime.fromisoformat(started_at.replace("Z", "+00:00")).astimezone(UTC)
+            when = parse_iso_utc(started_at).astimezone(UTC)
         except ValueError:
             when = now
     return when.strftime("%Y-%m-01T00:00:00Z")

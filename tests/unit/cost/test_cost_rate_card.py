@@ -107,3 +107,18 @@ def test_run_ceiling_and_month_start():
     now = datetime(2026, 11, 21, tzinfo=UTC)
     assert month_start("2026-10-31T23:59:59Z", now) == "2026-10-01T00:00:00Z"
     assert month_start(None, now) == "2026-11-01T00:00:00Z"
+
+
+def test_month_start_reads_a_zoneless_started_at_as_utc(monkeypatch):
+    """A zoneless ledger time is UTC (pipeline_aws.ledger.parse_iso_utc), not the machine's zone:
+    under TZ=America/New_York, 2026-10-31T23:30 must stay in October."""
+    import time
+
+    monkeypatch.setenv("TZ", "America/New_York")  # UTC-4 then: a local reading is Nov 1, 03:30Z
+    time.tzset()
+    try:
+        now = datetime(2026, 11, 21, tzinfo=UTC)
+        assert month_start("2026-10-31T23:30:00", now) == "2026-10-01T00:00:00Z"
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()

@@ -116,3 +116,13 @@ def test_package_entry_point_routes_runs(ledger, monkeypatch, capsys):
     assert seen["argv"] == ["--dataset", "online_retail"]
     assert package_main(["nope"]) == 2
     assert "runs" in capsys.readouterr().err
+
+
+def test_duration_of_a_zoneless_start_and_a_utc_end_is_read_as_utc():
+    """Ledger timestamps are UTC; one written without a zone (an older writer, a hand edit)
+    must not make the duration a TypeError (naive minus aware) or shift it by the machine's zone."""
+    from pipeline_aws.runs_cli import summarize
+
+    row = summarize({"run_id": "r", "started_at": "2026-11-01T10:00:00",
+                     "ended_at": "2026-11-01T10:01:30Z"})
+    assert row["duration_s"] == 90.0
