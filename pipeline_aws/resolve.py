@@ -1,11 +1,12 @@
 """ResolveRun: turn a trigger (S3 event, schedule, manual request) into the run manifest.
 
 The raw object is checked before any compute is paid for (exists, not empty, gzip when `.gz`,
-header as the catalog says), and the ledger's conditional writes make the run id the unit of
-idempotency: the same object delivered twice starts at most one load. An S3 event's object
-version (its `version-id` and `etag`) is what runs: a newer upload of the key is its own run. A
-folder marker (a key ending in "/" with 0 bytes) is ignored, not refused. The request and the
-manifest are the models of pipeline_aws.contracts.
+the start its format promises: a csv header as the catalog says, a JSON object, text), and the
+ledger's conditional writes make the run id the unit of idempotency: the same object delivered
+twice starts at most one load. An S3 event's object version (its `version-id` and `etag`) is
+what runs: a newer upload of the key is its own run. A folder marker (a key ending in "/" with
+0 bytes) is ignored, not refused. The request and the manifest are the models of
+pipeline_aws.contracts.
 """
 
 from __future__ import annotations
@@ -235,6 +236,11 @@ class RunResolver:
         if isinstance(trigger, ScheduleTrigger):
             dataset = self.catalog.get(trigger.dataset)
             schedule = dataset.schedule
+            if schedule is None:
+                raise InvalidInput(
+                    f"dataset {dataset.name} has no schedule in the catalog (it runs when its "
+                    "files are dropped): a scheduled trigger for it is a mistake; start a "
+                    "manual run with its dataset and date instead")
             return self._find_day(dataset, validate_partition(scheduled_partition(
                 trigger.scheduled_time, schedule.date_offset_days, schedule.timezone)))
         if isinstance(trigger, ManualTrigger) and trigger.dataset is not None:
@@ -278,24 +284,21 @@ class RunResolver:
         return target
 
     def _find_day(self, dataset: Dataset, partition: str) -> _Target:
+        """The day's one raw object, under any of the keys the catalog's key pattern allows
+        for it (one per file suffix)."""
         bucket = self._settings.raw_bucket
-        found = []
-        for ext in (".csv", ".csv.gz"):
-            key = f"{dataset.source.prefix}{partition}{ext}"
-            if dataset.partition_for_key(key) != partition:
-                continue
-            obj = self._objects.head(bucket, key)
-            if obj is not None:
-                found.append(obj)
+        keys = dataset.source.day_keys(partition)
+        found = [obj for obj in (self._objects.head(bucket, key) for key in keys)
+                 if obj is not None]
         if not found:
-            raise InvalidInput(
-                f"no raw object for {dataset.name} {partition}: neither "
-                f"s3://{bucket}/{dataset.source.prefix}{partition}.csv nor .csv.gz exists"
-            )
+            tried = ", ".join(f"s3://{bucket}/{key}" for key in keys) or "no key"
+            raise InvalidInput(f"no raw object for {dataset.name} {partition}: none of {tried} "
+                               "exists")
         if len(found) > 1:
             raise InvalidInput(
-                f"both {found[0].uri} and {found[1].uri} exist for {dataset.name} {partition}; "
-                "start a manual run with bucket and key to say which one to process"
+                f"{' and '.join(obj.uri for obj in found)} exist for {dataset.name} "
+                f"{partition}; start a manual run with bucket and key to say which one to "
+                "process"
             )
         return _Target(dataset, partition, found[0])
 
@@ -404,8 +407,7 @@ class RunResolver:
         if isinstance(trigger, S3ObjectCreated) and is_folder_marker(trigger.key, trigger.size):
             return self._ignored(trigger)
         target = self._locate(request)
-        self._objects.check_csv(target.obj, target.dataset.source.header,
-                                target.dataset.source.encoding)
+        self._objects.check_input(target.obj, target.dataset.source)
         obj = target.obj
         run = _Resolution(request, target,
                           run_id_for(target.dataset.name, target.partition, obj.bucket, obj.key,

@@ -1,4 +1,6 @@
-"""Cheap checks on raw objects before a job is paid for: exists, not empty, gzip, header.
+"""Cheap checks on raw objects before a job is paid for: exists, not empty, gzip, and what the
+dataset's format promises at the start of a file (csv: the catalog's header; jsonl: a JSON
+object on the first non-blank line; text: some text).
 
 Reads at most the first 64 KiB of an object with one ranged GET and never writes, moves or
 deletes anything: input objects are kept exactly as delivered.
@@ -6,6 +8,7 @@ deletes anything: input objects are kept exactly as delivered.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_aws import domain_error, error_code
 from pipeline_core import csv_header
+from pipeline_core.catalog import Source
 from pipeline_core.errors import InvalidInput
 
 PEEK_BYTES = 64 * 1024
@@ -68,6 +72,24 @@ def check_csv_start(obj: ObjectInfo, data: bytes, expected_header: Sequence[str]
     """Refuse an empty object, a `.gz` that is not gzip (or gzip without `.gz`), or a header
     that differs from the catalog's (pipeline_core.csv_header, the rule the Spark job applies
     too), from the object's first bytes (`peek`); the message names expected vs found."""
+    csv_header.check_header(_checked_text(obj, data), expected_header, encoding=encoding,
+                            complete=obj.size <= len(data), where=obj.uri)
+
+
+def check_start(obj: ObjectInfo, data: bytes, source: Source) -> None:
+    """The check of the object's first bytes (`peek`) its dataset's format calls for, or
+    InvalidInput saying what is wrong (every format: empty, gzip vs `.gz`)."""
+    if source.format == "csv":
+        check_csv_start(obj, data, source.header, source.encoding)
+    elif source.format == "jsonl":
+        _check_jsonl_start(obj, _checked_text(obj, data), source.encoding,
+                           complete=obj.size <= len(data))
+    elif not _checked_text(obj, data):
+        raise InvalidInput(f"{obj.uri} holds no text (gzip of 0 bytes)")
+
+
+def _checked_text(obj: ObjectInfo, data: bytes) -> bytes:
+    """The start of the object's text: refuses an empty object and gzip vs name mismatches."""
     if obj.size == 0:
         raise InvalidInput(f"{obj.uri} is empty (0 bytes)")
     gz_key = obj.key.endswith(".gz")
@@ -75,8 +97,35 @@ def check_csv_start(obj: ObjectInfo, data: bytes, expected_header: Sequence[str]
         raise InvalidInput(f"{obj.uri} ends with .gz but is not gzip data")
     if not gz_key and is_gzip(data):
         raise InvalidInput(f"{obj.uri} is gzip data but its key does not end with .gz")
-    csv_header.check_header(_text_start(data, gz=gz_key, where=obj.uri), expected_header,
-                            encoding=encoding, complete=obj.size <= len(data), where=obj.uri)
+    return _text_start(data, gz=gz_key, where=obj.uri)
+
+
+def _check_jsonl_start(obj: ObjectInfo, text: bytes, encoding: str, *, complete: bool) -> None:
+    """The first non-blank line must be one JSON object (a line longer than the bytes read
+    must at least open one)."""
+    if text.startswith(csv_header.UTF8_BOM) and encoding == "utf-8":
+        text = text[len(csv_header.UTF8_BOM):]
+    lines = text.split(b"\n")
+    whole = lines if complete else lines[:-1]
+    first = next((line for line in whole if line.strip()), None)
+    if first is None:
+        if complete:
+            raise InvalidInput(f"{obj.uri} holds only blank lines: no JSON object")
+        if not text.strip():
+            raise InvalidInput(f"{obj.uri}: the first {len(text)} bytes are blank lines")
+        if not lines[-1].lstrip().startswith(b"{"):
+            raise InvalidInput(f"{obj.uri}: the first line does not start a JSON object")
+        return
+    where = f"{obj.uri}: the first non-blank line"
+    try:
+        value = json.loads(csv_header.decode_header(first.rstrip(b"\r"), encoding, obj.uri,
+                                                    "the first non-blank line"))
+    except json.JSONDecodeError as e:
+        raise InvalidInput(f"{where} is not JSON ({e}): expected one JSON object a line "
+                           f"(JSON Lines), found {first[:100]!r}") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"{where} is a JSON {type(value).__name__}, not an object: each "
+                           "line of a JSON Lines file is one object")
 
 
 class RawObjectsPort(Protocol):
@@ -92,9 +141,9 @@ class RawObjectsPort(Protocol):
         (InvalidInput if it changed since)."""
         ...
 
-    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str],
-                  encoding: str = "utf-8") -> None:
-        """InvalidInput unless the object is a non-empty csv (or csv.gz) with that header."""
+    def check_input(self, obj: ObjectInfo, source: Source) -> None:
+        """InvalidInput unless the object's start is what its dataset's source promises
+        (`check_start`)."""
         ...
 
 
@@ -156,7 +205,6 @@ class S3Objects:
         except BotoCoreError as e:
             raise domain_error(e, f"reading the first bytes of {obj.uri}") from e
 
-    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str],
-                  encoding: str = "utf-8") -> None:
-        """See `check_csv_start`; reads at most PEEK_BYTES."""
-        check_csv_start(obj, self.peek(obj), expected_header, encoding)
+    def check_input(self, obj: ObjectInfo, source: Source) -> None:
+        """See `check_start`; reads at most PEEK_BYTES."""
+        check_start(obj, self.peek(obj), source)

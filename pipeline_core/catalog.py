@@ -15,10 +15,16 @@ from typing import Any
 
 from pipeline_core.errors import ConfigurationError, UnknownDataset
 from pipeline_core.identifiers import safe_identifier
+from pipeline_core.key_pattern import key_suffixes, sample_key
 
 DEFAULT_CATALOG_DIR = Path(__file__).resolve().parent.parent / "datasets"
 COMPUTE_MODES = ("serverless", "cluster")
-INPUT_FORMATS = ("csv",)
+# csv: a header line the catalog lists, then records; jsonl: one JSON object a line; text: lines
+# the job parses with its own pattern. Only csv has a header.
+INPUT_FORMATS = ("csv", "jsonl", "text")
+# replace_partitions: the run's partitions (rows whose replace_by column holds them) are deleted
+# and inserted again; full_refresh: every row of the table is deleted and the run's rows inserted.
+LOAD_MODES = ("replace_partitions", "full_refresh")
 # The text encodings a raw file may declare (`source.encoding`): spelling -> canonical name,
 # which is also Python's codec name. UTF-8 is the default.
 INPUT_ENCODINGS = {
@@ -38,11 +44,21 @@ MAX_DATE_OFFSET_DAYS = 366
 
 @dataclass(frozen=True)
 class Source:
+    """Where a dataset's raw files land and how they read. `header` is csv's only (empty for
+    the other formats); `suffixes` are the file suffixes the key pattern allows after the
+    partition (pipeline_core.key_pattern), which the raw bucket's EventBridge rule routes."""
+
     prefix: str
     key_pattern: re.Pattern[str]
     format: str
-    header: tuple[str, ...]
+    header: tuple[str, ...] = ()
     encoding: str = DEFAULT_ENCODING  # canonical (INPUT_ENCODINGS)
+    suffixes: tuple[str, ...] = ()
+
+    def day_keys(self, partition: str) -> tuple[str, ...]:
+        """Every key a day's raw file may have (one per suffix) that the pattern accepts."""
+        keys = (f"{self.prefix}{partition}{suffix}" for suffix in self.suffixes)
+        return tuple(k for k in keys if self.key_pattern.fullmatch(k))
 
 
 @dataclass(frozen=True)
@@ -108,9 +124,14 @@ class Quality:
 
 @dataclass(frozen=True)
 class TableLoad:
+    """A target table and how a load replaces its rows (LOAD_MODES): the run's partitions, by
+    the `replace_by` column, or the whole table (`full_refresh`, a reference table).
+    `merge_keys` name the columns that identify a row of a replace_partitions table."""
+
     name: str
     merge_keys: tuple[str, ...] = ()
     replace_by: tuple[str, ...] = ()
+    mode: str = "replace_partitions"
 
 
 @dataclass(frozen=True)
@@ -143,7 +164,7 @@ class Dataset:
     compute: Compute
     quality: Quality
     load: Load
-    schedule: Schedule
+    schedule: Schedule | None  # None: the dataset runs only when its files are dropped
     cost: Cost
     path: Path | None = None
 
@@ -229,22 +250,57 @@ def _source(src: _Reader) -> Source:
     prefix = src.get("prefix", str)
     if not prefix.endswith("/") or prefix.startswith("/"):
         raise ConfigurationError(f"{src.where}.prefix: must end with '/' and not start with '/'")
-    try:
-        pattern = re.compile(src.get("key_pattern", str))
-    except re.error as e:
-        raise ConfigurationError(f"{src.where}.key_pattern: invalid regex: {e}") from e
-    if "partition" not in pattern.groupindex:
-        raise ConfigurationError(f"{src.where}.key_pattern: needs a (?P<partition>...) group")
+    if "*" in prefix or "\\" in prefix:
+        raise ConfigurationError(f"{src.where}.prefix: '*' and '\\' are EventBridge wildcard "
+                                 "syntax, not allowed in a prefix")
+    pattern, suffixes = _key_pattern(src, prefix)
     fmt = src.get("format", str)
     if fmt not in INPUT_FORMATS:
         raise ConfigurationError(f"{src.where}.format: {fmt!r} is not one of {INPUT_FORMATS}")
     encoding = canonical_encoding(src.get("encoding", str, DEFAULT_ENCODING),
                                   f"{src.where}.encoding")
+    header = _header(src, fmt)
+    src.done()
+    return Source(prefix, pattern, fmt, header, encoding, suffixes)
+
+
+def _key_pattern(src: _Reader, prefix: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """The compiled key pattern and its suffixes; a day's key of every suffix must match it
+    with the day as its partition."""
+    where = f"{src.where}.key_pattern"
+    text = src.get("key_pattern", str)
+    try:
+        pattern = re.compile(text)
+    except re.error as e:
+        raise ConfigurationError(f"{where}: invalid regex: {e}") from e
+    if "partition" not in pattern.groupindex:
+        raise ConfigurationError(f"{where}: needs a (?P<partition>...) group")
+    suffixes = key_suffixes(text, prefix, where)
+    for suffix in suffixes:
+        key = sample_key(prefix, suffix)
+        match = pattern.fullmatch(key)
+        if match is None or not _PARTITION.match(match.group("partition") or ""):
+            raise ConfigurationError(
+                f"{where}: does not take the key {key!r} with its partition 2000-01-31: the "
+                "partition group must match a date written YYYY-MM-DD")
+    if any("*" in s for s in suffixes):
+        raise ConfigurationError(f"{where}: '*' is EventBridge wildcard syntax, not allowed "
+                                 "in a key suffix")
+    return pattern, suffixes
+
+
+def _header(src: _Reader, fmt: str) -> tuple[str, ...]:
+    """csv files have a header line the catalog lists; jsonl and text files have none."""
+    if fmt != "csv":
+        if "header" in src.data:
+            raise ConfigurationError(
+                f"{src.where}.header: a {fmt} file has no header line: remove the field "
+                "(only csv has one)")
+        return ()
     header = src.get("header", list)
     if not header or not all(isinstance(h, str) and h for h in header):
         raise ConfigurationError(f"{src.where}.header: list the expected column names")
-    src.done()
-    return Source(prefix, pattern, fmt, tuple(header), encoding)
+    return tuple(header)
 
 
 def canonical_encoding(name: str, where: str = "encoding") -> str:
@@ -343,15 +399,24 @@ def _quality(reader: _Reader) -> Quality:
 def _table(reader: _Reader) -> TableLoad:
     table = TableLoad(
         name=safe_identifier(reader.get("name", str), f"{reader.where}: table name"),
+        mode=reader.get("mode", str, "replace_partitions"),
         merge_keys=_names(reader, "merge_keys", "merge key"),
         replace_by=_names(reader, "replace_by", "column"),
     )
-    if not table.merge_keys and not table.replace_by:
-        raise ConfigurationError(f"{reader.where}: give merge_keys, replace_by or both")
-    if len(table.replace_by) > 1:
+    if table.mode not in LOAD_MODES:
         raise ConfigurationError(
-            f"{reader.where}.replace_by: name the one column that holds the run's partition "
-            f"(a load replaces exactly the run's partitions), got {list(table.replace_by)}")
+            f"{reader.where}.mode: {table.mode!r} is not one of {LOAD_MODES}")
+    if table.mode == "full_refresh":
+        given = [k for k in ("replace_by", "merge_keys") if k in reader.data]
+        if given:
+            raise ConfigurationError(
+                f"{reader.where}: a full_refresh table replaces every row, so it takes no "
+                f"{' or '.join(given)}: remove {'them' if len(given) > 1 else 'it'}")
+    elif len(table.replace_by) != 1:
+        raise ConfigurationError(
+            f"{reader.where}.replace_by: a replace_partitions table names the one column that "
+            f"holds the run's partition (a load replaces exactly the run's partitions), got "
+            f"{list(table.replace_by)}; a reference table replaced whole is mode: full_refresh")
     reader.done()
     return table
 
@@ -366,9 +431,9 @@ def _load(reader: _Reader) -> Load:
     return load
 
 
-def _schedule(reader: _Reader | None) -> Schedule:
+def _schedule(reader: _Reader | None) -> Schedule | None:
     if reader is None:
-        return Schedule()
+        return None
     schedule = Schedule(reader.get("date_offset_days", int, -1),
                         validate_timezone(reader.get("timezone", str, DEFAULT_TIMEZONE),
                                           f"{reader.where}.timezone"))
@@ -477,7 +542,7 @@ def validate_partition(partition: str) -> str:
 def load_catalog(directory: Path | str | None = None) -> Catalog:
     """Read and validate every `*.yaml` dataset file in the catalog directory."""
     # Only needed where catalog files are read (Lambdas, tests), not in Spark jobs.
-    import yaml  # type: ignore[import-untyped]  # no stubs in requirements-dev.txt
+    import yaml  # type: ignore[import-untyped, unused-ignore]  # no stubs in requirements-dev.txt
 
     directory = Path(directory) if directory else DEFAULT_CATALOG_DIR
     if not directory.is_dir():

@@ -43,8 +43,10 @@ def first_line_bytes(data: bytes, *, complete: bool, where: str) -> bytes:
     return line
 
 
-def decode_header(line: bytes, encoding: str, where: str) -> str:
-    """The header line as text; a UTF-8 byte order mark is accepted only for UTF-8."""
+def decode_header(line: bytes, encoding: str, where: str, what: str = "the header line"
+                  ) -> str:
+    """The header line (or `what` other first line) as text; a UTF-8 byte order mark is
+    accepted only for UTF-8."""
     if line.startswith(UTF8_BOM):
         if encoding.replace("_", "-").lower() not in ("utf-8", "utf8"):
             raise InvalidInput(f"{where} starts with a UTF-8 byte order mark, but the dataset "
@@ -53,7 +55,7 @@ def decode_header(line: bytes, encoding: str, where: str) -> str:
     try:
         return line.decode(encoding)
     except UnicodeDecodeError:
-        raise InvalidInput(f"{where}: the header line is not {_label(encoding)} text") from None
+        raise InvalidInput(f"{where}: {what} is not {_label(encoding)} text") from None
 
 
 def header_fields(text: str) -> list[str]:

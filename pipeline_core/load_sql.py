@@ -4,6 +4,9 @@ Pure (no AWS calls). The batch is submitted with one BatchExecuteStatement, whic
 as one transaction: either every table of the run is replaced and every migration is recorded,
 or nothing changes. Every identifier goes through safe_identifier and every literal through
 quote_literal.
+
+A full_refresh table is emptied with DELETE, never TRUNCATE: Redshift's TRUNCATE commits the
+transaction it runs in, which would commit half a load (and the other tables' deletes) on its own.
 """
 
 from __future__ import annotations
@@ -138,10 +141,6 @@ def pending_migrations(migrations: Sequence[Migration], applied: Sequence[int]) 
     return [m for m in migrations if m.version not in done]
 
 
-def _where_equal(target: str, stage: str, columns: Sequence[str]) -> str:
-    return " AND ".join(f"{target}.{c} = {stage}.{c}" for c in columns)
-
-
 def _partition_filter(column: str, partitions: Sequence[str]) -> str:
     return f"{column} IN ({', '.join(quote_literal(p) for p in partitions)})"
 
@@ -150,25 +149,27 @@ def _replace_sqls(target: str, stage: str, table: TableLoad, partitions: Sequenc
                   ) -> list[str]:
     """What the load deletes, then what it inserts.
 
-    A `replace_by` table deletes exactly the run's partitions, named here, never values read
-    from the staged rows: a stray row of another day in the output must not delete that day.
-    The insert takes only the run's partitions too, so such a row can neither double a day.
-    A table with only `merge_keys` is an upsert: it deletes the staged keys' rows.
+    A replace_partitions table deletes exactly the run's partitions, named here, never values
+    read from the staged rows: a stray row of another day in the output must not delete that
+    day. The insert takes only the run's partitions too, so such a row can neither double a day.
+    A full_refresh table deletes every row (DELETE, not TRUNCATE: module docstring) and inserts
+    every staged row.
     """
-    if table.replace_by:
-        if len(table.replace_by) != 1:
-            raise ConfigurationError(
-                f"table {table.name}: replace_by names the one column that holds the run's "
-                f"partition, got {list(table.replace_by)}")
-        column = safe_identifier(table.replace_by[0], f"partition column of {table.name}")
-        where = _partition_filter(column, partitions)
-        return [f"DELETE FROM {target} WHERE {where}",
-                f"INSERT INTO {target} SELECT * FROM {stage} WHERE {where}"]
-    columns = [safe_identifier(c, f"merge key of {table.name}") for c in table.merge_keys]
-    if not columns:
-        raise ConfigurationError(f"table {table.name}: give replace_by or merge_keys")
-    return [f"DELETE FROM {target} USING {stage} WHERE {_where_equal(target, stage, columns)}",
-            f"INSERT INTO {target} SELECT * FROM {stage}"]
+    if table.mode == "full_refresh":
+        if table.replace_by or table.merge_keys:
+            raise ConfigurationError(f"table {table.name}: a full_refresh table takes no "
+                                     "replace_by or merge_keys")
+        return [f"DELETE FROM {target}", f"INSERT INTO {target} SELECT * FROM {stage}"]
+    if table.mode != "replace_partitions":
+        raise ConfigurationError(f"table {table.name}: unknown load mode {table.mode!r}")
+    if len(table.replace_by) != 1:
+        raise ConfigurationError(
+            f"table {table.name}: replace_by names the one column that holds the run's "
+            f"partition, got {list(table.replace_by)}")
+    column = safe_identifier(table.replace_by[0], f"partition column of {table.name}")
+    where = _partition_filter(column, partitions)
+    return [f"DELETE FROM {target} WHERE {where}",
+            f"INSERT INTO {target} SELECT * FROM {stage} WHERE {where}"]
 
 
 def table_load_sqls(schema: str, table: TableLoad, output_uri: str, copy_role_arn: str,

@@ -19,6 +19,7 @@ import json
 from typing import Any
 
 import pytest
+import yaml
 from moto.events.models import EventPattern
 
 RAW_BUCKET = "emr-pipelines-dev-raw"
@@ -103,7 +104,10 @@ def test_an_event_without_size_starts_nothing_unless_named_like_data(
 
 
 def test_the_events_folder_samples_agree_with_the_rule(pattern: EventPattern, repo: Any) -> None:
-    """Every S3 sample in events/resolve_run/ is an event the rule lets through."""
+    """Every S3 sample in events/resolve_run/ under a dataset's prefix is an event the rule
+    lets through, and no other."""
+    prefixes = tuple(yaml.safe_load(p.read_text())["source"]["prefix"]
+                     for p in sorted((repo / "datasets").glob("*.yaml")))
     for path in sorted((repo / "events" / "resolve_run").glob("*.json")):
         event = json.loads(path.read_text())["event"]
         if event.get("source") != "aws.s3" or "object" not in event.get("detail", {}):
@@ -111,7 +115,7 @@ def test_the_events_folder_samples_agree_with_the_rule(pattern: EventPattern, re
         event = copy.deepcopy(event)
         event["detail"]["bucket"]["name"] = RAW_BUCKET
         key = event["detail"]["object"]["key"]
-        expected = key.startswith("online_retail/") and not key.endswith("/")
+        expected = key.startswith(prefixes) and not key.endswith("/")
         assert pattern.matches_event(event) is expected, path.name
 
 

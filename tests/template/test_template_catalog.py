@@ -55,6 +55,14 @@ def _table_with_empty_keys(doc: dict[str, Any]) -> None:
     doc["load"]["tables"][0] = {"name": "t", "merge_keys": [], "replace_by": []}
 
 
+def _format_without_header(fmt: str) -> Mutation:
+    def mutate(doc: dict[str, Any]) -> None:
+        doc["source"]["format"] = fmt
+        del doc["source"]["header"]
+
+    return mutate
+
+
 INVALID: dict[str, Mutation] = {
     "unknown top-level field": _set("owner", "someone"),
     "missing name": _delete("name"),
@@ -67,6 +75,10 @@ INVALID: dict[str, Mutation] = {
     "key pattern not a regex": _set("source.key_pattern", "^(?P<partition>[0-9"),
     "unsupported format": _set("source.format", "parquet"),
     "empty header": _set("source.header", []),
+    "csv without header": _delete("source.header"),
+    "jsonl with a header": _set("source.format", "jsonl"),
+    "text with a header": _set("source.format", "text"),
+    "prefix with a wildcard": _set("source.prefix", "online*retail/"),
     "unknown source field": _set("source.delimiter", ","),
     "missing job": _delete("job"),
     "job timeout zero": _set("job.timeout_minutes", 0),
@@ -90,6 +102,11 @@ INVALID: dict[str, Mutation] = {
     "table without merge keys or replace_by": _table_without_keys,
     "table with empty key lists": _table_with_empty_keys,
     "reserved merge key": _set("load.tables.1.merge_keys", ["order"]),
+    "merge keys only": _set("load.tables.0", {"name": "t", "merge_keys": ["order_date"]}),
+    "unknown load mode": _set("load.tables.0.mode", "append"),
+    "full refresh with replace_by": _set("load.tables.0.mode", "full_refresh"),
+    "full refresh with merge keys": _set("load.tables.0", {
+        "name": "t", "mode": "full_refresh", "merge_keys": ["k"]}),
     "unknown table field": _set("load.tables.0.partition_by", ["order_date"]),
     "schedule offset as text": _set("schedule.date_offset_days", "-1"),
     "unknown schedule field": _set("schedule.cron", "cron(0 6 * * ? *)"),
@@ -112,7 +129,12 @@ VALID: dict[str, Mutation] = {
     "cluster mode": _set("compute.mode", "cluster"),
     "integer cost limit": _set("cost.max_run_usd", 3),
     "numeric spark conf": _set("job.spark_conf", {"spark.executor.cores": 2}),
-    "merge keys only": _set("load.tables.0", {"name": "t", "merge_keys": ["order_date"]}),
+    "jsonl without header": _format_without_header("jsonl"),
+    "text without header": _format_without_header("text"),
+    "a full refresh table": _set("load.tables.0", {"name": "t", "mode": "full_refresh"}),
+    "replace_partitions said": _set("load.tables.0.mode", "replace_partitions"),
+    "merge keys with replace_by": _set("load.tables.0", {
+        "name": "t", "merge_keys": ["k"], "replace_by": ["order_date"]}),
 }
 
 
@@ -190,4 +212,25 @@ def test_file_name_must_match_dataset_name(base_doc: dict[str, Any], catalog_dir
     directory = _write_catalog(tmp_path, copy.deepcopy(base_doc), catalog_dir)
     (directory / f"{base_doc['name']}.yaml").rename(directory / "other_name.yaml")
     with pytest.raises(ConfigurationError, match="must match the file name"):
+        load_catalog(directory)
+
+
+@pytest.mark.parametrize(("pattern", "message"), [
+    (r"^online_retail/(?P<partition>\d{4}-\d{2}-\d{2}).*$", "the regex operator '.'"),
+    (r"^online_retail/(?P<partition>\d{4}-\d{2}-\d{2})\.[a-z]+$", r"the regex operator '\['"),
+    (r"^online_retail/(?P<partition>\d{4}-\d{2}-\d{2})$", "needs a file suffix"),
+    (r"^other/(?P<partition>\d{4}-\d{2}-\d{2})\.csv$", "must start with the prefix"),
+    (r"online_retail/(?P<partition>\d{4}-\d{2}-\d{2})\.csv$",
+     r"must start with \^ and the dataset's prefix"),
+    (r"^online_retail/(?P<partition>\d{8})\.csv$", "must match a date written YYYY-MM-DD"),
+])
+def test_a_key_pattern_eventbridge_cannot_route_is_refused_by_the_parser(
+        base_doc: dict[str, Any], catalog_dir: Path, tmp_path: Path, pattern: str,
+        message: str) -> None:
+    """Not expressible in the schema: the raw bucket's rule routes `<prefix>*<suffix>`, so a
+    key pattern must be the prefix, the partition and a fixed set of suffixes."""
+    doc = copy.deepcopy(base_doc)
+    doc["source"]["key_pattern"] = pattern
+    directory = _write_catalog(tmp_path, doc, catalog_dir)
+    with pytest.raises(ConfigurationError, match=message):
         load_catalog(directory)

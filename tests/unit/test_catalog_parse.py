@@ -60,7 +60,9 @@ BASE: dict[str, Any] = {
         "schema": "analytics",
         "tables": [
             {"name": "lines", "replace_by": ["order_date"]},
-            {"name": "daily", "merge_keys": ["order_date", "customer_id"]},
+            {"name": "daily", "merge_keys": ["order_date", "customer_id"],
+             "replace_by": ["order_date"]},
+            {"name": "stores", "mode": "full_refresh"},
         ],
     },
     "schedule": {"date_offset_days": -2},
@@ -94,7 +96,7 @@ def test_every_section_is_built() -> None:
     assert dataset.path == Path("/catalog/sales.yaml")
     assert dataset.rules_path == Path("/catalog/sales.dqdl")
     assert dataset.source.prefix == "sales/" and dataset.source.format == "csv"
-    assert dataset.source.header == ("a", "b")
+    assert dataset.source.header == ("a", "b") and dataset.source.suffixes == (".csv",)
     assert dataset.partition_for_key("sales/2011-12-01.csv") == "2011-12-01"
     assert dataset.job == Job("sales_job", {"--mode": "full", "--limit": "3"},
                               {"spark.executor.cores": "2"}, 30)
@@ -102,8 +104,10 @@ def test_every_section_is_built() -> None:
         "emr-7.0.0", 20, NodeGroup(("m7g.xlarge",), 1),
         NodeGroup(("m7g.xlarge", "m6g.xlarge"), 2), NodeGroup(("r7g.xlarge",), 3, True)))
     assert dataset.quality == Quality("sales.dqdl", 7)
-    assert dataset.load == Load("analytics", (TableLoad("lines", (), ("order_date",)),
-                                              TableLoad("daily", ("order_date", "customer_id"))))
+    assert dataset.load == Load("analytics", (
+        TableLoad("lines", (), ("order_date",)),
+        TableLoad("daily", ("order_date", "customer_id"), ("order_date",)),
+        TableLoad("stores", mode="full_refresh")))
     assert dataset.schedule == Schedule(-2)
     assert dataset.cost == Cost(2.0, 50.5)
     assert isinstance(dataset.cost.max_run_usd, float)
@@ -116,7 +120,7 @@ def test_optional_sections_and_fields_take_their_defaults() -> None:
         ("job", {"name": "sales_job"}),
     ))
     assert dataset.description == ""
-    assert dataset.schedule == Schedule(-1)
+    assert dataset.schedule is None  # run only when its files are dropped
     assert dataset.cost == Cost(None, None)
     assert dataset.compute == Compute("serverless", None)
     assert dataset.quality.history_runs == 10
@@ -149,7 +153,7 @@ def test_optional_sections_and_fields_take_their_defaults() -> None:
     ((("source.key_pattern", "^sales/.*$"),),
      "dataset.source.key_pattern: needs a (?P<partition>...) group"),
     ((("source.format", "parquet"),),
-     "dataset.source.format: 'parquet' is not one of ('csv',)"),
+     "dataset.source.format: 'parquet' is not one of ('csv', 'jsonl', 'text')"),
     ((("source.header", []),), "dataset.source.header: list the expected column names"),
     ((("source.header", ["a", ""]),), "dataset.source.header: list the expected column names"),
     ((("source.header", "a,b"),), "dataset.source.header: expected list, got str"),
@@ -207,7 +211,23 @@ def test_optional_sections_and_fields_take_their_defaults() -> None:
     ((("load.tables", {}),), "dataset.load.tables: expected list, got dict"),
     ((("load.tables.1", "daily"),), "dataset.load.tables[1]: expected a mapping, got str"),
     ((("load.tables.1", {"name": "daily"}),),
-     "dataset.load.tables[1]: give merge_keys, replace_by or both"),
+     "dataset.load.tables[1].replace_by: a replace_partitions table names the one column that "
+     "holds the run's partition (a load replaces exactly the run's partitions), got []; a "
+     "reference table replaced whole is mode: full_refresh"),
+    ((("load.tables.1", {"name": "daily", "merge_keys": ["order_date"]}),),
+     "dataset.load.tables[1].replace_by: a replace_partitions table names the one column that "
+     "holds the run's partition (a load replaces exactly the run's partitions), got []; a "
+     "reference table replaced whole is mode: full_refresh"),
+    ((("load.tables.2.mode", "append"),),
+     "dataset.load.tables[2].mode: 'append' is not one of ('replace_partitions', "
+     "'full_refresh')"),
+    ((("load.tables.2.mode", 1),), "dataset.load.tables[2].mode: expected str, got int"),
+    ((("load.tables.2.replace_by", ["order_date"]),),
+     "dataset.load.tables[2]: a full_refresh table replaces every row, so it takes no "
+     "replace_by: remove it"),
+    ((("load.tables.2.merge_keys", ["store_id"]), ("load.tables.2.replace_by", [])),
+     "dataset.load.tables[2]: a full_refresh table replaces every row, so it takes no "
+     "replace_by or merge_keys: remove them"),
     ((("load.tables.0.name", "Lines"),),
      f"dataset.load.tables[0]: table name 'Lines' {_UNSAFE}"),
     ((("load.tables.1.merge_keys", ["order"]),),
@@ -249,11 +269,11 @@ def test_refusals_name_the_field(changes: tuple[tuple[str, Any], ...], message: 
     ((("compute.mode", "gpu"), ("job.timeout_minutes", 0)),
      "dataset.job.timeout_minutes: must be between 1 and 1440"),
     ((("job.timeout_minutes", 0), ("source.format", "x")),
-     "dataset.source.format: 'x' is not one of ('csv',)"),
+     "dataset.source.format: 'x' is not one of ('csv', 'jsonl', 'text')"),
     ((("source.format", "x"), ("name", "X")), f"dataset: dataset name 'X' {_UNSAFE}"),
     ((("job", DELETE), ("quality", DELETE)), "dataset: missing required field 'job'"),
     ((("source.zone", 1), ("source.format", "x")),
-     "dataset.source.format: 'x' is not one of ('csv',)"),
+     "dataset.source.format: 'x' is not one of ('csv', 'jsonl', 'text')"),
     ((("job.retries", 1), ("job.timeout_minutes", 0)),
      "dataset.job.timeout_minutes: must be between 1 and 1440"),
     ((("compute.cluster.zone", 1), ("compute.cluster.idle_timeout_minutes", 0)),
@@ -294,5 +314,6 @@ def test_replace_by_names_one_partition_column() -> None:
     catalog refuses more at parse time instead of the load failing later."""
     doc = _doc()
     doc["load"]["tables"][0]["replace_by"] = ["order_date", "customer_id"]
-    with pytest.raises(ConfigurationError, match="replace_by: name the one column"):
+    with pytest.raises(ConfigurationError, match="replace_by: a replace_partitions table "
+                                                 "names the one column"):
         parse_dataset(doc, Path("/catalog/sales.yaml"))

@@ -25,9 +25,14 @@ def _with_schedule(schedule: Any) -> dict[str, Any]:
 
 def test_the_timezone_defaults_to_utc() -> None:
     assert parse_dataset(_with_schedule({"date_offset_days": -1})).schedule == Schedule(-1, "UTC")
+    assert parse_dataset(_with_schedule({})).schedule == Schedule(-1, "UTC")
+
+
+def test_a_dataset_without_a_schedule_has_none() -> None:
+    """A dataset run only when its files are dropped: no schedule, not a default one."""
     doc = copy.deepcopy(BASE)
     del doc["schedule"]
-    assert parse_dataset(doc).schedule == Schedule(-1, "UTC")
+    assert parse_dataset(doc).schedule is None
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Asia/Tokyo", "Europe/London", "America/New_York",

@@ -1,6 +1,6 @@
 """FakeS3Objects: buckets in memory, behind the two S3 ports of the run path.
 
-- pipeline_aws.s3_objects.RawObjectsPort (S3Objects): ResolveRun's head / peek / check_csv of
+- pipeline_aws.s3_objects.RawObjectsPort (S3Objects): ResolveRun's head / peek / check_input of
   raw objects; ETags are the MD5 of the body, as S3 gives for a single-part upload, and a peek
   is pinned to the ETag its head saw. Buckets are unversioned unless `versioned(bucket)`: then
   every put keeps the older versions and gets its own version id, and head and peek take one.
@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlparse
 
 from pipeline_aws.quality.adapters import json_document, not_written
 from pipeline_aws.quality.gate import JsonReader
-from pipeline_aws.s3_objects import PEEK_BYTES, ObjectInfo, RawObjectsPort, check_csv_start
+from pipeline_aws.s3_objects import PEEK_BYTES, ObjectInfo, RawObjectsPort, check_start
+from pipeline_core.catalog import Source
 from pipeline_core.errors import ConfigurationError, InvalidInput
 
 
@@ -94,9 +94,8 @@ class FakeS3Objects:
             )
         return body[:max_bytes]
 
-    def check_csv(self, obj: ObjectInfo, expected_header: Sequence[str],
-                  encoding: str = "utf-8") -> None:
-        check_csv_start(obj, self.peek(obj), expected_header, encoding)
+    def check_input(self, obj: ObjectInfo, source: Source) -> None:
+        check_start(obj, self.peek(obj), source)
 
     # -- JsonReader -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from pipeline_aws.quality.adapters import S3JsonReader
 from pipeline_aws.quality.gate import JsonReader
 from pipeline_aws.s3_objects import ObjectInfo, RawObjectsPort, S3Objects, first_line
+from pipeline_core.catalog import Source
 from pipeline_core.errors import ConfigurationError, InvalidInput, TransientError
 from tests.support.aws import APP, REGION
 from tests.support.fakes.s3_objects import FakeS3Objects
@@ -27,6 +28,20 @@ HEADER = ["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "U
           "CustomerID", "Country"]
 HEADER_LINE = ",".join(HEADER).encode() + b"\n"
 ROW = b"536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,2010-12-01 08:26:00,2.55,17850.0,UK\n"
+
+
+def csv_source(header: list[str]) -> Source:
+    return Source("d/", re.compile(r"^d/(?P<partition>\d{4}-\d{2}-\d{2})\.csv$"), "csv",
+                  tuple(header), suffixes=(".csv",))
+
+
+def jsonl_source(encoding: str = "utf-8") -> Source:
+    return Source("d/", re.compile(r"^d/(?P<partition>\d{4}-\d{2}-\d{2})\.jsonl$"), "jsonl",
+                  encoding=encoding, suffixes=(".jsonl",))
+
+
+TEXT_SOURCE = Source("d/", re.compile(r"^d/(?P<partition>\d{4}-\d{2}-\d{2})\.log$"), "text",
+                     suffixes=(".log",))
 
 
 @dataclass
@@ -156,7 +171,7 @@ def test_peek_reads_the_headed_version_after_a_newer_upload(versioned: Versioned
     assert versioned.objects.peek(old) == b"h\nold\n"
 
 
-# -- check_csv --------------------------------------------------------------------------------
+# -- check_input: csv -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("key", "body"), [
@@ -165,7 +180,7 @@ def test_peek_reads_the_headed_version_after_a_newer_upload(versioned: Versioned
     ("online_retail/2010-12-01.csv.gz", gzip.compress(HEADER_LINE + ROW, mtime=0)),
 ], ids=["csv", "bom-crlf", "gz"])
 def test_a_csv_with_the_catalogs_header_passes(s3: Buckets, key: str, body: bytes) -> None:
-    s3.objects.check_csv(s3.stored(key, body), HEADER)
+    s3.objects.check_input(s3.stored(key, body), csv_source(HEADER))
 
 
 @pytest.mark.parametrize(("key", "body", "message"), [
@@ -178,22 +193,82 @@ def test_a_csv_with_the_catalogs_header_passes(s3: Buckets, key: str, body: byte
 def test_a_csv_the_job_would_refuse_is_invalid_input(s3: Buckets, key: str, body: bytes,
                                                      message: str) -> None:
     with pytest.raises(InvalidInput, match=message) as raised:
-        s3.objects.check_csv(s3.stored(key, body), HEADER)
+        s3.objects.check_input(s3.stored(key, body), csv_source(HEADER))
     assert f"s3://{RAW}/{key}" in str(raised.value)
 
 
 def test_a_header_mismatch_names_expected_and_found(s3: Buckets) -> None:
     info = s3.stored("d.csv", HEADER_LINE.replace(b",Country", b"") + ROW)
     with pytest.raises(InvalidInput) as raised:
-        s3.objects.check_csv(info, HEADER)
+        s3.objects.check_input(info, csv_source(HEADER))
     assert f"expected {HEADER}" in str(raised.value) and "found [" in str(raised.value)
 
 
 def test_quoted_header_names_are_parsed_as_csv(s3: Buckets) -> None:
     info = s3.stored("q.csv", b'"a","b, c"\n1,2\n')
-    s3.objects.check_csv(info, ["a", "b, c"])
+    s3.objects.check_input(info, csv_source(["a", "b, c"]))
     with pytest.raises(InvalidInput, match="same columns in a different order"):
-        s3.objects.check_csv(info, ["b, c", "a"])
+        s3.objects.check_input(info, csv_source(["b, c", "a"]))
+
+
+# -- check_input: jsonl and text ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("key", "body"), [
+    ("d/2010-12-01.jsonl", b'{"trans_id": 1, "amount": "700.0"}\n{"trans_id": 2}\n'),
+    ("d/2010-12-01.jsonl", b'\xef\xbb\xbf\n  \r\n{"a": [1, {"b": null}]}\r\n'),
+    ("d/2010-12-01.jsonl.gz", gzip.compress(b'{"a": 1}\n', mtime=0)),
+    ("d/2010-12-01.jsonl", b'{"a": "' + b"x" * 70_000 + b'"}\n'),  # longer than the peek
+], ids=["jsonl", "bom-blank-lines-crlf", "gz", "long-first-line"])
+def test_a_jsonl_whose_first_line_is_an_object_passes(s3: Buckets, key: str,
+                                                       body: bytes) -> None:
+    s3.objects.check_input(s3.stored(key, body), jsonl_source())
+
+
+@pytest.mark.parametrize(("key", "body", "message"), [
+    ("d/x.jsonl", b"", r"is empty \(0 bytes\)"),
+    ("d/x.jsonl.gz", b'{"a": 1}\n', r"ends with \.gz but is not gzip"),
+    ("d/x.jsonl", b"\n \n\r\n", "holds only blank lines"),
+    ("d/x.jsonl", b"trans_id,amount\n1,2\n", "the first non-blank line is not JSON"),
+    ("d/x.jsonl", b"[1, 2]\n", "is a JSON list, not an object"),
+    ("d/x.jsonl", b'"text"\n', "is a JSON str, not an object"),
+    ("d/x.jsonl", b'{"a": 1\n', "the first non-blank line is not JSON"),
+    ("d/x.jsonl", b'{"a": "\xff"}\n', "the first non-blank line is not UTF-8 text"),
+    ("d/x.jsonl", b"x" * 70_000, "the first line does not start a JSON object"),
+    ("d/x.jsonl", b"\n" * 70_000 + b"{}", r"the first 65536 bytes are blank lines"),
+])
+def test_a_jsonl_the_job_would_refuse_is_invalid_input(s3: Buckets, key: str, body: bytes,
+                                                       message: str) -> None:
+    with pytest.raises(InvalidInput, match=message) as raised:
+        s3.objects.check_input(s3.stored(key, body), jsonl_source())
+    assert f"s3://{RAW}/{key}" in str(raised.value)
+
+
+def test_a_jsonl_first_line_is_decoded_in_the_declared_encoding(s3: Buckets) -> None:
+    info = s3.stored("d/l.jsonl", '{"city": "Liège"}\n'.encode("cp1252"))
+    s3.objects.check_input(info, jsonl_source("cp1252"))
+    with pytest.raises(InvalidInput, match="not UTF-8 text"):
+        s3.objects.check_input(info, jsonl_source())
+
+
+@pytest.mark.parametrize(("key", "body", "message"), [
+    ("d/x.log", b"", r"is empty \(0 bytes\)"),
+    ("d/x.log", gzip.compress(b"1.2.3.4 - - [x]\n", mtime=0),
+     "is gzip data but its key does not end"),
+    ("d/x.log.gz", gzip.compress(b"", mtime=0), r"holds no text \(gzip of 0 bytes\)"),
+], ids=["empty", "gzip-without-gz", "empty-gzip"])
+def test_a_text_file_must_hold_text(s3: Buckets, key: str, body: bytes, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        s3.objects.check_input(s3.stored(key, body), TEXT_SOURCE)
+
+
+@pytest.mark.parametrize(("key", "body"), [
+    ("d/2015-05-17.log", b'83.149.9.216 - - [17/May/2015:10:05:03 +0000] "GET / HTTP/1.1"\n'),
+    ("d/2015-05-17.log.gz", gzip.compress(b"any line at all\n", mtime=0)),
+    ("d/2015-05-17.log", b"\xff\xfe not UTF-8: the job quarantines such lines one by one\n"),
+], ids=["log", "gz", "not-utf8"])
+def test_a_text_file_with_any_lines_passes(s3: Buckets, key: str, body: bytes) -> None:
+    s3.objects.check_input(s3.stored(key, body), TEXT_SOURCE)
 
 
 # -- the job's JSON files ---------------------------------------------------------------------

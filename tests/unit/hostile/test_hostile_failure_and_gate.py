@@ -218,7 +218,8 @@ LOADS = {
     "output-uri-on-local-disk": (
         lambda run: run["outputs"].update(sales_line_items="/etc/"), r"s3://"),
     "dataset-not-in-the-catalog": (
-        lambda run: run.update(dataset="web_logs"), r"'web_logs' is not in the catalog"),
+        lambda run: run.update(dataset="no_such_dataset"),
+        r"'no_such_dataset' is not in the catalog"),
 }
 
 

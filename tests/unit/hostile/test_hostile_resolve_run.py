@@ -135,9 +135,9 @@ REFUSED_EVENTS: dict[str, Refused] = {
                    s3_event(KEY, etag="0" * 32))[1],
         InvalidInput, r"changed since the event: the event's ETag is 0{32}"),
     "schedule-of-an-unknown-dataset": Refused(
-        lambda a: {"source": "pipeline.schedule", "dataset": "web_logs",
+        lambda a: {"source": "pipeline.schedule", "dataset": "no_such_dataset",
                    "scheduled_time": "2010-12-02T06:00:00Z"},
-        UnknownDataset, r"'web_logs' is not in the catalog"),
+        UnknownDataset, r"'no_such_dataset' is not in the catalog"),
     "schedule-time-not-a-time": Refused(
         lambda a: {"source": "pipeline.schedule", "dataset": "online_retail",
                    "scheduled_time": "yesterday"},

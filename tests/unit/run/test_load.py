@@ -36,6 +36,9 @@ TABLES = (TableLoad("sales_line_items", replace_by=("order_date",)),
           TableLoad("customer_daily_sales", merge_keys=("order_date", "customer_id"),
                     replace_by=("order_date",)))
 OUTPUTS = {t.name: OUT.format(t=t.name) for t in TABLES}
+# Every migration in warehouse/migrations: its statements, then the statement recording it.
+MIGRATIONS = load_migrations()
+MIGRATION_SQLS = sum(len(m.statements) + 1 for m in MIGRATIONS)
 
 
 # -- pure SQL building ------------------------------------------------------------------------
@@ -91,14 +94,44 @@ def test_batch_layout_and_insert_indexes() -> None:
     assert sqls[11].startswith("INSERT INTO analytics.customer_daily_sales")
 
 
-def test_merge_keys_are_used_without_replace_by() -> None:
-    table = TableLoad("customer_daily_sales", merge_keys=("order_date", "customer_id"))
-    batch = build_load_batch(schema="analytics", tables=[table], outputs=OUTPUTS,
-                             copy_role_arn=ROLE, pending=[], run_id="r1",
-                             applied_at="2026-11-21T10:14:00Z", partitions=[DAY])
-    assert batch.sqls[3].endswith(
-        "analytics.customer_daily_sales.order_date = stage_customer_daily_sales.order_date AND "
-        "analytics.customer_daily_sales.customer_id = stage_customer_daily_sales.customer_id")
+REFERENCE = TableLoad("stores", mode="full_refresh")
+REF_OUT = "s3://emr-pipelines-dev-curated/shop/stores/partition=2010-12-01/run_id=r1/"
+
+
+def test_a_full_refresh_table_deletes_every_row_then_inserts_every_staged_row() -> None:
+    """Never TRUNCATE: "TRUNCATE - Amazon Redshift"
+    (https://docs.aws.amazon.com/redshift/latest/dg/r_TRUNCATE.html) says TRUNCATE commits the
+    transaction in which it is run, so it cannot be rolled back and would commit the rest of
+    the batch with it; the load is one transaction (one BatchExecuteStatement)."""
+    batch = build_load_batch(schema="analytics", tables=[*TABLES, REFERENCE],
+                             outputs={**OUTPUTS, "stores": REF_OUT}, copy_role_arn=ROLE,
+                             pending=[], run_id="r1", applied_at="2026-11-21T10:14:00Z",
+                             partitions=[DAY])
+    assert batch.sqls[-5:] == [
+        "DROP TABLE IF EXISTS stage_stores",
+        "CREATE TEMP TABLE stage_stores (LIKE analytics.stores)",
+        f"COPY stage_stores FROM '{REF_OUT}part-' IAM_ROLE '{ROLE}' FORMAT AS PARQUET",
+        "DELETE FROM analytics.stores",
+        "INSERT INTO analytics.stores SELECT * FROM stage_stores"]
+    assert batch.insert_index == {"sales_line_items": 4, "customer_daily_sales": 9, "stores": 14}
+    assert not any(re.search(r"\bTRUNCATE\b", sql, re.I) for sql in batch.sqls)
+    # the facts of the same batch still replace only the run's day
+    assert batch.sqls[3].endswith("WHERE order_date IN ('2010-12-01')")
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    (TableLoad("t", merge_keys=("order_date", "customer_id")), "replace_by names the one column"),
+    (TableLoad("t", replace_by=("d",), mode="full_refresh"), "takes no replace_by or merge_keys"),
+    (TableLoad("t", merge_keys=("k",), mode="full_refresh"), "takes no replace_by or merge_keys"),
+    (TableLoad("t", replace_by=("d",), mode="append"), "unknown load mode 'append'"),
+])
+def test_a_table_load_outside_the_two_modes_is_refused(table: TableLoad, message: str) -> None:
+    """A replace_partitions table needs its partition column (there is no upsert by merge
+    keys: a load replaces the run's partitions or the whole table)."""
+    with pytest.raises(ConfigurationError, match=message):
+        build_load_batch(schema="analytics", tables=[table], outputs={"t": OUT},
+                         copy_role_arn=ROLE, pending=[], run_id="r1",
+                         applied_at="2026-11-21T10:14:00Z", partitions=[DAY])
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
@@ -151,22 +184,25 @@ def test_the_schema_is_brought_up_to_date_and_the_load_submitted_as_one_batch(
 
     ensure, applied, load = redshift.statements
     assert ensure.sqls == ensure_meta_sqls() and applied.sqls == [applied_versions_sql()]
+    first = MIGRATION_SQLS  # the first statement after the migrations
     assert result == {"statement_id": load.id,
-                      "tables": {"sales_line_items": 8, "customer_daily_sales": 13},
-                      "migrations_applied": ["V001__analytics_online_retail"], "load_try": 1}
+                      "tables": {"sales_line_items": first + 4,
+                                 "customer_daily_sales": first + 9},
+                      "migrations_applied": [m.label for m in MIGRATIONS], "load_try": 1}
+    assert result["migrations_applied"][0] == "V001__analytics_online_retail"
     assert load.token == f"{run.run_id}-load-a1-r1" and load.status == "STARTED"  # not waited
     assert load.name == f"load online_retail 2010-12-01 {run.run_id} try 1"
-    assert load.sqls[7] == ("DELETE FROM analytics.sales_line_items "
-                            "WHERE order_date IN ('2010-12-01')")
-    assert load.sqls[8] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
-                            "stage_sales_line_items WHERE order_date IN ('2010-12-01')")
-    assert f"FROM '{run.outputs['customer_daily_sales']}part-'" in load.sqls[11]
+    assert load.sqls[first + 3] == ("DELETE FROM analytics.sales_line_items "
+                                    "WHERE order_date IN ('2010-12-01')")
+    assert load.sqls[first + 4] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
+                                    "stage_sales_line_items WHERE order_date IN ('2010-12-01')")
+    assert f"FROM '{run.outputs['customer_daily_sales']}part-'" in load.sqls[first + 7]
     assert any("CAST('2026-11-21 10:00:00' AS timestamp)" in sql for sql in load.sqls)
 
 
 def test_applied_migrations_are_not_repeated(starter: LoadStatement,
                                              redshift: FakeRedshiftData) -> None:
-    redshift.rows[applied_versions_sql()] = [[1]]
+    redshift.rows[applied_versions_sql()] = [[m.version] for m in MIGRATIONS]
     result = starter.handle(load_request())
     assert result["migrations_applied"] == []
     assert result["tables"] == {"sales_line_items": 4, "customer_daily_sales": 9}
@@ -284,7 +320,7 @@ def test_migration_and_load_replace_a_day_on_postgres(postgres) -> None:
 
     # A re-run of the day replaces its rows instead of adding to them; no migration is pending.
     applied = [r[0] for r in conn.execute(applied_versions_sql()).fetchall()]
-    assert applied == [1]
+    assert applied == [m.version for m in migrations]
     rerun = build_load_batch(schema="analytics", tables=TABLES, outputs=OUTPUTS,
                              copy_role_arn=ROLE, pending=[], run_id="r1-r2",
                              applied_at="2026-11-21T11:00:00Z", partitions=[DAY])
@@ -345,6 +381,55 @@ def test_a_load_never_changes_rows_of_other_partitions(postgres, existing, stage
     assert sorted(r[1] for r in after if r[0] == DAY) == sorted(
         str(i) for i, day in enumerate(staged) if day == DAY)
     assert all(r[2] == "r9" for r in after if r[0] == DAY)
+
+
+def _mixed_batch(conn: Any, stores: list[str], lines: list[str], run_id: str,
+                 fail_after_refresh: bool = False) -> None:
+    """One load of the day's facts and the whole reference table, in one transaction."""
+    batch = build_load_batch(schema="analytics", tables=[TABLES[0], REFERENCE],
+                             outputs={"sales_line_items": OUTPUTS["sales_line_items"],
+                                      "stores": REF_OUT},
+                             copy_role_arn=ROLE, pending=[], run_id=run_id,
+                             applied_at="2026-11-21T10:14:00Z", partitions=[DAY])
+    staged = {"sales_line_items": lines, "stores": stores}
+    sqls = []
+    for sql in batch.sqls:
+        match = re.match(r"COPY (stage_(\w+)) FROM", sql)
+        sqls.append((f"INSERT INTO {match[1]} VALUES {', '.join(staged[match[2]])}"
+                     if staged[match[2]] else "SELECT 1") if match else portable(sql))
+    if fail_after_refresh:
+        sqls.append("SELECT * FROM a_table_that_does_not_exist")
+    run_batch(conn, sqls)
+
+
+def test_a_mixed_batch_refreshes_the_reference_table_and_replaces_the_day(postgres) -> None:
+    """Facts replaced by partition and a reference table refreshed whole, in one transaction:
+    a redelivered load leaves the same rows, and a batch that fails after the refresh leaves
+    the reference table as it was (DELETE rolls back; TRUNCATE would not on Redshift)."""
+    conn = postgres
+    run_batch(conn, [portable(s) for s in load_migrations()[0].statements])
+    conn.execute("CREATE TABLE IF NOT EXISTS analytics.stores "
+                 "(store_id integer, city varchar(20), run_id varchar(128))")
+    snapshot = ("SELECT 'store', store_id::text, run_id FROM analytics.stores UNION ALL "
+                "SELECT order_date::text, invoice_no, run_id FROM analytics.sales_line_items "
+                "ORDER BY 1, 2")
+    with conn.transaction(force_rollback=True):
+        conn.execute("DELETE FROM analytics.sales_line_items")
+        conn.execute("INSERT INTO analytics.stores VALUES (9, 'Closed', 'r0')")
+        conn.execute(f"INSERT INTO analytics.sales_line_items VALUES "
+                     f"{_line('2010-11-30', 7, 'r0')}")
+        stores = ["(1, 'Leeds', 'r1')", "(2, 'York', 'r1')"]
+        lines = [_line(DAY, 1, "r1"), _line(DAY, 2, "r1")]
+        _mixed_batch(conn, stores, lines, "r1")
+        first = conn.execute(snapshot).fetchall()
+        assert first == [("2010-11-30", "7", "r0"), ("2010-12-01", "1", "r1"),
+                         ("2010-12-01", "2", "r1"), ("store", "1", "r1"), ("store", "2", "r1")]
+        _mixed_batch(conn, stores, lines, "r1")  # the same load delivered again
+        assert conn.execute(snapshot).fetchall() == first
+        with pytest.raises(Exception, match="a_table_that_does_not_exist"):
+            _mixed_batch(conn, ["(3, 'Hull', 'r2')"], [_line(DAY, 5, "r2")], "r2",
+                         fail_after_refresh=True)
+        assert conn.execute(snapshot).fetchall() == first
 
 
 def test_a_failing_statement_rolls_back_the_whole_batch(postgres) -> None:
