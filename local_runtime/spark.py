@@ -1,4 +1,4 @@
-"""Runs a Spark job locally (pyspark, local[*]) in a subprocess, staging s3:// arguments.
+"""Runs a Spark job locally (pyspark, local[*]), staging s3:// arguments.
 
 Inputs (--input, --rules, the entry point and --py-files) are downloaded from moto S3 into the
 job's work directory before it starts; outputs (--output-root with its {table} placeholder,
@@ -8,12 +8,29 @@ the object's current version, what EMRFS would read; the job also gets `--input-
 s3:// object it is a copy of) and, in `extra_env`, the S3 stand-in's endpoint, so its check of
 the run's object version (--input-etag, --input-version-id) heads S3 as it does on EMR.
 
-What the job used on this machine is measured from its process tree (JobResult.cpu_seconds:
-the larger of os.wait4's rusage and psutil's sampled tree totals; peak_rss_bytes: the largest
-sampled sum of the tree's RSS, every 0.25 s; storage_bytes: what it wrote). These are local
-facts, not AWS's: GetJobRun's total and billed utilization come from the workers EMR Serverless
-would allocate for the job's Spark settings over its wall-clock time (moto_patches,
-pipeline_aws.cost.workers).
+Two ways to run it (LOCAL_RUNTIME_SPARK):
+- `warm` (the default): on the warm local Spark of the work directory (local_runtime.warm_spark
+  and spark_server), started by the first job and reused by later jobs of this and later
+  processes, as EMR Serverless's pre-initialised capacity is. Each job has its own session,
+  temporary folder, log files, job group and environment; `main(argv)` of the entry file is
+  called (the exit code is what `sys.exit(main())` gives).
+- `cold`: a new Python + JVM per job (`python entry.py args`, its own process group), as before.
+  Failure tests that need a job's own process to die (SIGKILL, a sitecustomize fault) use it.
+
+What the job used on this machine (local facts, not AWS's):
+- cold: from its process tree (JobResult.cpu_seconds: the larger of os.wait4's rusage and
+  psutil's sampled tree totals; peak_rss_bytes: the largest sampled sum of the tree's RSS,
+  every 0.25 s);
+- warm: cpu_seconds is the CPU time of the job's thread in the server (its Python work and
+  py4j calls) plus the executorCpuTime and executorDeserializeCpuTime of the tasks of its Spark
+  jobs (by its job tag, from Spark's status store). What the shared driver JVM spends planning
+  and scheduling is not attributed to any job (on the cold path it was counted), nor is the JVM
+  start-up; peak_rss_bytes is the server's tree (shared by every job running then) during the
+  job, an upper bound rather than the job's own;
+- both: storage_bytes is what it wrote; wall-clock time is per job (what the cost stand-in
+  bills: GetJobRun's total and billed utilization come from the workers EMR Serverless would
+  allocate for the job's Spark settings over its wall-clock time: moto_patches,
+  pipeline_aws.cost.workers).
 """
 
 from __future__ import annotations
@@ -31,6 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from local_runtime.warm_spark import JOB_ERROR, Outcome, WarmSpark
+
 INPUT_ARGS = {"--input", "--rules"}
 OUTPUT_DIR_ARGS = {"--output-root", "--quarantine"}
 OUTPUT_FILE_ARGS = {"--metrics", "--quality"}
@@ -39,6 +58,17 @@ _SUBMIT_OPTS_WITH_VALUE = {"--deploy-mode", "--master", "--conf", "--py-files", 
                            "--files", "--archives", "--num-executors", "--executor-memory",
                            "--executor-cores", "--driver-memory", "--driver-cores", "--name",
                            "--class", "--packages", "--queue", "--properties-file"}
+SPARK_MODE_ENV = "LOCAL_RUNTIME_SPARK"
+SPARK_MODES = ("warm", "cold")
+
+
+def spark_mode(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+    """LOCAL_RUNTIME_SPARK: `warm` (default) or `cold`; anything else is refused by name."""
+    value = (os.environ if environ is None else environ).get(SPARK_MODE_ENV, "").strip()
+    mode = value.lower() or "warm"
+    if mode not in SPARK_MODES:
+        raise ValueError(f"{SPARK_MODE_ENV}={value!r}: give one of {', '.join(SPARK_MODES)}")
+    return mode
 
 
 @dataclass
@@ -53,6 +83,7 @@ class JobResult:
     peak_rss_bytes: int = 0
     storage_bytes: int = 0
     work_dir: Path | None = None
+    main_seconds: float | None = None  # warm: the time in the job's main() (its own work)
 
     @property
     def wall_seconds(self) -> float:
@@ -113,9 +144,31 @@ class SparkRunner:
     python: str = sys.executable
     extra_env: dict[str, str] = field(default_factory=dict)
     base_env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    mode: str = field(default_factory=spark_mode)  # "warm" or "cold" (module docstring)
+    server_dir: Path | None = None  # the warm server's; default <work_root's parent>/spark-server
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    _warm: WarmSpark | None = None
+    _warm_jobs: set[str] = field(default_factory=set)
     job_seconds_total: float = 0.0
+    main_seconds_total: float = 0.0  # warm jobs' time in main(): the jobs' own work
+
+    def __post_init__(self) -> None:
+        if self.mode not in SPARK_MODES:
+            raise ValueError(f"SparkRunner mode {self.mode!r}: give one of "
+                             f"{', '.join(SPARK_MODES)}")
+
+    @property
+    def warm_dir(self) -> Path:
+        return self.server_dir or Path(self.work_root).parent / "spark-server"
+
+    def warm_spark(self) -> WarmSpark:
+        """The client of this work directory's warm Spark server (made on first use)."""
+        with self._lock:
+            if self._warm is None:
+                self._warm = WarmSpark(self.warm_dir, self.python,
+                                       {**self.base_env, **self.extra_env})
+            return self._warm
 
     def _download(self, uri: str, dest: Path) -> Path:
         bucket, _, key = uri[len("s3://"):].partition("/")
@@ -203,6 +256,9 @@ class SparkRunner:
             return _failed(result, f"staging failed: {e}")
         result.work_dir = staged.work
         result.started_at = time.time()
+        if self.mode == "warm":
+            self._run_warm(job_id, staged, conf, result, timeout_s)
+            return self._conclude(result, staged)
         try:
             proc = self._launch(staged, conf)
         except OSError as e:
@@ -219,6 +275,44 @@ class SparkRunner:
         env["LOCAL_RUNTIME_SPARK_CONF"] = " ".join(f"{k}={v}" for k, v in conf.items())
         env.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         return env
+
+    def _run_warm(self, job_id: str, staged: StagedJob, conf: dict[str, str],
+                  result: JobResult, timeout_s: float | None) -> None:
+        """Run the job on the warm server; its outcome and what it used into `result`."""
+        for name in ("stdout.log", "stderr.log"):
+            (staged.work / name).write_bytes(b"")
+        (staged.work / "command.txt").write_text(
+            f"warm local Spark ({self.warm_dir}): main({staged.args!r}) of {staged.entry}")
+        result.state = "RUNNING"
+        sampler: _ServerSampler | None = None
+        try:
+            warm = self.warm_spark()
+        except ValueError as e:  # LOCAL_RUNTIME_SPARK_IDLE_MINUTES refused
+            outcome = Outcome(1, lost=str(e))
+        else:
+            with self._lock:
+                self._warm_jobs.add(job_id)
+            try:
+                sampler = _ServerSampler(warm, job_id)
+                sampler.start()
+                outcome = warm.run(job_id, staged.entry, staged.args, staged.work,
+                                   self._job_env(staged, conf), staged.py_paths, timeout_s)
+            finally:
+                with self._lock:
+                    self._warm_jobs.discard(job_id)
+                if sampler is not None:
+                    sampler.stop()
+        if outcome.lost:
+            with open(staged.work / "stderr.log", "a") as err:
+                print(f"{JOB_ERROR} {outcome.lost}", file=err)
+        result.ended_at = time.time()
+        result.exit_code = outcome.exit_code
+        result.cpu_seconds = outcome.thread_cpu_seconds + outcome.executor_cpu_seconds
+        result.peak_rss_bytes = sampler.peak_rss if sampler is not None else 0
+        result.main_seconds = outcome.main_seconds
+        with self._lock:
+            self.job_seconds_total += result.wall_seconds
+            self.main_seconds_total += outcome.main_seconds or 0.0
 
     def _launch(self, staged: StagedJob, conf: dict[str, str]) -> subprocess.Popen:
         """Start the job in its own session, stdout and stderr to files in its work dir."""
@@ -279,6 +373,9 @@ class SparkRunner:
     def cancel(self, job_id: str) -> bool:
         with self._lock:
             proc = self._procs.get(job_id)
+            warm = self._warm if job_id in self._warm_jobs else None
+        if warm is not None:
+            return warm.cancel(job_id)
         if proc is None:
             return False
         with contextlib.suppress(ProcessLookupError):
@@ -320,6 +417,9 @@ class _TreeSampler(threading.Thread):
         self._cpu_by_pid: dict[int, float] = {}
 
     def run(self) -> None:
+        self.run_until(self._stop_evt)
+
+    def run_until(self, stop: threading.Event) -> None:
         try:
             import psutil
         except ImportError:
@@ -328,7 +428,7 @@ class _TreeSampler(threading.Thread):
             root = psutil.Process(self.pid)
         except psutil.Error:
             return
-        while not self._stop_evt.is_set():
+        while not stop.is_set():
             try:
                 procs = [root, *root.children(recursive=True)]
             except psutil.Error:
@@ -343,7 +443,32 @@ class _TreeSampler(threading.Thread):
                     continue
             self.peak_rss = max(self.peak_rss, rss)
             self.cpu_seconds = sum(self._cpu_by_pid.values())
-            self._stop_evt.wait(0.25)
+            stop.wait(0.25)
+
+    def stop(self) -> None:
+        self._stop_evt.set()
+        self.join(timeout=2)
+
+
+class _ServerSampler(threading.Thread):
+    """The peak RSS of the warm server's process tree while one job runs on it."""
+
+    def __init__(self, warm: WarmSpark, job_id: str):
+        super().__init__(daemon=True)
+        self._warm = warm
+        self._job_id = job_id
+        self._stop_evt = threading.Event()
+        self._tree: _TreeSampler | None = None
+        self.peak_rss = 0
+
+    def run(self) -> None:
+        while not self._stop_evt.wait(0.1):
+            pid = self._warm.server_pid(self._job_id)
+            if pid is not None:
+                self._tree = _TreeSampler(pid)
+                self._tree.run_until(self._stop_evt)
+                self.peak_rss = self._tree.peak_rss
+                return
 
     def stop(self) -> None:
         self._stop_evt.set()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
 from pyspark.sql import SparkSession
 
 # SQL settings a job relies on; set at runtime too, because a job may be handed a session that
@@ -21,6 +25,22 @@ STARTUP_CONF = {
 }
 
 
+# A session handed to the jobs of this thread by whoever runs them in a shared Spark (the local
+# runtime's warm Spark: one SparkContext, a new session per job). PySpark's own "active
+# session" is one per process in Python, so concurrent jobs would see each other's.
+_PROVIDED: ContextVar[SparkSession | None] = ContextVar("provided_session", default=None)
+
+
+@contextmanager
+def provided_session(spark: SparkSession) -> Iterator[SparkSession]:
+    """Within this block get_session returns `spark` (created=False: the job never stops it)."""
+    token = _PROVIDED.set(spark)
+    try:
+        yield spark
+    finally:
+        _PROVIDED.reset(token)
+
+
 def configure(spark: SparkSession) -> SparkSession:
     for key, value in RUNTIME_CONF.items():
         spark.conf.set(key, value)
@@ -32,6 +52,9 @@ def get_session(app_name: str) -> tuple[SparkSession, bool]:
 
     Returns (session, created): only the code that created a session may stop it.
     """
+    provided = _PROVIDED.get()
+    if provided is not None:
+        return configure(provided), False
     active = SparkSession.getActiveSession()
     if active is not None:
         return configure(active), False

@@ -1,5 +1,7 @@
-"""One local deployment (moto + one warehouse server) for the whole e2e session, stopped at the
-end."""
+"""One local deployment (moto + one warehouse server + the warm local Spark of its work
+directory) for the whole e2e session, all stopped at the end. No warm Spark server outlives the
+session: also those that `python -m local_runtime` processes of the tests started in their own
+work directories are stopped; each session (its own --basetemp) has its own servers."""
 
 from __future__ import annotations
 
@@ -10,6 +12,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_data" / "online_retail"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_warm_spark_outlives_the_session(tmp_path_factory):
+    yield
+    from local_runtime.spark_server import STATE_FILE
+    from local_runtime.warm_spark import stop_server
+
+    for state in Path(tmp_path_factory.getbasetemp()).rglob(f"spark-server/{STATE_FILE}"):
+        stop_server(state.parent)
 
 
 def _ready() -> str | None:
@@ -25,12 +37,16 @@ def deployment(tmp_path_factory):
     if reason:  # never a skip: a missing Java or PostgreSQL must not pass as a green run
         pytest.fail(f"the end-to-end tests need: {reason}")
     from local_runtime.stack import LocalDeployment
+    from local_runtime.warm_spark import stop_server
 
     work = tmp_path_factory.mktemp("local")
     started = LocalDeployment(work_dir=work).start()
-    yield started
-    started.stop(stop_warehouse=True)
-    shutil.rmtree(work, ignore_errors=True)
+    try:
+        yield started
+    finally:
+        started.stop(stop_warehouse=True)
+        stop_server(started.spark_runner.warm_dir)
+        shutil.rmtree(work, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

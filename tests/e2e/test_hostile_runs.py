@@ -176,7 +176,8 @@ def test_a_failing_track_cost_does_not_fail_a_loaded_run(deployment, warehouse_d
 def _kill_the_job_when_it_runs(deployment, stop: threading.Event, after_s: float = 2.0
                                ) -> threading.Thread:
     """SIGKILL the Spark job's process group `after_s` seconds after it started (an OOM
-    killer or a lost node does not ask first)."""
+    killer or a lost node does not ask first). The job runs on the cold path (a process of its
+    own); killing the warm Spark server under a job is in test_warm_spark."""
     runner = deployment.spark_runner
 
     def watch() -> None:
@@ -197,17 +198,19 @@ def _kill_the_job_when_it_runs(deployment, stop: threading.Event, after_s: float
 
 
 def test_the_spark_job_killed_mid_run_fails_the_run_then_a_rerun_recovers(
-        deployment, warehouse_db, tmp_path):
+        deployment, warehouse_db, tmp_path, monkeypatch):
     day = "2011-03-07"
     path = _day_file(tmp_path, day)
     key = f"online_retail/{day}.csv"
     stop = threading.Event()
+    monkeypatch.setattr(deployment.spark_runner, "mode", "cold")
     watcher = _kill_the_job_when_it_runs(deployment, stop)
     try:
         res = run_file(deployment, path, key, out=None)
     finally:
         stop.set()
         watcher.join(timeout=5)
+        monkeypatch.undo()  # the re-run goes to the warm local Spark
     assert res.status == "FAILED", res.summary
     assert res.ledger["status"] == "FAILED"
     assert res.ledger["failure"]["state"] == "RunServerlessJob"

@@ -1,10 +1,11 @@
 """A Spark job that fails in the local runtime leaves one line in the ledger and the alert saying
 what happened and where the logs are; the input object stays as it was and a re-run recovers.
 
-The job runs in its own process (local_runtime.spark): the fault, a full disk when it writes its
-quality report, is put into that process by a `sitecustomize` module on its PYTHONPATH, the only
-way in from outside; everything after it (the job's JOB ERROR line, GetJobRun's stateDetails,
-the state machine's Catch, HandleFailure) is the real code path.
+The job runs in its own process (local_runtime.spark's cold path, LOCAL_RUNTIME_SPARK=cold): the
+fault, a full disk when it writes its quality report, is put into that process by a
+`sitecustomize` module on its PYTHONPATH, the only way in from outside; the re-run goes back to
+the warm local Spark. Everything after the fault (the job's JOB ERROR line, GetJobRun's
+stateDetails, the state machine's Catch, HandleFailure) is the real code path.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def _fill_the_disk(deployment, tmp_path, monkeypatch) -> None:
     inject.mkdir()
     (inject / "sitecustomize.py").write_text(DISK_FULL)
     runner = deployment.spark_runner
+    monkeypatch.setattr(runner, "mode", "cold")  # a process of its own, to put the fault in
     path = os.pathsep.join(p for p in (str(inject), runner.base_env.get("PYTHONPATH")) if p)
     monkeypatch.setitem(runner.extra_env, "PYTHONPATH", path)
 
