@@ -3,17 +3,16 @@
 Input lines are the raw CSV text of one daily file (`value`, one line each, header removed).
 Values that do not parse become NULL (ANSI-safe `try_*` functions), so the quality rules can
 measure them and `rejection_reason` can say why a line is refused, instead of the job failing.
+The names the job framework takes (spark_jobs.common.raw_job): `parse`, `TYPED_COLUMNS`,
+`partition_reason`, `OUTPUTS`, `NULL_COUNT_COLUMNS`, `RANGE_COLUMNS` and `quarantine_rows`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from pipeline_core.warehouse_limits import TableDefinition
-from spark_jobs.common.warehouse import Check, first_reason, value_checks
+from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
 
 HEADER = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
           "CustomerID", "Country")
@@ -32,12 +31,10 @@ LINE_ITEM_COLUMNS = (*TYPED_COLUMNS, "run_id")
 CUSTOMER_DAILY_COLUMNS = ("order_date", "customer_id", "orders", "units", "revenue",
                           "returned_value", "first_purchase_ts", "last_purchase_ts", "run_id")
 DAILY_KEYS = ("order_date", "customer_id")
-# The warehouse tables (schema.table as in warehouse/migrations) and their columns, in order.
-SCHEMA = "analytics"
-TABLE_COLUMNS = {"sales_line_items": LINE_ITEM_COLUMNS,
-                 "customer_daily_sales": CUSTOMER_DAILY_COLUMNS}
-# The columns of each table a line's own value goes to (the others are aggregates or run_id).
-LINE_VALUE_COLUMNS = {"sales_line_items": TYPED_COLUMNS, "customer_daily_sales": DAILY_KEYS}
+# What metrics.json reports over every data line: null counts, min and max.
+NULL_COUNT_COLUMNS = ("invoice_no", "stock_code", "description", "quantity", "unit_price",
+                      "invoice_ts", "customer_id", "country")
+RANGE_COLUMNS = ("quantity", "unit_price", "invoice_ts", "order_date", "line_revenue")
 QUARANTINE_COLUMNS = (*HEADER, "_reason", "_source_line", "run_id")
 
 # Why the job itself refuses a line (the error row-level DQDL rules add their own reasons).
@@ -113,6 +110,11 @@ def rejection_reason() -> Column:
     )
 
 
+def parse(lines: DataFrame) -> DataFrame:
+    """The raw job's parse: the raw fields, the typed columns and `_reason` (the job's own)."""
+    return type_fields(split_fields(lines)).withColumn("_reason", rejection_reason())
+
+
 def partition_reason(partition: str) -> Column:
     """Lines of another day than the run's partition (YYYY-MM-DD): the load replaces the days
     its rows carry, so such a line would replace a day this run does not own."""
@@ -121,59 +123,6 @@ def partition_reason(partition: str) -> Column:
         order_date != F.lit(partition).cast("date"),
         F.concat(F.lit("order_date "), order_date.cast("string"),
                  F.lit(f" is not the run's partition {partition}")))
-
-
-def _line_value_checks(tables: Mapping[str, TableDefinition]) -> list[Check]:
-    checks: list[Check] = []
-    for table, columns in LINE_VALUE_COLUMNS.items():
-        definition = tables[table]
-        # Only lines with a customer id reach customer_daily_sales.
-        scope = None if table == "sales_line_items" else F.col("customer_id").isNotNull()
-        label = "" if scope is None else f"{table}."
-        for name in columns:
-            for condition, reason in value_checks(label + name, F.col(name),
-                                                  definition.column(name)):
-                checks.append((condition if scope is None else scope & condition, reason))
-    return checks
-
-
-def load_limit_reason(tables: Mapping[str, TableDefinition]) -> Column | None:
-    """Why a typed line holds a value its tables would refuse (too many bytes for a varchar,
-    a NUL, a number out of a decimal's range...), NULL when none; `tables` maps each name in
-    TABLE_COLUMNS to its definition from the warehouse migrations."""
-    return first_reason(_line_value_checks(tables))
-
-
-def daily_limit_reasons(valid: DataFrame, table: TableDefinition) -> DataFrame | None:
-    """The (order_date, customer_id) rows of customer_daily_sales whose totals over `valid`
-    would not fit `table`'s columns, with `_daily_reason`; None when no column can overflow."""
-    aggregates = [c for c in CUSTOMER_DAILY_COLUMNS if c not in (*DAILY_KEYS, "run_id")]
-    reason = first_reason([check for name in aggregates for check in value_checks(
-        f"customer_daily_sales.{name}", F.col(name), table.column(name))])
-    if reason is None:
-        return None
-    return (customer_daily_totals(valid)
-            .select(*DAILY_KEYS, reason.alias("_daily_reason"))
-            .where(F.col("_daily_reason").isNotNull()))
-
-
-def with_daily_limits(judged: DataFrame, table: TableDefinition) -> DataFrame:
-    """`judged` (typed lines with `_reason`) where every accepted line of a customer's day
-    whose customer_daily_sales totals would not fit `table` is refused too."""
-    problems = daily_limit_reasons(judged.where(F.col("_reason").isNull()), table)
-    if problems is None:
-        return judged
-    return (judged.join(F.broadcast(problems), list(DAILY_KEYS), "left")
-            .withColumn("_reason", F.coalesce(F.col("_reason"), F.col("_daily_reason")))
-            .drop("_daily_reason"))
-
-
-def distinct_lines(lines: DataFrame) -> DataFrame:
-    """One row per distinct line text: its first line number and how many copies it had."""
-    return lines.groupBy("value").agg(
-        F.min("_line").alias("_source_line"),
-        F.count(F.lit(1)).alias("_copies"),
-    )
 
 
 def sales_line_items(valid: DataFrame, run_id: str) -> DataFrame:
@@ -207,7 +156,7 @@ def customer_daily_totals(valid: DataFrame) -> DataFrame:
 
 def customer_daily_sales(valid: DataFrame, run_id: str) -> DataFrame:
     """customer_daily_totals in the column order and types of analytics.customer_daily_sales
-    (with_daily_limits has quarantined the lines of any row whose totals would not fit)."""
+    (the framework has quarantined the lines of any row whose totals would not fit)."""
     totals = customer_daily_totals(valid)
     return totals.select(
         *DAILY_KEYS,
@@ -228,3 +177,16 @@ def quarantine_rows(rejected: DataFrame, run_id: str) -> DataFrame:
         F.col("_source_line").cast("long").alias("_source_line"),
         F.lit(run_id).alias("run_id"),
     )
+
+
+def has_customer() -> Column:
+    """The lines that reach customer_daily_sales: guests' lines have no daily row."""
+    return F.col("customer_id").isNotNull()
+
+
+# The warehouse tables (schema analytics, warehouse/migrations) in the catalog's load order.
+OUTPUTS: dict[str, Output] = {
+    "sales_line_items": LineOutput(sales_line_items),
+    "customer_daily_sales": GroupedOutput(customer_daily_sales, keys=DAILY_KEYS,
+                                          totals=customer_daily_totals, lines=has_customer),
+}

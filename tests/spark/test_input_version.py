@@ -151,7 +151,7 @@ def test_an_upload_during_the_scan_fails_the_run_before_metrics(run_job, monkeyp
                                                                tmp_path: Path) -> None:
     """The second check (after the outputs, before metrics.json) sees a newer version: no
     metrics.json, so the gate cannot pass a run that mixed two uploads."""
-    from spark_jobs.online_retail import main
+    from spark_jobs.common import raw_job
 
     answers = iter([ObjectVersion("e1", "v1"), ObjectVersion("e2", "v2")])
     seen: list[str] = []
@@ -160,7 +160,7 @@ def test_an_upload_during_the_scan_fails_the_run_before_metrics(run_job, monkeyp
         seen.append(uri)
         return next(answers)
 
-    monkeypatch.setattr(main, "head_s3_object", head)
+    monkeypatch.setattr(raw_job, "head_s3_object", head)
     run = run_job(DAY, "2010-12-01", extra=_version_args("e1", "v1"))
     assert run.code == 2, run.stderr
     assert seen == [URI, URI]

@@ -15,14 +15,22 @@ import pytest
 from pyspark.sql import functions as F
 from spark_helpers import REPO, SAMPLES, data_lines, write_lines
 
-from spark_jobs.common import entry
-from spark_jobs.online_retail import main, transforms
+from spark_jobs.common import entry, outputs
+from spark_jobs.common.outputs import GroupedOutput, LineOutput
+from spark_jobs.online_retail import transforms
 
 
 @pytest.fixture
 def small_day(tmp_path: Path) -> Path:
     header, lines = data_lines(SAMPLES / "2010-12-01.csv")
     return write_lines(tmp_path / "2010-12-01.csv", header, lines[:40])
+
+
+def _grouped(build) -> GroupedOutput:
+    """online_retail's customer_daily_sales output with another builder."""
+    declared = transforms.OUTPUTS["customer_daily_sales"]
+    assert isinstance(declared, GroupedOutput)
+    return GroupedOutput(build, declared.keys, declared.totals, declared.lines)
 
 
 def _one_error(run) -> str:
@@ -42,7 +50,8 @@ def test_the_jvm_out_of_memory_is_named(run_job, small_day, monkeypatch):
         jvm.java.lang.reflect.Array.newInstance(jvm.java.lang.Long.TYPE, 2**31 - 1)
         return original(frame, run_id)
 
-    monkeypatch.setattr(transforms, "customer_daily_sales", allocate_too_much)
+    monkeypatch.setitem(transforms.OUTPUTS, "customer_daily_sales",
+                        _grouped(allocate_too_much))
     line = _one_error(run_job(small_day, "2010-12-01"))
     assert line == ("JOB ERROR: the Spark driver ran out of memory (java.lang.OutOfMemoryError: "
                     "Requested array size exceeds VM limit)")
@@ -52,7 +61,7 @@ def test_a_full_disk_names_the_file_it_was_writing(run_job, small_day, monkeypat
     def no_space(frame, uri, name):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), uri)
 
-    monkeypatch.setattr(main, "_write_parquet", no_space)
+    monkeypatch.setattr(outputs, "write_parquet", no_space)
     run = run_job(small_day, "2010-12-01")
     line = _one_error(run)
     table_dir = f"{run.out}/sales_line_items/"
@@ -62,8 +71,8 @@ def test_a_full_disk_names_the_file_it_was_writing(run_job, small_day, monkeypat
 
 
 def test_a_spark_analysis_error_is_named(run_job, small_day, monkeypatch):
-    monkeypatch.setattr(transforms, "customer_daily_sales",
-                        lambda frame, run_id: frame.select("no_such_column"))
+    monkeypatch.setitem(transforms.OUTPUTS, "customer_daily_sales",
+                        _grouped(lambda frame, run_id: frame.select("no_such_column")))
     line = _one_error(run_job(small_day, "2010-12-01"))
     assert line.startswith("JOB ERROR: Spark refused the query (AnalysisException: "
                            "[UNRESOLVED_COLUMN"), line
@@ -77,8 +86,8 @@ def test_a_failed_task_names_the_error_inside_it(run_job, small_day, monkeypatch
     def divide(quantity):
         return quantity // 0 == 0
 
-    monkeypatch.setattr(transforms, "sales_line_items",
-                        lambda frame, run_id: original(frame, run_id).where(divide("quantity")))
+    monkeypatch.setitem(transforms.OUTPUTS, "sales_line_items", LineOutput(
+        lambda frame, run_id: original(frame, run_id).where(divide("quantity"))))
     line = _one_error(run_job(small_day, "2010-12-01"))
     assert line == ("JOB ERROR: a Python function in a Spark task failed (ZeroDivisionError: "
                     "integer division or modulo by zero)")
@@ -122,6 +131,7 @@ _ARGS = ["--input", "/x.csv", "--output-root", "/o/{table}/", "--quarantine", "/
 
 _KILL_THE_DRIVER = textwrap.dedent("""
     import os, signal, sys
+    from spark_jobs.common.outputs import LineOutput
     from spark_jobs.online_retail import main, transforms
 
     original = transforms.sales_line_items
@@ -132,7 +142,7 @@ _KILL_THE_DRIVER = textwrap.dedent("""
         proc.wait()
         return original(frame, run_id)
 
-    transforms.sales_line_items = kill_the_jvm
+    transforms.OUTPUTS["sales_line_items"] = LineOutput(kill_the_jvm)
     sys.exit(main.main(sys.argv[1:]))
 """)
 

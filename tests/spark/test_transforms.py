@@ -11,6 +11,8 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
+from spark_jobs.common.outputs import SCHEMA, line_limit_reason, with_group_limits
+from spark_jobs.common.raw_job import distinct_lines
 from spark_jobs.online_retail import transforms as tr
 
 pytestmark = pytest.mark.spark
@@ -125,9 +127,9 @@ def test_type_fields_types(spark):
 def test_distinct_lines_keep_the_first_line_number(spark):
     lines = spark.createDataFrame([("a", 2), ("b", 3), ("a", 4), ("a", 5)],
                                   "value string, _line long")
-    assertDataFrameEqual(tr.distinct_lines(lines),
+    assertDataFrameEqual(distinct_lines(lines),
                          spark.createDataFrame([("a", 2, 3), ("b", 3, 1)],
-                                               "value string, _source_line long, _copies long"))
+                                               "value string, _line long, _copies long"))
 
 
 def _items(spark, rows):
@@ -206,7 +208,7 @@ def _tables():
     from pipeline_core.warehouse_limits import load_table_definitions
 
     shipped = load_table_definitions()
-    return {t: shipped.table(tr.SCHEMA, t) for t in tr.TABLE_COLUMNS}
+    return {t: shipped.table(SCHEMA, t) for t in tr.OUTPUTS}
 
 
 def _line(description="WHITE HEART", ts="2010-12-01 08:26:00", customer="17850.0",
@@ -219,8 +221,8 @@ def test_the_job_knows_the_catalog_schema_and_tables():
     from pipeline_core.catalog import load_catalog
 
     load = load_catalog().get("online_retail").load
-    assert load.schema == tr.SCHEMA
-    assert tuple(t.name for t in load.tables) == tuple(tr.TABLE_COLUMNS)
+    assert load.schema == SCHEMA
+    assert tuple(t.name for t in load.tables) == tuple(tr.OUTPUTS)
 
 
 def test_partition_reason_names_both_days(spark):
@@ -250,7 +252,7 @@ def test_load_limit_reason_counts_bytes_not_characters(spark):
         _line(stock="S" * 33),
         _line(country="Ü" * 33),  # 66 bytes
     )
-    got = frame.select(tr.load_limit_reason(_tables()).alias("r")).collect()
+    got = frame.select(line_limit_reason(tr.OUTPUTS, _tables()).alias("r")).collect()
     assert [r["r"] for r in got] == [
         None,
         "description is 300 bytes, over varchar(256)",
@@ -281,13 +283,13 @@ def test_load_limits_follow_the_table_definitions(spark):
         "orders bigint, units bigint, revenue decimal(14,2), returned_value decimal(14,2), "
         "first_purchase_ts timestamp, last_purchase_ts timestamp, run_id varchar(128))",
     ])
-    tables = {t: ddl.table("analytics", t) for t in tr.TABLE_COLUMNS}
+    tables = {t: ddl.table("analytics", t) for t in tr.OUTPUTS}
     frame = typed(spark, _line(description="SHORT", customer="123.0"),
                   _line(description="ELEVEN CHAR"), _line(description=" "),
                   _line(description="SHORT", quantity="40000"),
                   _line(description="SHORT", customer="1234.0"),
                   _line(description="SHORT", customer=""))
-    got = frame.select(tr.load_limit_reason(tables).alias("r")).collect()
+    got = frame.select(line_limit_reason(tr.OUTPUTS, tables).alias("r")).collect()
     assert [r["r"] for r in got] == [
         None,
         "description is 11 bytes, over varchar(10)",
@@ -314,7 +316,7 @@ def test_daily_totals_that_would_not_fit_refuse_the_customers_lines(spark):
     )
     judged = frame.withColumn("_reason", F.coalesce(
         F.col("_reason"), F.when(F.col("country").isNull(), F.lit("no country"))))
-    checked = tr.with_daily_limits(judged, _tables()["customer_daily_sales"])
+    checked = with_group_limits(judged, tr.OUTPUTS, _tables())
     got = sorted((r["customer_id"] or "", r["stock_code"], r["_reason"]) for r in
                  checked.select("customer_id", "stock_code", "_reason").collect())
     revenue = "customer_daily_sales.revenue 1000000000000.00 is out of range for decimal(14,2)"
@@ -330,6 +332,6 @@ def test_daily_totals_that_would_not_fit_refuse_the_customers_lines(spark):
 
 def test_daily_limits_change_nothing_on_a_normal_day(spark):
     frame = typed(spark, _line(), _line(customer="2.0"), _line(customer=""))
-    checked = tr.with_daily_limits(frame, _tables()["customer_daily_sales"])
+    checked = with_group_limits(frame, tr.OUTPUTS, _tables())
     assert checked.where(F.col("_reason").isNotNull()).count() == 0
     assert sorted(checked.columns) == sorted(frame.columns)

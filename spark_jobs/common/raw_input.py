@@ -1,0 +1,125 @@
+"""The raw input of a job: checked before Spark reads it, then scanned once with line numbers.
+
+Formats (the catalog's `source.format`): `csv` has a header line, checked against the catalog's
+header by the rule ResolveRun applies too (pipeline_core.csv_header) and never a data line;
+`jsonl` and `text` have none, every line is a data line. Blank lines (only spaces) are skipped
+and counted in every format. Gzip is read through Hadoop's codec for a `.gz` name; the job
+refuses a `.gz` that is not gzip data and gzip data under another name.
+"""
+
+from __future__ import annotations
+
+import math
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from pipeline_core import csv_header
+from pipeline_core.errors import ConfigurationError, InvalidInput
+from spark_jobs.common.frames import materialize
+from spark_jobs.common.storage import ObjectInfo, Storage, java_error_message
+
+FORMATS = ("csv", "jsonl", "text")  # pipeline_core.catalog.INPUT_FORMATS (a test holds it)
+HEAD_BYTES = 64 * 1024
+PARTITION_TARGET_BYTES = 128 * 1024 * 1024
+GZIP_RATIO = 6  # rough expansion of gzip'd text, only to size the partitions
+
+
+def header_lines(input_format: str) -> int:
+    """How many lines at the top of a file are not data: 1 for csv (its header), else 0."""
+    if input_format not in FORMATS:
+        raise ConfigurationError(f"input format {input_format!r} is not one of {FORMATS}")
+    return 1 if input_format == "csv" else 0
+
+
+def check_input(storage: Storage, uri: str, input_format: str, header: tuple[str, ...] = (),
+                encoding: str = "utf-8") -> ObjectInfo:
+    """Refuse an empty file, a .gz that is not gzip (or gzip under another name), and for csv
+    a missing or wrong header (InvalidInput)."""
+    info = storage.stat(uri)
+    if info.size == 0:
+        raise InvalidInput(f"input {uri} is empty (0 bytes)")
+    gzip_name = uri.lower().endswith(".gz")
+    magic = storage.read_head(uri, 2)
+    if gzip_name and magic != b"\x1f\x8b":
+        raise InvalidInput(f"input {uri} ends in .gz but is not gzip data "
+                           f"(starts with {magic!r})")
+    if not gzip_name and magic == b"\x1f\x8b":
+        raise InvalidInput(f"input {uri} is gzip data but its name does not end in .gz")
+    if header_lines(input_format):
+        head = storage.read_head(uri, HEAD_BYTES, decompress=True)
+        if not head.strip():
+            raise InvalidInput(f"input {uri} is empty (no header line)")
+        csv_header.check_header(head, header, encoding=encoding,
+                                complete=len(head) < HEAD_BYTES, where=f"input {uri}")
+    return info
+
+
+def partitions(spark: SparkSession, info: ObjectInfo) -> int:
+    """Shuffle partitions for the input: about PARTITION_TARGET_BYTES of text each."""
+    estimate = info.size * (GZIP_RATIO if info.uri.lower().endswith(".gz") else 1)
+    return max(spark.sparkContext.defaultParallelism,
+               min(1000, math.ceil(estimate / PARTITION_TARGET_BYTES)))
+
+
+def spark_error(error: Exception) -> str:
+    """One line naming a Spark error (the Java exception's own message when there is one)."""
+    if isinstance(error, Py4JJavaError):
+        return java_error_message(error)
+    message = str(error).strip().splitlines()
+    return message[0] if message else type(error).__name__
+
+
+def _line_numbers(blocks: list[dict[str, int]]) -> tuple[Column | None, int]:
+    """The 1-based line number of each row (lines before its split of the file plus its
+    position in the split: monotonically_increasing_id counts rows within a split's partition)
+    and the number of lines in the file."""
+    line = None
+    before = 0
+    for block in blocks:
+        number = F.col("_idx") - F.lit(block["first"]) + F.lit(before + 1)
+        line = number if line is None else F.when(F.col("_block") == block["_block"], number
+                                                  ).otherwise(line)
+        before += block["n"]
+    return line, before
+
+
+def read_lines(spark: SparkSession, info: ObjectInfo, skip: int = 0
+               ) -> tuple[DataFrame, int, int]:
+    """The data lines of the input (`value`: the line's bytes, not yet decoded; `_line`:
+    1-based line number in the file), read once; plus the number of data lines and of blank
+    lines. The first `skip` lines (a csv header) are dropped and never counted as blank.
+
+    The bytes stay binary until text.decode_lines: a frame rebuilt over its RDD
+    (frames.materialize) passes strings through java.lang.String, which would turn bytes
+    that are not UTF-8 into U+FFFD before the job could tell."""
+    if skip not in (0, 1):
+        raise ValueError("only a one-line header can be skipped")
+    blank = F.trim(F.col("value").cast("string")) == ""
+    scan = spark.read.text(info.uri).select(
+        F.col("value").cast("binary").alias("value"),
+        F.input_file_block_start().alias("_block"),
+        F.monotonically_increasing_id().alias("_idx"),
+    )
+    try:
+        staged = materialize(scan, partitions(spark, info), "_idx")
+        counted = staged.groupBy("_block").agg(
+            F.count(F.lit(1)).alias("n"), F.min("_idx").alias("first"),
+            # The first split's ids start at 0: _idx 0 is line 1, the header when skip is 1.
+            F.count_if(blank & (F.col("_idx") >= skip)).alias("blank"),
+        ).collect()
+    except (Py4JJavaError, PySparkException) as e:
+        raise InvalidInput(f"input {info.uri} cannot be read: {spark_error(e)}") from e
+    blocks = sorted((row.asDict() for row in counted), key=lambda b: b["_block"])
+    line, total = _line_numbers(blocks)
+    if line is None:
+        raise InvalidInput(f"input {info.uri} is empty")
+    lines = staged.select("value", line.alias("_line")).where((F.col("_line") > skip) & ~blank)
+    blanks = sum(b["blank"] for b in blocks)
+    data_lines = total - skip - blanks
+    if data_lines <= 0:
+        what = "a header but no data lines" if skip else "no data lines, only blank ones"
+        raise InvalidInput(f"input {info.uri} has {what}")
+    return lines, data_lines, blanks
