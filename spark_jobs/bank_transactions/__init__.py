@@ -1,0 +1,1 @@
+"""The bank_transactions job: daily bank transactions and per-account daily summaries."""

@@ -1,0 +1,1 @@
+"""The web_logs job: web requests, hourly traffic and error paths from daily access logs."""
