@@ -1,4 +1,4 @@
-"""`python -m local_runtime run|demo|warehouse|runs|check`.
+"""`python -m local_runtime run|demo|warehouse|runs|spark|check`.
 
 - A command-line mistake (a date that is not a real day or out of a schedule's range, an
   unknown dataset, a missing --file, a key outside every dataset prefix, an unreachable
@@ -34,8 +34,9 @@ from local_runtime.stack import REPO, LocalDeployment, LocalRuntimeError
 
 SAMPLE_DIR = REPO / "sample_data"
 DEFAULT_WORK_DIR = REPO / ".local"
-DEMO_QUERY = ("select order_date, count(*), sum(revenue) from analytics.customer_daily_sales "
-              "group by 1 order by 1")
+# Each dataset's sample folder holds its sample days and `demo.sql`: the question `demo` asks of
+# them (its first line, a `-- comment`, is the question in words).
+DEMO_QUERY_FILE = "demo.sql"
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 # A schedule fires at a real (Unix) time.
 _FIRST_SCHEDULE_DAY = dt.date(1970, 1, 1)
@@ -136,18 +137,36 @@ def _plan_schedule(args: argparse.Namespace) -> RunPlan:
         known = ", ".join(sorted(catalog.datasets)) or "none"
         raise LocalRuntimeError(
             f"unknown dataset {args.schedule!r}: the catalog (datasets/) has {known}") from None
+    if ds.schedule is None:
+        raise LocalRuntimeError(
+            f"dataset {ds.name} has no schedule in the catalog (it runs when its files are "
+            f"dropped): run a file with --file and --key {ds.source.prefix}"
+            f"{args.date}{ds.source.suffixes[0]}")
     day = _day(args.date)
     schedule_time(day, ds.schedule.date_offset_days, ds.schedule.timezone)
-    if args.file:
-        source = _existing_file(args.file)
+    source, key = _day_file(ds, day.isoformat(), args.file)
+    return RunPlan(source, key, ds.name, day.isoformat(), args.compute, args.rerun)
+
+
+def _day_file(ds: Any, day: str, file: Path | None) -> tuple[Path, str]:
+    """The file to upload for a dataset's day (--file, else its sample under any of the key
+    pattern's suffixes) and its key, which takes the file's own suffix (the longest that
+    fits)."""
+    suffixes = sorted(ds.source.suffixes, key=len, reverse=True)
+    if file:
+        source = _existing_file(file)
     else:
-        source = SAMPLE_DIR / ds.name / f"{day.isoformat()}.csv"
-        if not source.exists():
-            raise LocalRuntimeError(f"no sample file for {ds.name} {day.isoformat()} "
-                                    f"({source}): pass --file")
-    ext = ".csv.gz" if source.name.endswith(".gz") else ".csv"
-    return RunPlan(source, f"{ds.source.prefix}{day.isoformat()}{ext}", ds.name,
-                   day.isoformat(), args.compute, args.rerun)
+        samples = [SAMPLE_DIR / ds.name / f"{day}{s}" for s in suffixes]
+        found = [f for f in samples if f.exists()]
+        if not found:
+            raise LocalRuntimeError(f"no sample file for {ds.name} {day} "
+                                    f"({', '.join(map(str, samples))}): pass --file")
+        source = found[0]
+    ext = next((s for s in suffixes if source.name.endswith(s)), None)
+    if ext is None:
+        raise LocalRuntimeError(f"--file {source.name} does not end with a suffix of "
+                                f"{ds.name}'s keys ({', '.join(ds.source.suffixes)})")
+    return source, f"{ds.source.prefix}{day}{ext}"
 
 
 def _plan_object(args: argparse.Namespace) -> RunPlan:
@@ -202,9 +221,10 @@ def run_schedule(deployment: LocalDeployment, dataset: str, date: str, file: Pat
     plan = _plan_schedule(argparse.Namespace(schedule=dataset, date=date, file=file,
                                              compute=compute, rerun=rerun))
     put_raw_object(deployment, plan.key, plan.file.read_bytes())
-    ds = _catalog().get(dataset)
-    scheduled = schedule_time(dt.date.fromisoformat(date), ds.schedule.date_offset_days,
-                              ds.schedule.timezone)
+    schedule = _catalog().get(dataset).schedule
+    assert schedule is not None  # _plan_schedule refused a dataset without one
+    scheduled = schedule_time(dt.date.fromisoformat(date), schedule.date_offset_days,
+                              schedule.timezone)
     payload: dict[str, Any] = {"source": "pipeline.schedule", "dataset": dataset,
                                "scheduled_time": scheduled.isoformat().replace("+00:00", "Z")}
     if compute or rerun:
@@ -224,10 +244,15 @@ def _execute(deployment: LocalDeployment, plan: RunPlan) -> Any:
 
 
 def query(deployment: LocalDeployment, sql: str) -> list[tuple]:
+    return query_with_columns(deployment, sql)[1]
+
+
+def query_with_columns(deployment: LocalDeployment, sql: str) -> tuple[list[str], list[tuple]]:
     import psycopg
 
     with psycopg.connect(deployment.warehouse.database_url(_database(deployment))) as conn:
-        return conn.execute(sql).fetchall()
+        cursor = conn.execute(sql)
+        return [c.name for c in cursor.description or []], cursor.fetchall()
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -236,16 +261,58 @@ def write_json(path: Path, data: Any) -> None:
                                      indent=2))
 
 
-def print_query_hint(url: str, rows: list[tuple], out: TextIO) -> None:
-    """How to query the warehouse: the URL without its password (psql asks for it)."""
+@dataclass(frozen=True)
+class DemoDataset:
+    """A dataset's bundled sample days (file, raw key) and the question `demo` asks of them."""
+
+    name: str
+    files: tuple[tuple[Path, str], ...]
+    question: str
+    sql: str
+
+
+def demo_datasets(sample_dir: Path | None = None) -> list[DemoDataset]:
+    """Every catalog dataset with a sample folder: its files whose key the dataset's pattern
+    takes, and its demo.sql (a folder without one, or with no such file, is an error)."""
+    root = sample_dir or SAMPLE_DIR
+    catalog = _catalog()
+    found = []
+    for name in sorted(catalog.datasets):
+        folder = root / name
+        if not folder.is_dir():
+            continue
+        ds = catalog.get(name)
+        files = tuple((f, f"{ds.source.prefix}{f.name}") for f in sorted(folder.iterdir())
+                      if ds.partition_for_key(f"{ds.source.prefix}{f.name}") is not None)
+        sql_file = folder / DEMO_QUERY_FILE
+        if not files or not sql_file.is_file():
+            raise LocalRuntimeError(
+                f"sample folder {folder} needs day files that {ds.source.prefix}<file name> "
+                f"keys match (YYYY-MM-DD and one of {', '.join(ds.source.suffixes)}) and "
+                f"a {DEMO_QUERY_FILE}")
+        sql = sql_file.read_text(encoding="utf-8").strip()
+        first = sql.splitlines()[0]
+        question = first.removeprefix("--").strip() if first.startswith("--") else name
+        found.append(DemoDataset(name, files, question, sql))
+    return found
+
+
+def print_query_hint(url: str, answers: list[tuple[DemoDataset, list[str], list[tuple]]],
+                     out: TextIO) -> None:
+    """Each dataset's question with its answer, and how to ask it with psql: the URL without its
+    password (psql asks for it)."""
     shown = redact(url, mask="")
     print("\nQuery the warehouse:", file=out, flush=True)
-    print(f"  psql '{shown}' -c \"{DEMO_QUERY}\"", file=out)
+    for demo, columns, rows in answers:
+        one_line = " ".join(line.strip() for line in demo.sql.splitlines()
+                            if not line.lstrip().startswith("--"))
+        print(f"\n  {demo.name}: {demo.question}", file=out)
+        print(f"  psql '{shown}' -c \"{one_line}\"", file=out)
+        print("  " + " | ".join(columns), file=out)
+        for r in rows:
+            print("  " + " | ".join(str(v) for v in r), file=out)
     if shown != url:
-        print("  (the password is not shown: psql asks for it, or set PGPASSWORD)", file=out)
-    print("  order_date | count | sum(revenue)", file=out)
-    for r in rows:
-        print(f"  {r[0]} | {r[1]} | {r[2]}", file=out)
+        print("\n  (the password is not shown: psql asks for it, or set PGPASSWORD)", file=out)
     print("  (python -m local_runtime warehouse status|stop|psql)", file=out)
 
 
@@ -268,23 +335,28 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Every sample day of every dataset, then each dataset's question with its answer."""
     from local_runtime.runner import print_summary
 
-    files = sorted((SAMPLE_DIR / "online_retail").glob("*.csv"))
+    demos = demo_datasets()
     deployment = _start_deployment(args)
     ok = True
     summaries = []
     try:
-        for f in files:
-            res = run_file(deployment, f, f"online_retail/{f.name}", rerun=args.rerun)
-            print_summary(res.summary, res.alerts, sys.stdout)
-            summaries.append(res.summary)
-            ok = ok and res.status == "SUCCEEDED"
-        rows = query(deployment, DEMO_QUERY)
-        print_query_hint(deployment.warehouse.database_url(_database(deployment)), rows,
+        for demo in demos:
+            for f, key in demo.files:
+                res = run_file(deployment, f, key, rerun=args.rerun)
+                print_summary(res.summary, res.alerts, sys.stdout)
+                summaries.append(res.summary)
+                ok = ok and res.status == "SUCCEEDED"
+        answers = [(demo, *query_with_columns(deployment, demo.sql)) for demo in demos]
+        print_query_hint(deployment.warehouse.database_url(_database(deployment)), answers,
                          sys.stdout)
         if args.summary_json:
-            write_json(args.summary_json, {"runs": summaries, "query": DEMO_QUERY, "rows": rows})
+            write_json(args.summary_json, {
+                "runs": summaries,
+                "queries": {d.name: {"sql": d.sql, "columns": c, "rows": r}
+                            for d, c, r in answers}})
         return 0 if ok else 1
     finally:
         deployment.stop()
@@ -363,6 +435,31 @@ def cmd_runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_spark(args: argparse.Namespace) -> int:
+    """The work directory's warm local Spark (local_runtime.warm_spark): status or stop."""
+    from local_runtime.warm_spark import server_status, stop_server
+
+    directory = Path(args.work_dir) / "spark-server"
+    status = server_status(directory)
+    if args.action == "status":
+        if status is None:
+            print("not running")
+            return 1
+        running = ", ".join(status["running"]) or "none"
+        print(f"running: pid {status['pid']}, port {status['port']}, jobs run "
+              f"{status['jobs_run']}, running now: {running}, idle for {status['idle_for']} s "
+              f"(exits after {status['idle_seconds']:.0f} s idle), code {status['code_hash']}"
+              + (f", retiring: {status['retired']}" if status.get("retired") else ""))
+        return 0
+    if status is None:
+        stop_server(directory)  # a server that no longer answers, if any
+        print("not running")
+        return 1
+    stop_server(directory)
+    print(f"stopped (pid {status['pid']})")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from local_runtime.warehouse import missing_prerequisites
 
@@ -425,6 +522,10 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--since")
     rs.add_argument("--limit", type=int, default=50)
     rs.set_defaults(func=cmd_runs)
+    sp = sub.add_parser("spark", help="the warm local Spark (started by the first job run)",
+                        parents=[_common()])
+    sp.add_argument("action", choices=["status", "stop"])
+    sp.set_defaults(func=cmd_spark)
     c = sub.add_parser("check", help="check that Java and PostgreSQL are installed")
     c.set_defaults(func=cmd_check)
     return p

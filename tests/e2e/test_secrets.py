@@ -73,9 +73,13 @@ def test_redact_obj_covers_nested_alerts():
     assert SECRET not in json.dumps(redact_obj(alert))
 
 
+_DEMO = cli.DemoDataset("online_retail", (), "Customers per day",
+                        "-- Customers per day\nselect order_date, count(*)\nfrom t group by 1")
+
+
 def test_the_psql_hint_of_demo_never_shows_a_password():
     out = io.StringIO()
-    cli.print_query_hint(URL, [("2010-12-01", 3, 10)], out)
+    cli.print_query_hint(URL, [(_DEMO, ["order_date", "customers"], [("2010-12-01", 3)])], out)
     text = out.getvalue()
     assert SECRET not in text
     assert "psql 'postgresql://loader@db.example.com:5432/dev'" in text
@@ -84,7 +88,7 @@ def test_the_psql_hint_of_demo_never_shows_a_password():
 
 def test_the_psql_hint_of_the_embedded_warehouse_is_unchanged():
     out = io.StringIO()
-    cli.print_query_hint("postgresql://postgres@127.0.0.1:5432/dev", [], out)
+    cli.print_query_hint("postgresql://postgres@127.0.0.1:5432/dev", [(_DEMO, [], [])], out)
     assert "psql 'postgresql://postgres@127.0.0.1:5432/dev'" in out.getvalue()
     assert "asks for it" not in out.getvalue()
 
