@@ -139,9 +139,17 @@ def with_group_limits(judged: DataFrame, outputs: Mapping[str, Output],
                                        tables[name])
         if problems is None:
             continue
-        judged = (judged.join(F.broadcast(problems), list(output.keys), "left")
-                  .withColumn("_reason", F.coalesce(F.col("_reason"), F.col("_group_reason")))
-                  .drop("_group_reason"))
+        # Null-safe on the keys: a group whose key is NULL (a nullable key column) must get
+        # its reason too; an equi-join would drop it and let the cast fail the whole job.
+        keys = list(output.keys)
+        flagged = problems.select(*[F.col(k).alias(f"_group_{k}") for k in keys],
+                                  "_group_reason")
+        same_group = [F.col(k).eqNullSafe(F.col(f"_group_{k}")) for k in keys]
+        in_output = output.lines() if output.lines is not None else F.lit(True)
+        judged = (judged.join(F.broadcast(flagged), same_group, "left")
+                  .withColumn("_reason", F.coalesce(
+                      F.col("_reason"), F.when(in_output, F.col("_group_reason"))))
+                  .drop("_group_reason", *[f"_group_{k}" for k in keys]))
     return judged
 
 

@@ -11,7 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.common.outputs import SCHEMA, line_limit_reason, with_group_limits
+from spark_jobs.common.outputs import SCHEMA, GroupedOutput, line_limit_reason, with_group_limits
 from spark_jobs.common.raw_job import distinct_lines
 from spark_jobs.online_retail import transforms as tr
 
@@ -334,4 +334,28 @@ def test_daily_limits_change_nothing_on_a_normal_day(spark):
     frame = typed(spark, _line(), _line(customer="2.0"), _line(customer=""))
     checked = with_group_limits(frame, tr.OUTPUTS, _tables())
     assert checked.where(F.col("_reason").isNotNull()).count() == 0
+    assert sorted(checked.columns) == sorted(frame.columns)
+
+
+def test_a_group_whose_key_is_null_gets_its_overflow_reason_too(spark):
+    """A dataset whose group key may be NULL: the group's totals overflow, so its lines are
+    refused (a plain equi-join on the keys never matched NULL and let the cast fail the job)."""
+    guest = "__guest__"
+
+    def totals_with_guests(accepted):
+        named = accepted.withColumn("customer_id", F.coalesce("customer_id", F.lit(guest)))
+        rows = tr.customer_daily_totals(named)
+        return rows.withColumn("customer_id", F.when(F.col("customer_id") != guest,
+                                                     F.col("customer_id")))
+
+    daily = tr.OUTPUTS["customer_daily_sales"]
+    with_guests = {"customer_daily_sales": GroupedOutput(daily.build, keys=daily.keys,
+                                                         totals=totals_with_guests)}
+    frame = typed(spark, _line(customer="", quantity="2000", price="999999999.999"),
+                  _line(customer="1.0", quantity="1", price="1"))
+    checked = with_group_limits(frame, with_guests, _tables())
+    got = sorted((r["customer_id"] or "", r["_reason"] or "") for r in
+                 checked.select("customer_id", "_reason").collect())
+    assert got == [("", "customer_daily_sales.revenue 1999999999998.00 is out of range for "
+                        "decimal(14,2)"), ("1", "")]
     assert sorted(checked.columns) == sorted(frame.columns)
