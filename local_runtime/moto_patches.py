@@ -6,7 +6,8 @@
   of the workers EMR Serverless would allocate for the job's Spark settings, for as long as the
   local job ran (pipeline_aws.cost.workers: AWS's defaults, one-minute minimum per worker);
   Spark settings no worker can satisfy are refused with a ValidationException;
-  cancel_job_run kills the process.
+  cancel_job_run cancels the job (SparkRunner.cancel: its Spark job group on the warm local
+  Spark, the process group on the cold path).
 - EMR on EC2: the instances of instance-fleet clusters and their lifetimes (emr_fleets).
 - RedshiftDataAPIServiceResponse: execute/batchExecute/describe/getStatementResult/cancel go to
   the DataApiEngine (PostgreSQL), each with the caller's aws:userid (local_runtime.identity,
