@@ -9,7 +9,8 @@ quarantine, metrics.json and quality.json out. A dataset's job module declares a
 3. the DQDL rules measured in the same pass over every data line as parsed (before dedupe
    and before quarantine, so doubled content and truncation stay visible), with metrics.json's
    null counts and min/max in the rules' single aggregation;
-4. exact duplicate lines kept once; each distinct line judged once, the first reason wins:
+4. exact duplicate lines kept once (unless the job keeps them: `keep_duplicates`); each line
+   judged once, the first reason wins:
    not valid text in the encoding, the dataset's parse reason, another day than the run's
    partition, a value a warehouse table would refuse (spark_jobs.common.outputs), then the
    first error-severity row-level rule it fails;
@@ -72,6 +73,10 @@ class RawJob:
     range_columns: tuple[str, ...] = ()
     header: tuple[str, ...] = ()  # csv only: the catalog's source.header
     quarantine_rows: Callable[[DataFrame, str], DataFrame] | None = None
+    # An exact copy of a line is a second delivery of one record in most sources, and is
+    # loaded once; in some it is a second event (two identical requests in one second of an
+    # access log), and every copy must load.
+    keep_duplicates: bool = False
 
     def __post_init__(self) -> None:
         skip = header_lines(self.input_format)  # refuses an unknown format
@@ -229,12 +234,14 @@ class _Run:
 
     def judge(self, info: ObjectInfo, lines: DataFrame, tables: dict[str, TableDefinition]
               ) -> DataFrame:
-        """One row per distinct line, parsed, with `_reason` (NULL: accepted), `_source_line`,
-        `_copies` and `_sample` (a refused line's text, clipped); materialized, so the counts
+        """One row per distinct line (per line with keep_duplicates), parsed, with `_reason`
+        (NULL: accepted), `_source_line`, `_copies` and `_sample` (a refused line's text,
+        clipped); materialized, so the counts
         and the writes share one shuffle."""
         job, encoding = self.job, self.args.encoding
-        distinct = text.decode_lines(materialize(distinct_lines(lines)), encoding)
-        typed = self._parse(distinct)
+        judged_lines = (lines.withColumn("_copies", F.lit(1).cast("long"))
+                        if job.keep_duplicates else distinct_lines(lines))
+        typed = self._parse(text.decode_lines(materialize(judged_lines), encoding))
         reasons = [reason for reason in (
             text.encoding_reason(encoding), F.col("_reason"),
             job.partition_reason(self.args.partition),

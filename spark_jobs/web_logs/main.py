@@ -8,7 +8,8 @@ quality.json out.
         [--input-etag ETAG [--input-version-id ID]] [--input-source s3://...]
 
 Everything but the dataset's own parsing and outputs (input checks, the one scan, the rules,
-dedupe, quarantine, writes, metrics, exit codes) is the raw job framework's:
+quarantine, writes, metrics, exit codes) is the raw job framework's; exact duplicate lines are
+kept, each a request:
 spark_jobs.common.raw_job. Quarantined lines keep their text (the framework's default rows).
 """
 
@@ -40,6 +41,8 @@ JOB = RawJob(
     outputs=transforms.OUTPUTS,
     null_count_columns=transforms.NULL_COUNT_COLUMNS,
     range_columns=transforms.RANGE_COLUMNS,
+    # Two identical lines are two requests (same second, client, path, size): both load.
+    keep_duplicates=True,
 )
 
 

@@ -200,6 +200,19 @@ def test_every_reason_metric_and_file_in_each_format(run_toy, tmp_path, fmt):
         first + i for i in (3, 4, 5, 6, 7, 8, 11)]
 
 
+def test_a_job_that_keeps_duplicates_loads_every_copy(run_toy, tmp_path):
+    """keep_duplicates (an access log: two identical lines are two requests): the copy is
+    judged, written and counted like any line, in the line table and in the group totals."""
+    run = run_toy(toy_job("csv", keep_duplicates=True), toy_file(tmp_path / f"{DAY}.csv", "csv"))
+    assert run.code == 0, run.stderr[-3000:]
+    m = run.metrics
+    assert (m["lines_read"], m["duplicates"], m["lines_written"]) == (11, 0, 4)
+    items = sorted((r["name"], str(r["amount"])) for r in _rows(run, "toy_items"))
+    assert items == [("ann", "1.50"), ("ann", "1.50"), ("ann", "2.25"), ("zoë", "3.00")]
+    daily = sorted((r["name"], str(r["total"]), r["lines"]) for r in _rows(run, "toy_daily"))
+    assert daily == [("ann", "5.25", 3), ("zoë", "3.00", 1)]
+
+
 def test_gzip_and_the_declared_encoding(run_toy, tmp_path):
     """The same csv, gzip'd and in Latin-1: 0xFF is "ÿ" there, so that line loads."""
     source = toy_file(tmp_path / f"{DAY}.csv.gz", "csv", encoding="latin-1", compress=True)
