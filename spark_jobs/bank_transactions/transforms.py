@@ -19,6 +19,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.raw_job import other_day_reason
 
 SOURCE_FIELDS = ("trans_id", "account_id", "date", "type", "operation", "amount", "balance",
                  "k_symbol", "bank", "account")
@@ -201,11 +202,7 @@ def parse(lines: DataFrame) -> DataFrame:
 def partition_reason(partition: str) -> Column:
     """Transactions of another day than the run's partition (YYYY-MM-DD): the load replaces
     the days its rows carry, so such a row would replace a day this run does not own."""
-    txn_date = F.col("txn_date")
-    return F.when(
-        txn_date != F.lit(partition).cast("date"),
-        F.concat(F.lit("date "), txn_date.cast("string"),
-                 F.lit(f" is not the run's partition {partition}")))
+    return other_day_reason("txn_date", "date", partition)
 
 
 def bank_transactions(valid: DataFrame, run_id: str) -> DataFrame:

@@ -52,7 +52,8 @@ from spark_jobs.common.storage import (
     verify_input_version,
 )
 
-__all__ = ["GroupedOutput", "LineOutput", "RawJob", "check_input_version", "distinct_lines"]
+__all__ = ["GroupedOutput", "LineOutput", "RawJob", "check_input_version", "distinct_lines",
+           "other_day_reason"]
 
 SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
 _BOOKKEEPING = ("_line", "_copies")  # columns the framework passes through parse()
@@ -116,6 +117,15 @@ def check_input_version(args: JobArgs,
     verify_input_version(args.input_object,
                          ObjectVersion(args.input_etag, args.input_version_id),
                          head or head_s3_object)
+
+
+def other_day_reason(column: str, label: str, partition: str) -> Column:
+    """A dataset's partition_reason over its date column: NULL on the run's day, else
+    "<label> <day> is not the run's partition <partition>"."""
+    day = F.col(column)
+    return F.when(day != F.lit(partition).cast("date"),
+                  F.concat(F.lit(f"{label} "), day.cast("string"),
+                           F.lit(f" is not the run's partition {partition}")))
 
 
 def distinct_lines(lines: DataFrame) -> DataFrame:

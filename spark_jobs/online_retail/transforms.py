@@ -13,6 +13,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.raw_job import other_day_reason
 
 HEADER = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
           "CustomerID", "Country")
@@ -118,11 +119,7 @@ def parse(lines: DataFrame) -> DataFrame:
 def partition_reason(partition: str) -> Column:
     """Lines of another day than the run's partition (YYYY-MM-DD): the load replaces the days
     its rows carry, so such a line would replace a day this run does not own."""
-    order_date = F.col("order_date")
-    return F.when(
-        order_date != F.lit(partition).cast("date"),
-        F.concat(F.lit("order_date "), order_date.cast("string"),
-                 F.lit(f" is not the run's partition {partition}")))
+    return other_day_reason("order_date", "order_date", partition)
 
 
 def sales_line_items(valid: DataFrame, run_id: str) -> DataFrame:

@@ -28,6 +28,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.raw_job import other_day_reason
 
 HEADER = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand",
           "price", "user_id", "user_session")
@@ -165,11 +166,7 @@ def parse(lines: DataFrame) -> DataFrame:
 def partition_reason(partition: str) -> Column:
     """An event of another UTC day than the run's partition (YYYY-MM-DD): the load replaces
     the days its rows carry, so it would replace a day this run does not own."""
-    event_date = F.col("event_date")
-    return F.when(
-        event_date != F.lit(partition).cast("date"),
-        F.concat(F.lit("event_date "), event_date.cast("string"),
-                 F.lit(f" is not the run's partition {partition}")))
+    return other_day_reason("event_date", "event_date", partition)
 
 
 def shop_events(valid: DataFrame, run_id: str) -> DataFrame:

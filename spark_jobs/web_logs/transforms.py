@@ -25,6 +25,7 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.raw_job import other_day_reason
 
 # A quoted field: any run of characters but `"` and `\`, and backslash escapes (`\"`, `\\`).
 _QUOTED = r'"([^"\\]*+(?:\\.[^"\\]*+)*+)"'
@@ -191,11 +192,7 @@ def parse(lines: DataFrame) -> DataFrame:
 def partition_reason(partition: str) -> Column:
     """A line of another server-local day than the run's partition (YYYY-MM-DD): the load
     replaces the days its rows carry, so it would replace a day this run does not own."""
-    log_date = F.col("log_date")
-    return F.when(
-        log_date != F.lit(partition).cast("date"),
-        F.concat(F.lit("request day "), log_date.cast("string"),
-                 F.lit(f" is not the run's partition {partition}")))
+    return other_day_reason("log_date", "request day", partition)
 
 
 def web_requests(valid: DataFrame, run_id: str) -> DataFrame:
