@@ -199,8 +199,16 @@ def _kill_group(pid: int) -> None:
 
 
 def _how_it_ended(pid: int) -> str:
+    """Why the server's connection closed; waits briefly for our own child to be reapable.
+
+    The kernel closes a dying process's sockets before its exit status exists, so the job's
+    client can see the connection end while `poll()` still says the server runs.
+    """
     child = _CHILDREN.get(pid)
-    code = child.poll() if child is not None else None
+    code = None
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            code = child.wait(timeout=5)
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
             return f"killed by signal {signal.Signals(-code).name}"
