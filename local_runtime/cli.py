@@ -1,4 +1,4 @@
-"""`python -m local_runtime run|demo|warehouse|runs|spark|check`.
+"""`python -m local_runtime run|demo|backfill|warehouse|runs|spark|check`.
 
 - A command-line mistake (a date that is not a real day or out of a schedule's range, an
   unknown dataset, a missing --file, a key outside every dataset prefix, an unreachable
@@ -362,6 +362,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
         deployment.stop()
 
 
+def cmd_backfill(args: argparse.Namespace) -> int:
+    """The backfill state machine over the files of --from-dir or the raw objects under
+    --prefix (local_runtime.backfill)."""
+    from local_runtime import backfill
+
+    request = backfill.plan_request(args, _catalog())
+    deployment = _start_deployment(args)
+    try:
+        print(f"\n== backfill {request.dataset.name}", file=sys.stdout, flush=True)
+        if request.from_dir is not None:
+            # what earlier runs staged comes back first, so a changed file is a new version
+            backfill.restore_saved(deployment, request.dataset.source.prefix)
+            staged = backfill.stage_dir(deployment, request, sys.stdout)
+            print(f"  staged {len(staged.staged)} object(s) under "
+                  f"{request.dataset.source.prefix} ({len(staged.unchanged)} unchanged, "
+                  f"{len(staged.replaced)} replaced by a new version)", flush=True)
+        else:
+            restored = backfill.restore_saved(deployment, request.prefix or "")
+            print(f"  {restored} raw object(s) under {request.prefix} (kept in "
+                  f"{deployment.work_dir}/{backfill.RAW_DIR})", flush=True)
+        result = backfill.run_backfill(deployment, request, sys.stdout)
+        backfill.print_backfill_summary(result, sys.stdout)
+        if args.summary_json:
+            write_json(args.summary_json, {**result.summary, "status_execution": result.status,
+                                           "execution_arn": result.execution_arn,
+                                           "seconds": round(result.wall_seconds, 2)})
+        ok = result.status == "SUCCEEDED" and result.summary.get("status") == "succeeded"
+        return 0 if ok else 1
+    finally:
+        deployment.stop()
+
+
 def cmd_warehouse(args: argparse.Namespace) -> int:
     from local_runtime.warehouse import saved_warehouse
 
@@ -512,6 +544,20 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="run every sample day and query the result",
                        parents=[_common(warehouse=True)])
     d.set_defaults(func=cmd_demo)
+    b = sub.add_parser("backfill", help="run the backfill state machine over a directory "
+                       "or a raw prefix", parents=[_common()])
+    b.add_argument("--dataset", required=True)
+    b.add_argument("--from-dir", type=Path, metavar="DIR")
+    b.add_argument("--prefix", metavar="PREFIX")
+    b.add_argument("--start", metavar="YYYY-MM-DD")
+    b.add_argument("--end", metavar="YYYY-MM-DD")
+    b.add_argument("--force", action="store_true",
+                   help="run partitions again although loaded from the same version")
+    b.add_argument("--warehouse-url", help="use this PostgreSQL instead of the embedded one")
+    b.add_argument("--summary-json", type=Path)
+    b.add_argument("--time-factor", type=float, default=0.01)
+    b.add_argument("--lock-timeout", type=float, metavar="SECONDS")
+    b.set_defaults(func=cmd_backfill)
     w = sub.add_parser("warehouse", help="the local warehouse", parents=[_common()])
     w.add_argument("action", choices=["status", "stop", "psql"])
     w.add_argument("--database")

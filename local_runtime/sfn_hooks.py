@@ -4,8 +4,9 @@ Every hook point used is listed in HOOK_POINTS; tests/e2e/test_hooks.py checks t
 patch() refuses a point that is not listed.
 - Lambda tasks: lambda_eval_utils._invoke_lambda_function -> the in-process handlers.
 - Service integrations: state_task_factory.state_task_service_for -> our tasks for
-  emr-serverless (startJobRun.sync, cancelJobRun) and elasticmapreduce (createCluster.sync,
-  addStep.sync, terminateCluster, ...); everything else -> moto's own.
+  emr-serverless (startJobRun.sync, cancelJobRun), elasticmapreduce (createCluster.sync,
+  addStep.sync, terminateCluster, ...) and states (startExecution.sync:2, with the request
+  and result shapes Step Functions uses); everything else -> moto's own.
 - aws-sdk:redshiftdata -> boto3 "redshift-data", errors named RedshiftData.*.
 - aws-sdk tasks sign with the state machine's own access key (STATE.sdk_access_key, set by the
   local deployment; local_runtime.identity), so a stand-in sees the machine's role as the
@@ -32,6 +33,8 @@ _SERVICE = _TASK + "service."
 LAMBDA_INVOKE = _TASK + "lambda_eval_utils._invoke_lambda_function"
 SERVICE_FACTORY = _TASK + "state_task_factory.state_task_service_for"
 SERVICE_CALLBACK = _SERVICE + "state_task_service_callback.StateTaskServiceCallback"
+# subclassed by local_runtime.sfn_services.StateTaskServiceSfnLocal (states:startExecution)
+SERVICE_SFN = _SERVICE + "state_task_service_sfn.StateTaskServiceSfn"
 SYNC_POLL_SECONDS = _SERVICE + "state_task_service_callback._DELAY_SECONDS_SYNC_CONDITION_CHECK"
 BOTO_SERVICE_NAMES = _SERVICE + "state_task_service.StateTaskService." \
                                 "_SERVICE_NAME_SFN_TO_BOTO_OVERRIDES"
@@ -48,6 +51,11 @@ HOOK_POINTS = [
     LAMBDA_INVOKE,
     SERVICE_FACTORY,
     SERVICE_CALLBACK,
+    SERVICE_SFN,
+    SERVICE_SFN + "._normalise_parameters",
+    SERVICE_SFN + "._normalise_response",
+    _SERVICE + "state_task_service.StateTaskService._to_boto_request",
+    _SERVICE + "state_task_service.StateTaskService._from_boto_response",
     SYNC_POLL_SECONDS,
     BOTO_SERVICE_NAMES,
     SDK_ERROR_NAMES,
@@ -132,7 +140,11 @@ def _install_lambda() -> None:
 
 
 def _install_services() -> None:
-    from local_runtime.sfn_services import StateTaskServiceEmr, StateTaskServiceEmrServerless
+    from local_runtime.sfn_services import (
+        StateTaskServiceEmr,
+        StateTaskServiceEmrServerless,
+        StateTaskServiceSfnLocal,
+    )
 
     original = current(SERVICE_FACTORY)
 
@@ -141,6 +153,8 @@ def _install_services() -> None:
             return StateTaskServiceEmrServerless()
         if service_name == "elasticmapreduce":
             return StateTaskServiceEmr()
+        if service_name == "states":
+            return StateTaskServiceSfnLocal()
         return original(service_name)
 
     patch(SERVICE_FACTORY, service_for)

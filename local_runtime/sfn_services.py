@@ -11,6 +11,7 @@ Errors:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any, Final, cast
@@ -32,6 +33,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resou
 )
 from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (  # noqa: E501
     StateTaskServiceCallback,
+)
+from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (  # noqa: E501
+    StateTaskServiceSfn,
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
@@ -214,6 +218,37 @@ class StateTaskServiceEmr(_EmrTaskBase):
                     "LogFile": str(result.work_dir or "")}
             raise self._fail(env, TASK_FAILED, json.dumps({"Step": step}, default=str))
         return None
+
+
+# -- Step Functions (nested executions) -----------------------------------------------------------
+
+class StateTaskServiceSfnLocal(StateTaskServiceSfn):
+    """states:startExecution(.sync, .sync:2) as Step Functions does it. moto 5.2.5's own task
+    leaves its request and result as they are (its normalisers are no-ops): boto3 then cannot
+    serialize `StateMachineArn`, and the result keeps boto3's `executionArn`, `status` and
+    datetimes where Step Functions returns `ExecutionArn`, `Status`, `Output` and JSON."""
+
+    def _operation(self, service_action_name: str | None) -> Any:
+        import botocore.session
+
+        action = self._get_boto_service_action(service_action_name)
+        model = botocore.session.get_session().get_service_model("stepfunctions")
+        return model.operation_model("".join(p.capitalize() for p in action.split("_")))
+
+    def _normalise_parameters(self, parameters, boto_service_name=None,
+                              service_action_name=None) -> None:
+        super()._normalise_parameters(parameters, boto_service_name, service_action_name)
+        if service_action_name is None:
+            self._to_boto_request(parameters, self._operation(None).input_shape)
+
+    def _normalise_response(self, response, boto_service_name=None,
+                            service_action_name=None) -> None:
+        if not isinstance(response, dict):
+            return
+        for key, value in list(response.items()):
+            if isinstance(value, dt.datetime | dt.date):
+                response[key] = value.isoformat()
+        self._from_boto_response(response, self._operation(service_action_name).output_shape)
 
 
 def _runtime() -> Any:

@@ -207,18 +207,23 @@ class SparkRunner:
         staged = StagedJob(work, self._local_code(entry_point, code), [], [],
                            [self._local_code(p, code) for p in py_files])
         i = 0
+        seen: dict[str, int] = {}
         while i < len(args):
             if i + 1 < len(args) and args[i + 1].startswith("s3://"):
-                staged.args += self._stage_argument(staged, args[i], args[i + 1])
+                # A batch repeats the per-partition options: each copy gets its own folder.
+                seen[args[i]] = seen.get(args[i], 0) + 1
+                staged.args += self._stage_argument(staged, args[i], args[i + 1],
+                                                    seen[args[i]])
                 i += 2
             else:
                 staged.args.append(args[i])
                 i += 1
         return staged
 
-    def _stage_argument(self, staged: StagedJob, option: str, uri: str) -> list[str]:
+    def _stage_argument(self, staged: StagedJob, option: str, uri: str, copy: int = 1
+                        ) -> list[str]:
         """`option uri` -> `option local-path`: inputs downloaded, outputs to upload noted."""
-        name = option.lstrip("-")
+        name = option.lstrip("-") + ("" if copy == 1 else f"-{copy}")
         if option in OUTPUT_DIR_ARGS or (option not in INPUT_ARGS
                                          and option not in OUTPUT_FILE_ARGS
                                          and (uri.endswith("/") or "{table}" in uri)):

@@ -136,6 +136,7 @@ class LocalDeployment:
         self.functions: dict[str, LocalFunction] = {}  # arn and name -> fn
         self.state_machine_arn = ""
         self.state_machine_logical_id = ""
+        self.state_machine_arns: dict[str, str] = {}  # logical id -> ARN, every machine
         self.definition = ""  # the state machine's ASL, as deployed
         self.event_patterns: list[dict[str, Any]] = []
         self.application_ids: dict[str, str] = {}
@@ -355,26 +356,38 @@ class LocalDeployment:
 
     # -- state machine --------------------------------------------------------------------------
     def _create_state_machine(self) -> None:
-        r = self.resolver
+        """Every state machine of the template; the first is the pipeline (state_machine_arn,
+        what events start), the others are kept by logical id in state_machine_arns (the
+        backfill machine: BackfillStateMachine)."""
         machines = cfn.resources_of_type(self.template, *resources.STATE_MACHINE_TYPES)
         if not machines:
             raise LocalRuntimeError("template.yaml has no state machine")
-        lid, res = next(iter(machines.items()))
+        for i, (lid, res) in enumerate(machines.items()):
+            arn, definition = self._create_one_state_machine(lid, res, sign_sdk_tasks=i == 0)
+            self.state_machine_arns[lid] = arn
+            if i == 0:
+                self.state_machine_arn, self.state_machine_logical_id = arn, lid
+                self.definition = definition
+
+    def _create_one_state_machine(self, lid: str, res: dict[str, Any], *,
+                                  sign_sdk_tasks: bool) -> tuple[str, str]:
+        r = self.resolver
         props = res.get("Properties") or {}
         role = r.resolve(props.get("Role")) if props.get("Role") else (
             f"arn:aws:iam::{r.account}:role/{self.stack_name}-{lid}Role")
-        self.definition = self._state_machine_definition(props)
+        definition = self._state_machine_definition(props)
         resp = self.client("stepfunctions").create_state_machine(
-            name=r.attrs[(lid, "Name")], definition=self.definition, roleArn=str(role),
+            name=r.attrs[(lid, "Name")], definition=definition, roleArn=str(role),
             type=props.get("Type", "STANDARD"))
-        self.state_machine_arn = resp["stateMachineArn"]
-        self.state_machine_logical_id = lid
-        from local_runtime import sfn_hooks
+        arn = str(resp["stateMachineArn"])
+        if sign_sdk_tasks:  # only the pipeline has aws-sdk tasks (the Redshift Data API)
+            from local_runtime import sfn_hooks
 
-        # its service tasks sign as its role, not as any function
-        sfn_hooks.STATE.sdk_access_key = PRINCIPALS.register(
-            self.state_machine_arn, str(role), f"states-{r.attrs[(lid, 'Name')]}")
+            # its service tasks sign as its role, not as any function
+            sfn_hooks.STATE.sdk_access_key = PRINCIPALS.register(
+                arn, str(role), f"states-{r.attrs[(lid, 'Name')]}")
         self._add_event_patterns(props)
+        return arn, definition
 
     def _state_machine_definition(self, props: dict[str, Any]) -> str:
         """The ASL with DefinitionSubstitutions applied; every placeholder must have a value."""

@@ -110,28 +110,80 @@ class ClusterSpec(_Payload):
     step_args: list[str]
 
 
-class RunManifest(_Payload):
-    """The run manifest: ResolveRun's result, at `$.run` for every later state."""
+class PartitionRun(_Payload):
+    """One partition of a run: its own run id (the object version's, as a single run's), its
+    object and where its outputs go. `refused` is why ResolveRun's input check refused the
+    object: the job skips it and the gate fails it alone."""
 
     run_id: str = Field(min_length=1, max_length=128)
-    execution_id: str = Field(min_length=1)
-    dataset: str = Field(min_length=1)
     partition: str = Field(min_length=1)
-    trigger: Literal["s3", "schedule", "manual"]
-    duplicate: bool
-    attempt: int = Field(ge=1)
-    compute: Compute
-    started_at: str
+    attempt: int = Field(default=1, ge=1)
     input: RunInput
     outputs: dict[str, str]
     quarantine_uri: str = Field(pattern=S3_URI)
     metrics_uri: str = Field(pattern=S3_URI)
     quality_uri: str = Field(pattern=S3_URI)
+    refused: str | None = None
+
+
+_PARTITION_FIELDS = ("run_id", "partition", "attempt", "input", "outputs", "quarantine_uri",
+                     "metrics_uri", "quality_uri")
+
+
+class RunManifest(_Payload):
+    """The run manifest: ResolveRun's result, at `$.run` for every later state.
+
+    `partitions` lists what the run processes; a single-object run is a batch of one, whose
+    partition is the manifest's own run_id, partition, input and paths (filled in when a
+    manifest names no partitions). A batch's top-level `partition` is `<first>..<last>`."""
+
+    run_id: str = Field(min_length=1, max_length=128)
+    execution_id: str = Field(min_length=1)
+    dataset: str = Field(min_length=1)
+    partition: str = Field(min_length=1)
+    trigger: Literal["s3", "schedule", "manual", "batch"]
+    duplicate: bool
+    attempt: int = Field(ge=1)
+    compute: Compute
+    started_at: str
+    # A single run's object and paths; None for a batch of several (see `partitions`).
+    input: RunInput | None = None
+    outputs: dict[str, str] = Field(default_factory=dict)
+    quarantine_uri: str | None = Field(default=None, pattern=S3_URI)
+    metrics_uri: str | None = Field(default=None, pattern=S3_URI)
+    quality_uri: str | None = Field(default=None, pattern=S3_URI)
     # The ASL's part, passed to EMR as it is: ResolveRun builds it from JobSpec / ClusterSpec;
     # no function reads it back, so a reader does not refuse a state for it.
     job: dict[str, Any]
     cluster: dict[str, Any] | None = None
     tags: dict[str, str]
+    partitions: list[PartitionRun] = Field(default_factory=list)
+    batch_id: str | None = None
+    # Partitions of a batch that were not run: already loaded from the same version.
+    skipped: list[dict[str, Any]] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_partition(cls, data: Any) -> Any:
+        """A manifest without `partitions` is a batch of one: its own object and paths."""
+        if isinstance(data, dict) and "partitions" not in data:
+            data = {**data, "partitions": [{k: data.get(k) for k in _PARTITION_FIELDS
+                                            if k in data}]}
+        return data
+
+    @property
+    def loadable(self) -> list[PartitionRun]:
+        """The partitions the job ran (not refused at ResolveRun)."""
+        return [p for p in self.partitions if p.refused is None]
+
+    def of_partition(self, part: PartitionRun) -> RunManifest:
+        """This manifest as the single run of one of its partitions (what the gate and the
+        ledger see per partition)."""
+        return self.model_copy(update={
+            "run_id": part.run_id, "partition": part.partition, "attempt": part.attempt,
+            "input": part.input, "outputs": part.outputs, "quarantine_uri": part.quarantine_uri,
+            "metrics_uri": part.metrics_uri, "quality_uri": part.quality_uri,
+            "partitions": [part]})
 
 
 # What the states after the job leave in the state.
@@ -159,14 +211,36 @@ class RuleOutcome(_Payload):
     threshold: str
 
 
+class PartitionQuality(_Payload):
+    """The gate's decision on one partition of the run."""
+
+    run_id: str
+    verdict: Verdict
+    summary: str
+    lines: LineCounts | None = None
+    rows: dict[str, int] = Field(default_factory=dict)  # per output table, as the job wrote
+
+
 class QualityResult(_Payload):
-    """EvaluateQuality's result, at `$.quality` (the QualityGate Choice reads `verdict`)."""
+    """EvaluateQuality's result, at `$.quality` (the QualityGate Choice reads `verdict`).
+
+    `partitions`: each partition's own verdict; those not `fail` are loaded. The run's
+    verdict is `fail` only when every partition failed; a batch with failed partitions and
+    loadable ones is `warn` (the failed ones alerted alone). `lines` and the rules are the
+    sums and the union over the partitions."""
 
     verdict: Verdict
     summary: str
     failed_rules: list[RuleOutcome]
     warned_rules: list[RuleOutcome]
     lines: LineCounts
+    partitions: dict[str, PartitionQuality] = Field(default_factory=dict)
+
+
+class GateVerdicts(_Payload):
+    """What the load reads of `$.quality`: which partitions pass the gate."""
+
+    partitions: dict[str, PartitionQuality] = Field(default_factory=dict)
 
 
 class LoadStarted(_Payload):
@@ -268,8 +342,10 @@ class EvaluateQualityRequest(RunStepRequest):
 
 
 class LoadStatementState(RunState):
-    """What the load function reads: `load` after a submit, `load_status` after a describe."""
+    """What the load function reads: `load` after a submit, `load_status` after a describe;
+    `quality` says which partitions pass the gate."""
 
+    quality: GateVerdicts | None = None
     load: LoadStarted | None = None
     load_status: LoadStatus | None = None
 
@@ -419,16 +495,61 @@ class ManualTrigger(_Payload):
         return self
 
 
-Trigger = S3ObjectCreated | ScheduleTrigger | ManualTrigger
+_BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+
+
+class BatchObject(_Payload):
+    """One raw object of a batch: its key in the raw bucket and the version to run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=1)
+    version_id: str | None = None
+    size: int | None = Field(default=None, ge=0)
+
+
+class BatchSpec(_Payload):
+    """`{"dataset", "batch_id", "force", "objects": [...]}`: partitions of one dataset that
+    one execution runs (one Spark application, one gate decision per partition, one load);
+    at most the catalog's backfill.max_objects_per_batch objects (ResolveRun checks).
+    `force` runs a partition again although its version's run exists (as `rerun`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1)
+    batch_id: str = Field(pattern=_BATCH_ID)
+    force: bool = False
+    objects: list[BatchObject] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Self:
+        keys = [o.key for o in self.objects]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"objects name {', '.join(twice)} more than once")
+        return self
+
+
+class BatchTrigger(_Payload):
+    """A batch run's input: `{"batch": BatchSpec}` (the backfill state machine starts it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch: BatchSpec
+
+
+Trigger = S3ObjectCreated | ScheduleTrigger | ManualTrigger | BatchTrigger
 _TRIGGERS: dict[str | None, type[Trigger]] = {
     "aws.s3": S3ObjectCreated, "pipeline.schedule": ScheduleTrigger, None: ManualTrigger,
 }
 
 
 def trigger_model(event: Any) -> type[Trigger]:
-    """Which trigger `event` is, by its `source` (none: a manual run)."""
+    """Which trigger `event` is, by its `source` (none: a manual run, or a batch)."""
     if not isinstance(event, dict):
         raise InvalidInput(f"event: expected an object, got {type(event).__name__}")
+    if "batch" in event and "source" not in event:
+        return BatchTrigger
     source = event.get("source")
     if source not in _TRIGGERS:
         raise InvalidInput(f"event.source {source!r} is not supported (aws.s3, "
@@ -463,13 +584,17 @@ class ResolveRunRequest(_Payload):
         return self.execution.Id
 
     @property
-    def trigger_kind(self) -> Literal["s3", "schedule", "manual"]:
+    def trigger_kind(self) -> Literal["s3", "schedule", "manual", "batch"]:
         if isinstance(self.trigger, S3ObjectCreated):
             return "s3"
+        if isinstance(self.trigger, BatchTrigger):
+            return "batch"
         return "schedule" if isinstance(self.trigger, ScheduleTrigger) else "manual"
 
     @property
     def rerun(self) -> bool:
+        if isinstance(self.trigger, BatchTrigger):
+            return self.trigger.batch.force
         return isinstance(self.trigger, ManualTrigger) and self.trigger.rerun
 
     @property

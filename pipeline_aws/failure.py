@@ -290,6 +290,11 @@ class FailureHandler:
                     "input": ({k: inp.get(k) for k in ("bucket", "key", "etag", "size")}
                               if inp else None)}
         self._ledger.mark_failed(run_id, record, cleanup=cleanup, defaults=defaults)
+        for part_id, partition in batch_partitions(request.state, run_id):
+            self._ledger.mark_failed(part_id, record, defaults={
+                "dataset": where[0], "partition": partition,
+                "execution_arn": request.execution.Id})
+
 
     def _alert(self, request: HandleFailureRequest, run_id: str, where: tuple[str, str | None],
                failure: FailureInfo, logs: str | None, cleanup: list[Mapping[str, Any]]
@@ -320,3 +325,22 @@ class FailureHandler:
             attributes={"dataset": dataset, "environment": env, "event": "run_failed",
                         "failed_state": failure.state},
         )
+
+
+def batch_partitions(state: Mapping[str, Any], run_id: str) -> list[tuple[str, str]]:
+    """(run id, partition) of each partition of a failed batch that the gate did not fail
+    already (it recorded those with their own cause): they end with the batch's failure."""
+    run = section(state, "run")
+    parts = run.get("partitions")
+    if not isinstance(parts, list):
+        return []
+    decided = section(section(state, "quality"), "partitions")
+    out = []
+    for part in parts:
+        if not isinstance(part, Mapping) or part.get("run_id") in (None, run_id):
+            continue
+        if part.get("refused") or section(decided, str(part.get("partition"))).get(
+                "verdict") == "fail":
+            continue
+        out.append((str(part["run_id"]), str(part.get("partition"))))
+    return out

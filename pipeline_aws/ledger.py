@@ -12,7 +12,7 @@ attributes: `update`, `mark_failed` (HandleFailure), `close_run` and `append_cle
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -106,6 +106,26 @@ def execution_failure(status: str, error: str | None, cause: str | None) -> dict
     return {"state": "(execution)", "error": error or status, "cause": cause or ""}
 
 
+def newest_loaded_versions(succeeded: Iterable[Mapping[str, Any]], partitions: Sequence[str]
+                           ) -> dict[str, str | None]:
+    """partition -> the object version the warehouse holds it from: that of the partition's
+    SUCCEEDED run with the newest `started_at` (None: an unversioned object). Partitions
+    never loaded are absent. Items without a partition's `input` (a batch's own) are
+    ignored."""
+    wanted = set(partitions)
+    newest: dict[str, tuple[str, str | None]] = {}
+    for item in succeeded:
+        partition, inp = item.get("partition"), item.get("input")
+        if item.get("status") != "SUCCEEDED" or partition not in wanted or \
+                not isinstance(inp, Mapping) or not inp.get("key"):
+            continue
+        started = str(item.get("started_at") or "")
+        if partition not in newest or started > newest[partition][0]:
+            version = inp.get("version_id")
+            newest[str(partition)] = (started, str(version) if version else None)
+    return {partition: version for partition, (_, version) in sorted(newest.items())}
+
+
 class LedgerPort(Protocol):
     """What the logic needs from the run ledger (RunLedger; FakeLedger in the tests)."""
 
@@ -121,6 +141,9 @@ class LedgerPort(Protocol):
                          fields: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
 
     def month_cost(self, dataset: str, since: str, exclude_run_id: str) -> float: ...
+
+    def loaded_versions(self, dataset: str, partitions: Sequence[str]
+                        ) -> dict[str, str | None]: ...
 
     def update(self, run_id: str, fields: Mapping[str, Any]) -> None: ...
 
@@ -284,6 +307,22 @@ class RunLedger:
             if len(found) == limit:
                 break
         return found
+
+    def loaded_versions(self, dataset: str, partitions: Sequence[str]
+                        ) -> dict[str, str | None]:
+        """partition -> the object version its newest SUCCEEDED run loaded
+        (`newest_loaded_versions`): what a backfill skips unless forced. One by_dataset query
+        of the SUCCEEDED runs (every page; eventually consistent, like the GSI)."""
+        if not partitions:
+            return {}
+        kwargs = self._by_dataset(dataset, None, ("run_id", "partition", "input", "status",
+                                                  "started_at"))
+        kwargs["ExpressionAttributeNames"]["#st"] = "status"
+        kwargs["ExpressionAttributeValues"][":st"] = "SUCCEEDED"
+        kwargs["FilterExpression"] = "#st = :st"
+        items = (from_dynamo(i) for i in self._query(
+            f"querying the loaded partitions of {dataset}", kwargs))
+        return newest_loaded_versions(items, partitions)
 
     def month_cost(self, dataset: str, since: str, exclude_run_id: str) -> float:
         """Sum of cost.total_usd of the dataset's runs started at or after `since` (ISO),

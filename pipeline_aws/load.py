@@ -29,6 +29,8 @@ from pipeline_aws.contracts import (
     LoadStatementRequest,
     LoadStatementState,
     LoadStatus,
+    PartitionRun,
+    RecordRunState,
     SubStatement,
 )
 from pipeline_aws.lazy import Lazy
@@ -134,14 +136,17 @@ class LoadStatement:
         run = request.run
         load_try = next_load_try(request.state)
         dataset = self._catalog.get().get(run.dataset)
-        missing = [t.name for t in dataset.load.tables if t.name not in run.outputs]
+        loaded = loaded_partitions(request.state)
+        missing = sorted({t.name for p in loaded for t in dataset.load.tables
+                          if t.name not in p.outputs})
         if missing:
             raise InvalidInput(f"run {run.run_id} has no output for table(s) {missing}")
         pending = pending_migrations(self._migrations.get(), self.applied_versions(run.run_id))
         batch = build_load_batch(
-            schema=dataset.load.schema, tables=dataset.load.tables, outputs=run.outputs,
+            schema=dataset.load.schema, tables=dataset.load.tables,
+            outputs={t.name: [p.outputs[t.name] for p in loaded] for t in dataset.load.tables},
             copy_role_arn=self._copy_role_arn, pending=pending, run_id=run.run_id,
-            applied_at=utc_now_iso(self._clock), partitions=[run.partition],
+            applied_at=utc_now_iso(self._clock), partitions=[p.partition for p in loaded],
         )
         statement_id = self._redshift.batch_execute(
             batch.sqls, statement_name=f"load {run.dataset} {run.partition} {run.run_id} "
@@ -192,6 +197,20 @@ class LoadStatement:
         result = self._redshift.cancel(load.statement_id)
         self._log("load cancel", statement_id=load.statement_id, result=result)
         return LoadCancelled(id=load.statement_id, result=result).model_dump(mode="json")
+
+
+def loaded_partitions(state: LoadStatementState | RecordRunState) -> list[PartitionRun]:
+    """The partitions the load replaces: those the job ran and the gate passed (all of them
+    when `$.quality` names none), in partition order; InvalidInput when there is none (the
+    QualityGate Choice stops such a run before)."""
+    verdicts = state.quality.partitions if state.quality else {}
+    loaded = [p for p in state.run.loadable
+              if not verdicts or (p.partition in verdicts
+                                  and verdicts[p.partition].verdict != "fail")]
+    if not loaded:
+        raise InvalidInput(f"run {state.run.run_id}: no partition passed the gate, nothing "
+                           "to load")
+    return sorted(loaded, key=lambda p: p.partition)
 
 
 def _submitted(request: LoadStatementRequest) -> LoadStarted:

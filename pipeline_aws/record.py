@@ -12,6 +12,7 @@ from typing import Any
 
 from pipeline_aws.contracts import RecordRunRequest, RecordRunState, RunRecorded
 from pipeline_aws.ledger import LedgerPort, utc_now_iso
+from pipeline_aws.load import loaded_partitions
 from pipeline_core.errors import InvalidInput
 
 
@@ -53,6 +54,26 @@ def recorded_fields(state: RecordRunState, loaded: Mapping[str, int], ended_at: 
     return fields
 
 
+def partition_rows(state: RecordRunState, partition: str) -> dict[str, int]:
+    """The rows the job wrote for one partition of a batch (the gate passed them on)."""
+    decided = state.quality.partitions.get(partition) if state.quality else None
+    if decided is None:
+        raise InvalidInput(f"$.quality has no verdict for partition {partition} of run "
+                           f"{state.run.run_id}")
+    return dict(decided.rows)
+
+
+def partition_quality(state: RecordRunState, partition: str) -> dict[str, Any]:
+    """The partition's own verdict and lines, instead of the batch's."""
+    decided = state.quality.partitions.get(partition) if state.quality else None
+    if decided is None:
+        return {}
+    fields: dict[str, Any] = {"quality_verdict": decided.verdict}
+    if decided.lines is not None:
+        fields["lines"] = decided.lines.model_dump(mode="json")
+    return fields
+
+
 class RunRecorder:
     def __init__(self, ledger: LedgerPort, clock: Callable[[], datetime] | None = None,
                  logger: Any = None, metrics: Any = None):
@@ -62,10 +83,21 @@ class RunRecorder:
         self._metrics = metrics
 
     def record(self, request: RecordRunRequest) -> dict[str, Any]:
+        """SUCCEEDED on the item of each loaded partition. A run of one partition records the
+        INSERTs' rows; a batch's INSERTs count all its partitions, so each partition records
+        the rows its job wrote (the gate's `rows`) next to the batch's statement."""
         state = request.state
         loaded = rows_loaded(state)
-        self._ledger.update(state.run.run_id,
-                            recorded_fields(state, loaded, utc_now_iso(self._clock)))
+        now = utc_now_iso(self._clock)
+        partitions = loaded_partitions(state)
+        if len(partitions) == 1 and partitions[0].run_id == state.run.run_id:
+            self._ledger.update(state.run.run_id, recorded_fields(state, loaded, now))
+        else:
+            for part in partitions:
+                self._ledger.update(part.run_id, {
+                    **recorded_fields(state, partition_rows(state, part.partition), now),
+                    "batch_run_id": state.run.run_id, "outputs": part.outputs,
+                    **partition_quality(state, part.partition)})
         if self._metrics:
             self._metrics.add_metric(name="RunsSucceeded", unit="Count", value=1)
             self._metrics.add_metric(name="RowsLoaded", unit="Count", value=sum(loaded.values()))

@@ -21,10 +21,13 @@ from urllib.parse import unquote_plus
 from zoneinfo import ZoneInfo
 
 from pipeline_aws.contracts import (
+    BatchSpec,
+    BatchTrigger,
     ClusterSpec,
     Compute,
     JobSpec,
     ManualTrigger,
+    PartitionRun,
     ResolveRunRequest,
     RunIgnored,
     RunInput,
@@ -175,9 +178,12 @@ class RunPaths:
 
     @classmethod
     def of(cls, curated_bucket: str, dataset: str, tables: Sequence[str], partition: str,
-           run_id: str) -> RunPaths:
+           run_id: str, batch_run_id: str | None = None) -> RunPaths:
+        """A partition of a batch writes under `batch=<batch run id>/`, so that the batch's
+        load COPYs each table from one prefix (one statement, whatever the batch's size)."""
         curated = f"s3://{curated_bucket}"
-        run_path = f"partition={partition}/run_id={run_id}/"
+        run_path = (f"batch={batch_run_id}/" if batch_run_id else "") + \
+            f"partition={partition}/run_id={run_id}/"
         return cls(
             outputs={t: f"{curated}/{dataset}/{t}/{run_path}" for t in tables},
             output_root=f"{curated}/{dataset}/{{table}}/{run_path}",
@@ -248,6 +254,8 @@ class RunResolver:
                                   validate_partition(str(trigger.date)))
         if isinstance(trigger, S3ObjectCreated):
             return self._find_event_object(trigger)
+        if isinstance(trigger, BatchTrigger):
+            raise InvalidInput("a batch has no single object (resolve() runs it)")
         return self._find_object(str(trigger.bucket), str(trigger.key))
 
     def _find_object(self, bucket: str, key: str, version_id: str | None = None,
@@ -306,12 +314,12 @@ class RunResolver:
 
     def build_manifest(self, *, dataset: Dataset, partition: str, obj: ObjectInfo,
                        run_id: str, attempt: int, request: ResolveRunRequest, started_at: str,
-                       duplicate: bool) -> dict[str, Any]:
+                       duplicate: bool, batch_run_id: str | None = None) -> dict[str, Any]:
         """The run manifest (contracts.RunManifest) as the state machine receives it."""
         s = self._settings
         name = safe_identifier(dataset.name, "dataset name")
         tables = [safe_identifier(t.name, "load table") for t in dataset.load.tables]
-        paths = RunPaths.of(s.curated_bucket, name, tables, partition, run_id)
+        paths = RunPaths.of(s.curated_bucket, name, tables, partition, run_id, batch_run_id)
         conf = spark_conf_pairs(dataset)
         job = self._job(dataset, obj, paths, conf, run_id=run_id, attempt=attempt,
                         partition=partition, started_at=started_at)
@@ -404,6 +412,8 @@ class RunResolver:
         """The run manifest; `duplicate` when the object's run exists and no re-run is due;
         RunIgnored for a folder marker."""
         trigger = request.trigger
+        if isinstance(trigger, BatchTrigger):
+            return self._resolve_batch(request, trigger.batch)
         if isinstance(trigger, S3ObjectCreated) and is_folder_marker(trigger.key, trigger.size):
             return self._ignored(trigger)
         target = self._locate(request)
@@ -418,8 +428,10 @@ class RunResolver:
             return self._started(first)
         return self._existing(run)
 
-    def _existing(self, run: _Resolution) -> dict[str, Any]:
-        """The object's run exists: the same run again, a duplicate, or the next attempt."""
+    def _existing(self, run: _Resolution, *, resume_broken: bool = False) -> dict[str, Any]:
+        """The object's run exists: the same run again, a duplicate, or the next attempt.
+        `resume_broken` (a batch): a run that ended unsuccessfully for another reason than
+        its data (`failed_on_data`) is run again, so a backfill resumes what a crash left."""
         base = self._ledger.get(run.base_run_id)
         if base is None:  # created and removed between our two calls: treat as taken
             return self._duplicate(self._manifest(run, run.base_run_id, 1, run.now, True),
@@ -437,6 +449,8 @@ class RunResolver:
             # This execution created it (ResolveRun retried after its write): same run, not a copy.
             return self._manifest(run, latest_id, latest_attempt, started, False)
         if run.request.rerun and (status in ENDED_UNSUCCESSFULLY or status == "SUCCEEDED"):
+            return self._rerun(run, latest_id, latest_attempt, started)
+        if resume_broken and status in ENDED_UNSUCCESSFULLY and not failed_on_data(latest):
             return self._rerun(run, latest_id, latest_attempt, started)
         return self._duplicate(self._manifest(run, latest_id, latest_attempt, started, True),
                                status)
@@ -475,6 +489,8 @@ class RunResolver:
                       **({"version_id": obj.version_id} if obj.version_id else {})},
             "outputs": manifest["outputs"],
         }
+        if isinstance(run.request.trigger, BatchTrigger):
+            record["batch_id"] = run.request.trigger.batch.batch_id
         if attempt == 1:
             record["latest_attempt"] = 1
             record["latest_run_id"] = manifest["run_id"]
@@ -490,6 +506,9 @@ class RunResolver:
         if self._metrics:
             self._metrics.add_metric(name="RunsStarted", unit="Count", value=1)
         return manifest
+
+    def _resolve_batch(self, request: ResolveRunRequest, spec: BatchSpec) -> dict[str, Any]:
+        return _BatchResolver(self, request, spec).resolve()
 
     def _ignored(self, event: S3ObjectCreated) -> dict[str, Any]:
         """A folder marker: nothing to run, nothing registered, no alert."""
@@ -510,3 +529,156 @@ class RunResolver:
         if self._metrics:
             self._metrics.add_metric(name="DuplicateDeliveries", unit="Count", value=1)
         return manifest
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches: many partitions of one dataset in one execution
+
+
+def failed_on_data(item: Mapping[str, Any]) -> bool:
+    """The run failed on what its object holds (the gate's verdict, a refused input): the
+    same bytes fail the same way, so a batch does not run it again unless forced."""
+    failure = item.get("failure")
+    error = failure.get("error") if isinstance(failure, Mapping) else None
+    return error in ("QualityGateFailed", "InvalidInput")
+
+
+def batch_run_id(dataset: str, batch_id: str, run_ids: Sequence[str]) -> str:
+    """`<dataset>-batch-<12 hex>` of the batch id and its partitions' run ids: the same batch
+    of the same versions is the same run; a forced re-run (new attempt ids) is another."""
+    identity = "/".join([batch_id, *sorted(run_ids)])
+    return f"{dataset}-batch-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
+def batch_arguments(parts: Sequence[tuple[PartitionRun, list[str]]]) -> list[str]:
+    """The job's arguments for a batch: the first partition's full argument list, then for
+    each other partition its own options from `--input` on (the Spark job contract: the job
+    splits its arguments at each `--input`)."""
+    first = parts[0][1]
+    out = list(first)
+    for _, args in parts[1:]:
+        pairs = list(zip(args[::2], args[1::2], strict=True))
+        out.extend(x for name, value in pairs if name in PARTITION_OPTIONS
+                   for x in (name, value))
+    return out
+
+
+PARTITION_OPTIONS = frozenset({
+    "--input", "--output-root", "--quarantine", "--metrics", "--quality", "--run-id",
+    "--partition", "--reference-time", "--input-etag", "--input-version-id"})
+
+
+class _BatchResolver:
+    """ResolveRun for a BatchTrigger: each object resolved as its own run (its own run id and
+    ledger item, so a batch and an S3 event of one version never both load it), then one
+    manifest listing the partitions that are not already done."""
+
+    def __init__(self, resolver: RunResolver, request: ResolveRunRequest, spec: BatchSpec):
+        self.r, self.request, self.spec = resolver, request, spec
+        self.dataset = resolver.catalog.get(spec.dataset)
+
+    def targets(self) -> list[_Target]:
+        limit = self.dataset.backfill.max_objects_per_batch
+        if len(self.spec.objects) > limit:
+            raise InvalidInput(f"batch {self.spec.batch_id} has {len(self.spec.objects)} "
+                               f"objects; {self.dataset.name} takes at most {limit} per batch")
+        bucket = self.r._settings.raw_bucket
+        targets = [self.r._find_object(bucket, o.key, o.version_id) for o in self.spec.objects]
+        other = [t.obj.key for t in targets if t.dataset.name != self.dataset.name]
+        if other:
+            raise InvalidInput(f"batch {self.spec.batch_id} is for {self.dataset.name} but "
+                               f"{', '.join(other)} belong to another dataset")
+        days = [t.partition for t in targets]
+        twice = sorted({d for d in days if days.count(d) > 1})
+        if twice:
+            raise InvalidInput(f"batch {self.spec.batch_id} names two objects of partition(s) "
+                               f"{', '.join(twice)}: one object per partition")
+        return sorted(targets, key=lambda t: t.partition)
+
+    def refusal(self, target: _Target) -> str | None:
+        """Why the object's input check refuses it (None: it runs)."""
+        try:
+            self.r._objects.check_input(target.obj, target.dataset.source)
+        except InvalidInput as e:
+            return str(e)
+        return None
+
+    def claim(self, target: _Target, now: str, refused: str | None
+              ) -> tuple[dict[str, Any], str | None]:
+        """The partition's single-run manifest (duplicate or not) and why its input is
+        refused (None: it runs)."""
+        obj = target.obj
+        run = _Resolution(self.request, target, run_id_for(
+            target.dataset.name, target.partition, obj.bucket, obj.key, obj.etag,
+            obj.version_id), now)
+        first = self.r._manifest(run, run.base_run_id, 1, now, duplicate=False)
+        if self.r._ledger.create_run(self.r._item(run, first)):
+            return first, refused
+        return self.r._existing(run, resume_broken=True), refused
+
+    def resolve(self) -> dict[str, Any]:
+        now = utc_now_iso(self.r._clock)
+        claimed: list[tuple[_Target, PartitionRun, str | None]] = []
+        skipped: list[dict[str, Any]] = []
+        targets = self.targets()
+        refusals = [self.refusal(t) for t in targets]
+        if all(refusals):
+            # Before any ledger item: nothing of this batch stays RUNNING.
+            raise InvalidInput("every object of batch " + self.spec.batch_id + " was refused: "
+                               + "; ".join(str(r) for r in refusals))
+        for target, refused_by in zip(targets, refusals, strict=True):
+            single, refusal = self.claim(target, now, refused_by)
+            part = PartitionRun.model_validate(single["partitions"][0])
+            if single["duplicate"]:
+                skipped.append({"partition": part.partition, "run_id": part.run_id,
+                                "key": part.input.key, "reason": "its run exists"})
+            else:
+                claimed.append((target, part, refusal))
+        if claimed and all(refusal for _, _, refusal in claimed):
+            # Only refused objects are new (the others ran before): end their items, fail.
+            for _, part, refusal in claimed:
+                self.r._ledger.mark_failed(part.run_id, {
+                    "state": "ResolveRun", "error": "InvalidInput", "cause": str(refusal)})
+            raise InvalidInput("every object of batch " + self.spec.batch_id + " still to "
+                               "run was refused: "
+                               + "; ".join(str(refusal) for _, _, refusal in claimed))
+        run_ids = [p.run_id for _, p, _ in claimed] or [s["run_id"] for s in skipped]
+        run_id = batch_run_id(self.dataset.name, self.spec.batch_id, run_ids)
+        parts: list[tuple[PartitionRun, list[str]]] = []
+        refused: list[PartitionRun] = []
+        for target, part, refusal in claimed:
+            own = self.r.build_manifest(
+                dataset=self.dataset, partition=part.partition, obj=target.obj,
+                run_id=part.run_id, attempt=part.attempt, request=self.request,
+                started_at=now, duplicate=False, batch_run_id=run_id)
+            placed = PartitionRun.model_validate(own["partitions"][0])
+            if refusal:
+                refused.append(placed.model_copy(update={"refused": refusal}))
+            else:
+                parts.append((placed, list(own["job"]["arguments"])))
+        return self.manifest(run_id, targets[0].obj, parts, refused, skipped, now)
+
+    def manifest(self, run_id: str, first: ObjectInfo,
+                 parts: list[tuple[PartitionRun, list[str]]], refused: list[PartitionRun],
+                 skipped: list[dict[str, Any]], now: str) -> dict[str, Any]:
+        every = sorted([p for p, _ in parts] + refused, key=lambda p: p.partition)
+        days = [p.partition for p in every] or [s["partition"] for s in skipped]
+        label = days[0] if len(days) == 1 else f"{days[0]}..{days[-1]}"
+        base = self.r.build_manifest(
+            dataset=self.dataset, partition=days[0], obj=first, run_id=run_id, attempt=1,
+            request=self.request, started_at=now, duplicate=not parts)
+        base["job"]["arguments"] = batch_arguments(parts) if parts else []
+        if base.get("cluster"):
+            step = base["cluster"]["step_args"]
+            base["cluster"]["step_args"] = step[:step.index(base["job"]["entry_point"]) + 1] + \
+                base["job"]["arguments"]
+        base.update(partition=label, input=None, outputs={}, quarantine_uri=None,
+                    metrics_uri=None, quality_uri=None, batch_id=self.spec.batch_id,
+                    partitions=[p.model_dump(mode="json") for p in every], skipped=skipped)
+        if self.r._logger:
+            self.r._logger.info("batch resolved", extra={
+                "run_id": run_id, "partitions": [p.partition for p, _ in parts],
+                "refused": [p.partition for p in refused],
+                "skipped": [s["partition"] for s in skipped]})
+        return RunManifest.model_validate(base).model_dump(mode="json")
+

@@ -155,6 +155,26 @@ class Cost:
     monthly_budget_usd: float | None = None
 
 
+# A batch's objects travel in the pipeline execution's input and in its run manifest (paths and
+# checks per partition), which Step Functions caps at 256 KiB a state: 100 objects stay well
+# inside. Inline Map runs at most 40 iterations at once ("Map state in Inline mode", Step
+# Functions developer guide).
+MAX_OBJECTS_PER_BATCH = 100
+MAX_CONCURRENT_BATCHES = 40
+MIN_BYTES_PER_BATCH = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Backfill:
+    """How a backfill groups a dataset's raw objects into pipeline runs (batches) and how many
+    run at once. Larger batches share one job's start-up and per-worker minimum billing; a
+    batch that crashes fails together, so a batch is also the unit that is run again."""
+
+    max_objects_per_batch: int = 10
+    max_bytes_per_batch: int = 1024 * 1024 * 1024
+    max_concurrent_batches: int = 2
+
+
 @dataclass(frozen=True)
 class Dataset:
     name: str
@@ -167,6 +187,7 @@ class Dataset:
     schedule: Schedule | None  # None: the dataset runs only when its files are dropped
     cost: Cost
     path: Path | None = None
+    backfill: Backfill = field(default_factory=Backfill)
 
     def partition_for_key(self, key: str) -> str | None:
         """The partition encoded in a raw key, or None when the key is not this dataset's."""
@@ -474,6 +495,26 @@ def _cost(reader: _Reader | None) -> Cost:
     return cost
 
 
+def _backfill(reader: _Reader | None) -> Backfill:
+    if reader is None:
+        return Backfill()
+    default = Backfill()
+    backfill = Backfill(
+        reader.get("max_objects_per_batch", int, default.max_objects_per_batch),
+        reader.get("max_bytes_per_batch", int, default.max_bytes_per_batch),
+        reader.get("max_concurrent_batches", int, default.max_concurrent_batches))
+    for label, value, low, high in (
+            ("max_objects_per_batch", backfill.max_objects_per_batch, 1, MAX_OBJECTS_PER_BATCH),
+            ("max_bytes_per_batch", backfill.max_bytes_per_batch, MIN_BYTES_PER_BATCH, None),
+            ("max_concurrent_batches", backfill.max_concurrent_batches, 1,
+             MAX_CONCURRENT_BATCHES)):
+        if value < low or (high is not None and value > high):
+            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise ConfigurationError(f"{reader.where}.{label}: must be {bound}, got {value}")
+    reader.done()
+    return backfill
+
+
 def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
     """Build a Dataset from one catalog file, or raise ConfigurationError naming the field."""
     root = _Reader(data, path.name if path else "dataset")
@@ -487,6 +528,7 @@ def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
         load=_load(root.sub("load")),
         schedule=_schedule(root.optional_sub("schedule")),
         cost=_cost(root.optional_sub("cost")),
+        backfill=_backfill(root.optional_sub("backfill")),
         description=root.get("description", str, ""),
         path=path,
     )

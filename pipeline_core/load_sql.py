@@ -172,9 +172,32 @@ def _replace_sqls(target: str, stage: str, table: TableLoad, partitions: Sequenc
             f"INSERT INTO {target} SELECT * FROM {stage} WHERE {where}"]
 
 
-def table_load_sqls(schema: str, table: TableLoad, output_uri: str, copy_role_arn: str,
-                    partitions: Sequence[str]) -> list[str]:
+_BATCH_OUTPUT = re.compile(r"^(?P<base>s3://.+/batch=[^/]+/)partition=[^/]+/run_id=[^/]+/\Z")
+
+
+def copy_prefix(table: str, output_uris: Sequence[str]) -> str:
+    """What one COPY reads for a table: a single partition's output prefix and its `part-`
+    files; for several partitions, their batch's prefix `.../batch=<id>/partition=`, which
+    holds only that batch's partitions (the INSERT then takes only the loaded ones)."""
+    for uri in output_uris:
+        if not uri.startswith("s3://") or not uri.endswith("/"):
+            raise InvalidInput(f"output of table {table} must be an s3:// prefix ending with "
+                               f"'/', got {uri!r}")
+    if len(output_uris) == 1:
+        return output_uris[0] + DATA_FILE_PREFIX
+    bases = {m["base"] if (m := _BATCH_OUTPUT.match(uri)) else None for uri in output_uris}
+    if len(bases) != 1 or None in bases:
+        raise InvalidInput(f"the outputs of table {table} for several partitions must lie under "
+                           f"one batch=<id>/ prefix, got {list(output_uris)}")
+    return f"{bases.pop()}partition="
+
+
+def table_load_sqls(schema: str, table: TableLoad, output_uri: str | Sequence[str],
+                    copy_role_arn: str, partitions: Sequence[str]) -> list[str]:
     """Stage, COPY, delete what the run replaces, insert: the INSERT is the last statement.
+    `output_uri`: the table's output prefix, or one per partition of a batch (one COPY for
+    all of them: `copy_prefix`; BatchExecuteStatement takes at most 40 statements). A
+    full_refresh table loads the last partition's output only: each holds the whole table.
 
     The staging table is dropped first in case the session is reused (Data API sessions kept
     alive, or the local runtime's single connection): a temp table lives as long as its session.
@@ -183,25 +206,29 @@ def table_load_sqls(schema: str, table: TableLoad, output_uri: str, copy_role_ar
     name = safe_identifier(table.name, "load table")
     stage = safe_identifier(f"stage_{name}", "staging table")
     target = f"{schema}.{name}"
-    if not output_uri.startswith("s3://") or not output_uri.endswith("/"):
-        raise InvalidInput(f"output of table {name} must be an s3:// prefix ending with '/', "
-                           f"got {output_uri!r}")
+    uris = [output_uri] if isinstance(output_uri, str) else list(output_uri)
+    if table.mode == "full_refresh":
+        uris = uris[-1:]
+    if not uris:
+        raise InvalidInput(f"the load of table {name} names no output")
     if not partitions or not all(isinstance(p, str) and p for p in partitions):
         raise InvalidInput(f"the load of table {name} names no partition to replace")
     return [
         f"DROP TABLE IF EXISTS {stage}",
         f"CREATE TEMP TABLE {stage} (LIKE {target})",
-        f"COPY {stage} FROM {quote_literal(output_uri + DATA_FILE_PREFIX)} "
+        f"COPY {stage} FROM {quote_literal(copy_prefix(name, uris))} "
         f"IAM_ROLE {quote_literal(copy_role_arn)} FORMAT AS PARQUET",
         *_replace_sqls(target, stage, table, partitions),
     ]
 
 
-def build_load_batch(*, schema: str, tables: Sequence[TableLoad], outputs: Mapping[str, str],
+def build_load_batch(*, schema: str, tables: Sequence[TableLoad],
+                     outputs: Mapping[str, str | Sequence[str]],
                      copy_role_arn: str, pending: Sequence[Migration], run_id: str,
                      applied_at: str, partitions: Sequence[str]) -> LoadBatch:
     """The whole batch: pending migrations (each recorded), then every table of the run,
-    replacing exactly `partitions` (the run's, passed explicitly)."""
+    replacing exactly `partitions` (the run's, passed explicitly; a batch's loaded ones, with
+    their outputs in the same order)."""
     if not re.match(r"^arn:aws[\w-]*:iam::\d{12}:role/", copy_role_arn):
         raise ConfigurationError(f"COPY role {copy_role_arn!r} is not an IAM role ARN")
     if not re.match(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}", applied_at):

@@ -14,6 +14,7 @@ from pipeline_aws.alerts import Alert, AlertPort, clip
 from pipeline_aws.contracts import (
     EvaluateQualityRequest,
     LineCounts,
+    PartitionQuality,
     QualityResult,
     RuleOutcome,
     RunManifest,
@@ -235,10 +236,60 @@ class QualityGate:
         self._logger = logger
 
     def evaluate(self, request: EvaluateQualityRequest) -> dict[str, Any]:
-        """contracts.QualityResult for the run the request names."""
+        """contracts.QualityResult for the run the request names: one decision per partition
+        (each recorded and alerted alone), the run's verdict `fail` only when all fail."""
         run = request.run
-        report = parse_quality_report(self._reader.read(run.quality_uri), run.quality_uri)
-        outputs = parse_run_outputs(self._reader.read(run.metrics_uri), run.metrics_uri)
+        decided: dict[str, QualityResult] = {}
+        rows: dict[str, dict[str, int]] = {}
+        for part in run.partitions:
+            one = run.of_partition(part)
+            refusal = part.refused or self._job_refusal(one)
+            if refusal:
+                decided[part.partition] = self._refused(request, one, refusal)
+            else:
+                decided[part.partition], rows[part.partition] = self._evaluate_run(request, one)
+        if len(decided) == 1:
+            [result] = decided.values()
+            return result.model_copy(update={"partitions": _verdicts(run, decided, rows)}
+                                     ).model_dump(mode="json")
+        return batch_result(run, decided, rows).model_dump(mode="json")
+
+    def _job_refusal(self, run: RunManifest) -> str | None:
+        """Why the job refused the partition's input (its metrics.json's `error`), or None."""
+        metrics = self._reader.read(str(run.metrics_uri))
+        error = metrics.get("error") if isinstance(metrics, Mapping) else None
+        return str(error) if error else None
+
+    def _refused(self, request: EvaluateQualityRequest, run: RunManifest, reason: str
+                 ) -> QualityResult:
+        """A partition whose input was refused fails alone: FAILED in the ledger (when others
+        of its batch go on; a single run is recorded by HandleFailure) and alerted."""
+        summary = clip(f"{run.dataset} partition {run.partition} (run {run.run_id}) was not "
+                       f"processed: {reason}", SUMMARY_MAX)
+        if len(request.run.partitions) > 1:
+            self._ledger.mark_failed(run.run_id, {"state": "EvaluateQuality",
+                                                  "error": "InvalidInput", "cause": summary})
+        env = f" [{self._environment}]" if self._environment else ""
+        self._alerts.publish(Alert(
+            subject=f"Input refused{env}: {run.dataset} {run.partition}",
+            title=f"The input of {run.dataset} partition {run.partition} was refused: nothing "
+                  "from it reached the warehouse.",
+            fields={"dataset": run.dataset, "partition": run.partition, "run_id": run.run_id,
+                    "reason": reason, "input": run.input.uri if run.input else None,
+                    "execution": request.execution.Id},
+            attributes={"dataset": run.dataset, "environment": self._environment,
+                        "event": "input_refused", "verdict": "fail", "run_id": run.run_id}))
+        return QualityResult(verdict="fail", summary=summary, failed_rules=[], warned_rules=[],
+                             lines=LineCounts(read=0, written=0, quarantined=0, duplicates=0))
+
+    def _evaluate_run(self, request: EvaluateQualityRequest, run: RunManifest
+                      ) -> tuple[QualityResult, dict[str, int]]:
+        """The gate's decision on one partition (`run`: the manifest of that partition), and
+        the rows the job wrote to each table."""
+        report = parse_quality_report(self._reader.read(str(run.quality_uri)),
+                                      str(run.quality_uri))
+        outputs = parse_run_outputs(self._reader.read(str(run.metrics_uri)),
+                                    str(run.metrics_uri))
         lines = outputs.lines
         quality = self._catalog_quality(run.dataset)
         default_runs = quality.history_runs if any(
@@ -248,8 +299,12 @@ class QualityGate:
                   *evaluation_time_check(quality, run, report)]
         decided = self._decide_all(run, report, history, default_runs, checks)
         self._record(run, report, decided, lines)
+        if decided.verdict == "fail" and len(request.run.partitions) > 1:
+            self._ledger.mark_failed(run.run_id, {"state": "EvaluateQuality",
+                                                  "error": "QualityGateFailed",
+                                                  "cause": decided.summary})
         if decided.verdict != "pass":
-            self._alerts.publish(self._alert(request, decided, outputs))
+            self._alerts.publish(self._alert(request, run, decided, outputs))
         self._metrics.publish(run.dataset, run.run_id, decided.verdict,
                               [(r.rule_type, r.outcome_metric) for r in decided.results])
         if self._logger:
@@ -263,7 +318,7 @@ class QualityGate:
             failed_rules=[r.outcome() for r in decided.failed],
             warned_rules=[r.outcome() for r in decided.warned],
             lines=lines,
-        ).model_dump(mode="json")
+        ), dict(outputs.table_rows)
 
     def _decide_all(self, run: RunManifest, report: QualityReport,
                     history: Sequence[Mapping[str, float]], default_runs: int,
@@ -331,14 +386,16 @@ class QualityGate:
         return result.model_copy(update={"threshold": decision.threshold,
                                          "passed": decision.passed, "reason": decision.reason})
 
-    def _alert(self, request: EvaluateQualityRequest, decided: _Decided, outputs: RunOutputs
-               ) -> Alert:
-        run = request.run
+    def _alert(self, request: EvaluateQualityRequest, run: RunManifest, decided: _Decided,
+               outputs: RunOutputs) -> Alert:
         lines = outputs.lines
         env = f" [{self._environment}]" if self._environment else ""
         word = "FAILED" if decided.verdict == "fail" else "WARNING"
         consequence = ("the load was stopped; nothing from this run reached the warehouse"
                        if decided.verdict == "fail" else "the load continues")
+        if decided.verdict == "fail" and len(request.run.partitions) > 1:
+            consequence = ("this partition is not loaded; the other partitions of batch "
+                           f"{request.run.batch_id} are decided alone")
         fields: dict[str, Any] = {"dataset": run.dataset, "partition": run.partition,
                                   "run_id": run.run_id, "verdict": decided.verdict}
         judged = [*decided.failed, *decided.warned]
@@ -371,3 +428,37 @@ class QualityGate:
                         "event": f"quality_{decided.verdict}", "verdict": decided.verdict,
                         "run_id": run.run_id},
         )
+
+
+def _verdicts(run: RunManifest, decided: Mapping[str, QualityResult],
+              rows: Mapping[str, Mapping[str, int]]) -> dict[str, PartitionQuality]:
+    ids = {p.partition: p.run_id for p in run.partitions}
+    return {day: PartitionQuality(run_id=ids[day], verdict=r.verdict, summary=r.summary,
+                                  lines=r.lines, rows=dict(rows.get(day, {})))
+            for day, r in decided.items()}
+
+
+def batch_result(run: RunManifest, decided: Mapping[str, QualityResult],
+                 rows: Mapping[str, Mapping[str, int]]) -> QualityResult:
+    """A batch's result: `fail` only when every partition failed (nothing to load), `warn`
+    when some failed or warned, else `pass`; the lines summed over the partitions."""
+    verdicts = [r.verdict for r in decided.values()]
+    failed = sorted(day for day, r in decided.items() if r.verdict == "fail")
+    verdict: Verdict = ("fail" if all(v == "fail" for v in verdicts)
+                        else "warn" if failed or "warn" in verdicts else "pass")
+    loaded = len(verdicts) - len(failed)
+    text = (f"Batch {run.batch_id} of {run.dataset} ({run.run_id}): {loaded} of "
+            f"{len(verdicts)} partitions pass the gate")
+    if failed:
+        text += "; failed: " + "; ".join(
+            f"{day}: {decided[day].summary}" for day in failed)
+    lines = [r.lines for r in decided.values()]
+    return QualityResult(
+        verdict=verdict, summary=clip(text + ".", SUMMARY_MAX),
+        failed_rules=[x for r in decided.values() for x in r.failed_rules],
+        warned_rules=[x for r in decided.values() for x in r.warned_rules],
+        lines=LineCounts(read=sum(x.read for x in lines),
+                         written=sum(x.written for x in lines),
+                         quarantined=sum(x.quarantined for x in lines),
+                         duplicates=sum(x.duplicates for x in lines)),
+        partitions=_verdicts(run, decided, rows))

@@ -116,3 +116,31 @@ def parse_args(argv: list[str], prog: str = "job") -> JobArgs:
     return JobArgs(ns.input, ns.output_root, ns.quarantine, ns.metrics, ns.quality, ns.rules,
                    ns.run_id, partition, reference, encoding, ns.input_etag or None,
                    ns.input_version_id or None, ns.input_source or None)
+
+
+# Options that belong to one partition of a batch, never shared with the others
+# (pipeline_aws.resolve.PARTITION_OPTIONS, plus the local runtime's --input-source).
+PARTITION_OPTIONS = frozenset({
+    "--input", "--input-source", "--output-root", "--quarantine", "--metrics", "--quality",
+    "--run-id", "--partition", "--reference-time", "--input-etag", "--input-version-id"})
+
+
+def split_partitions(argv: list[str]) -> list[list[str]]:
+    """A batch's arguments, one list per partition: the options before the second `--input`
+    are the first partition's and hold what every partition shares (rules, encoding, the
+    catalog's extra options); each later `--input` starts a partition's own options, which
+    replace the first's. One `--input`: the list as it is (a run of one partition)."""
+    starts = [i for i, a in enumerate(argv) if a == "--input"]
+    if len(starts) <= 1:
+        return [list(argv)]
+    first = argv[:starts[1]]
+    groups = [first]
+    for begin, end in zip(starts[1:], [*starts[2:], len(argv)], strict=True):
+        own = argv[begin:end]
+        if len(own) % 2:
+            raise InvalidInput(f"bad job arguments: partition options {own} are not "
+                               "`--name value` pairs")
+        shared = [x for name, value in zip(first[::2], first[1::2], strict=False)
+                  if name not in PARTITION_OPTIONS for x in (name, value)]
+        groups.append(shared + own)
+    return groups

@@ -34,11 +34,11 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline_core.dqdl import parse_ruleset
-from pipeline_core.errors import ConfigurationError
+from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.warehouse_limits import TableDefinition
 from spark_jobs.common import outputs, text, warehouse
-from spark_jobs.common.args import JobArgs
-from spark_jobs.common.entry import Cleanup, run_job
+from spark_jobs.common.args import JobArgs, parse_args, split_partitions
+from spark_jobs.common.entry import run_job
 from spark_jobs.common.frames import materialize
 from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
 from spark_jobs.common.quality import QualityEngine, QualityReport
@@ -93,19 +93,54 @@ class RawJob:
         return _Run(self, spark, args).run()
 
     def main(self, argv: list[str] | None = None) -> int:
-        """The job's entry point (`main.main(argv)`): its exit code."""
-        code, metrics = run_job(self.dataset, sys.argv[1:] if argv is None else argv,
-                                self._work, app_name=lambda a: f"{self.dataset}-{a.run_id}")
-        if metrics is not None:
+        """The job's entry point (`main.main(argv)`): its exit code. Several `--input` groups
+        are a batch: its partitions run one after the other in one Spark application
+        (`run_batch`)."""
+        groups = split_partitions(sys.argv[1:] if argv is None else argv)
+        code, done = run_job(
+            self.dataset, groups[0],
+            lambda spark, args, cleanups: self.run_batch(spark, [args, *groups[1:]]),
+            app_name=lambda a: f"{self.dataset}-{a.run_id}" + (
+                f"-and-{len(groups) - 1}" if len(groups) > 1 else ""))
+        for metrics in done or []:
+            if "error" in metrics:
+                print(f"{self.dataset} {metrics['run_id']}: refused: {metrics['error']}")
+                continue
             print(f"{self.dataset} {metrics['run_id']}: read {metrics['lines_read']} lines, "
                   f"wrote {metrics['lines_written']}, quarantined "
                   f"{metrics['lines_quarantined']}, duplicates {metrics['duplicates']}; "
                   f"rules {metrics['quality']}")
         return code
 
-    def _work(self, spark: SparkSession, args: JobArgs, cleanups: list[Cleanup]
-              ) -> dict[str, Any]:
-        return self.run(spark, args)
+    def run_batch(self, spark: SparkSession, partitions: list[JobArgs | list[str]]
+                  ) -> list[dict[str, Any]]:
+        """Each partition's run, one after the other on one session. A partition whose input
+        is refused (InvalidInput: empty, not gzip, a wrong header, another object version...)
+        fails alone: its metrics.json says why (`error`) and the others go on. When every
+        partition is refused the job is refused (exit 2, as a run of one), writing nothing."""
+        done: list[dict[str, Any]] = []
+        refused: list[tuple[JobArgs, InvalidInput]] = []
+        for given in partitions:
+            args = given if isinstance(given, JobArgs) else parse_args(given, self.dataset)
+            try:
+                done.append(self.run(spark, args))
+            except InvalidInput as e:
+                refused.append((args, e))
+        if len(refused) == len(partitions):
+            if len(refused) == 1:
+                raise refused[0][1]
+            raise InvalidInput("every partition of the batch was refused: "
+                               + "; ".join(str(e) for _, e in refused))
+        return done + [self._refused(spark, args, e) for args, e in refused]
+
+    def _refused(self, spark: SparkSession, args: JobArgs, error: InvalidInput
+                 ) -> dict[str, Any]:
+        """metrics.json of a refused partition: what it is and why it was refused."""
+        metrics = {"run_id": args.run_id, "dataset": self.dataset,
+                   "partition": args.partition, "input": args.input_object,
+                   "error": str(error)}
+        Storage(spark).write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
+        return metrics
 
 
 def check_input_version(args: JobArgs,

@@ -19,6 +19,8 @@ Sources (AWS Step Functions developer guide unless said otherwise):
   https://docs.aws.amazon.com/emr/latest/ManagementGuide/emr-fine-grained-cluster-access.html
   ("To create a cluster with a tag, you must also have permission for elasticmapreduce:AddTags")
 - "IAM policies for AWS Lambda" https://docs.aws.amazon.com/step-functions/latest/dg/lambda-iam.html
+- "IAM policies for AWS Step Functions" (nested workflows, startExecution.sync)
+  https://docs.aws.amazon.com/step-functions/latest/dg/stepfunctions-iam.html
 - "Learning to use AWS service SDK integrations in Step Functions"
   https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html (Step
   Functions cannot generate IAM for aws-sdk tasks: the action is the service's IAM prefix and the
@@ -112,6 +114,13 @@ INTEGRATIONS: dict[str, Grant] = {
     "elasticmapreduce:terminateCluster": Grant(DG + "emr-iam.html", _EMR_TERMINATE),
     "elasticmapreduce:setClusterTerminationProtection": Grant(
         DG + "emr-iam.html", frozenset({"elasticmapreduce:SetTerminationProtection"})),
+    # A nested workflow run to its end, output as JSON ("IAM policies for AWS Step Functions":
+    # StartExecution on the state machine, DescribeExecution and StopExecution on its
+    # executions, and the managed rule).
+    "states:startExecution.sync:2": Grant(
+        DG + "stepfunctions-iam.html",
+        frozenset({"states:StartExecution", "states:DescribeExecution", "states:StopExecution"}),
+        rule="StepFunctionsGetEventsForStepFunctionsExecutionRule"),
     # A Task whose Resource is the function's ARN, and the optimized lambda:invoke.
     "lambda:function": Grant(DG + "lambda-iam.html", frozenset({"lambda:InvokeFunction"}),
                              invokes_function=True),
@@ -401,7 +410,8 @@ def test_every_row_names_its_source() -> None:
         assert grant.actions or grant.sdk_prefix, key
         assert not grant.tagged or grant.tagged_source.startswith("https://docs.aws.amazon.com/")
         if grant.rule:
-            assert key.endswith(".sync") and grant.rule.startswith("StepFunctionsGetEvent"), key
+            assert key.endswith((".sync", ".sync:2")), key
+            assert grant.rule.startswith("StepFunctionsGetEvent"), key
 
 
 def test_state_machine_roles_grant_exactly_what_their_integrations_need(
@@ -425,7 +435,8 @@ def test_the_walk_reaches_nested_tasks() -> None:
 
 
 def _pipeline(template: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    (name,) = _machines(template)
+    (name,) = [n for n in _machines(template) if template["Resources"][n]["Properties"][
+        "DefinitionUri"].endswith("/pipeline.asl.json")]
     role = template["Resources"][template["Resources"][name]["Properties"]["Role"]["Fn::GetAtt"][0]]
     return name, role
 

@@ -87,7 +87,8 @@ def test_no_other_role_has_a_redshift_data_grant(resources: dict[str, Any]) -> N
 def test_the_state_machine_reaches_the_statement_only_through_its_owner(
         resources: dict[str, Any], definitions: dict[str, Any]) -> None:
     owner = _owner(resources)
-    [machine] = [r for r in resources.values() if r["Type"] == "AWS::Serverless::StateMachine"]
+    [machine] = [r for r in resources.values() if r["Type"] == "AWS::Serverless::StateMachine"
+                 and r["Properties"]["DefinitionUri"].endswith("/pipeline.asl.json")]
     substitutions = machine["Properties"]["DefinitionSubstitutions"]
     placeholders = {name for name, value in substitutions.items()
                     if value == {"Fn::GetAtt": [owner, "Arn"]}}
@@ -97,6 +98,8 @@ def test_the_state_machine_reaches_the_statement_only_through_its_owner(
         states = definition["States"]
         assert "aws-sdk:redshiftdata" not in json.dumps(definition), (
             f"{file}: a state machine task calls the Data API itself")
+        if file != "pipeline.asl.json":  # the only machine that loads
+            continue
         operations = {}
         for name in LOAD_STATES:
             assert states[name]["Resource"] == "${" + placeholder + "}", name
@@ -109,7 +112,7 @@ def test_every_failure_after_the_submit_that_leaves_it_running_cancels_it(
         definitions: dict[str, Any]) -> None:
     """A timed-out load and a describe that failed go through CancelLoad before
     HandleFailure; the poll loop has no arithmetic states left."""
-    for definition in definitions.values():
+    for definition in [definitions["pipeline.asl.json"]]:
         states = definition["States"]
         assert states["LoadTimedOut"]["Next"] == "CancelLoad"
         assert [c["Next"] for c in states["DescribeLoad"]["Catch"]] == ["CancelLoad"]

@@ -116,6 +116,13 @@ INVALID: dict[str, Mutation] = {
     "negative run cost limit": _set("cost.max_run_usd", -1),
     "zero monthly budget": _set("cost.monthly_budget_usd", 0),
     "null cost limit": _set("cost.max_run_usd", None),
+    "backfill batch of zero objects": _set("backfill.max_objects_per_batch", 0),
+    "backfill batch over 100 objects": _set("backfill.max_objects_per_batch", 101),
+    "backfill batch under a MiB": _set("backfill.max_bytes_per_batch", 1000),
+    "backfill concurrency zero": _set("backfill.max_concurrent_batches", 0),
+    "backfill concurrency over Map's 40": _set("backfill.max_concurrent_batches", 41),
+    "backfill objects as text": _set("backfill.max_objects_per_batch", "31"),
+    "unknown backfill field": _set("backfill.max_batches", 3),
 }
 
 VALID: dict[str, Mutation] = {
@@ -135,6 +142,9 @@ VALID: dict[str, Mutation] = {
     "replace_partitions said": _set("load.tables.0.mode", "replace_partitions"),
     "merge keys with replace_by": _set("load.tables.0", {
         "name": "t", "merge_keys": ["k"], "replace_by": ["order_date"]}),
+    "no backfill block (defaults)": _delete("backfill"),
+    "backfill of one object at a time": _set("backfill.max_objects_per_batch", 1),
+    "backfill with only a concurrency": _set("backfill", {"max_concurrent_batches": 40}),
 }
 
 

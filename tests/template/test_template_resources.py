@@ -21,6 +21,12 @@ CATCH_TARGETS = {
     "DescribeLoad": {"CancelLoad"},  # the load function cancels its statement first
     "TrackCost": {"Succeeded"},  # cost tracking never fails a run that loaded
     "TrackCostOnFailure": {"Failed"},
+    # backfill.asl.json: a backfill starts no run of its own; a batch's failure is reported and
+    # the other batches go on; a plan or summary that cannot be made fails the backfill.
+    "Plan": {"BackfillFailed"},
+    "Summarize": {"BackfillFailed"},
+    "LoadBatch": {"BatchFailed"},
+    "RunBatch": {"BatchAlreadyRan", "BatchFailed"},
 }
 
 # Actions AWS does not allow to scope to a resource: the only ones that may use Resource "*".
@@ -264,6 +270,7 @@ def test_function_environment(template: dict[str, Any], functions: dict[str, Any
                               "LAMBDA_MEMORY_MB"},
         "AutoTerminatorFunction": {"IDLE_THRESHOLD_MINUTES", "GRACE_PERIOD_MINUTES", "DRY_RUN",
                                    "ALLOW_PROTECTED_CLUSTER_IDS"},
+        "PlanBackfillFunction": {"PIPELINE_STATE_MACHINE_ARN"},
     }
     services = set()
     for name, function in functions.items():

@@ -21,6 +21,7 @@ from pipeline_aws.ledger import (
     ended_fields,
     execution_failure,
     from_dynamo,
+    newest_loaded_versions,
     to_dynamo,
     utc_now_iso,
 )
@@ -110,6 +111,12 @@ class FakeLedger:
             if len(found) == limit:
                 break
         return found
+
+    def loaded_versions(self, dataset: str, partitions: Sequence[str]
+                        ) -> dict[str, str | None]:
+        self._check("loaded_versions")
+        return newest_loaded_versions(
+            (from_dynamo(i) for i in self._indexed(dataset, None)), partitions)
 
     def month_cost(self, dataset: str, since: str, exclude_run_id: str) -> float:
         self._check("month_cost")

@@ -252,3 +252,32 @@ def test_record_cost_of_a_run_without_an_item_creates_one_outside_the_index(
     assert item["cost"] == {"total_usd": 0.001} and item["execution_arn"] == ARN
     assert item["ended_at"] == STAMP
     assert ledger.query_by_dataset("online_retail") == []
+
+
+# -- what a backfill asks: which partitions are loaded, from which object version ------------
+
+
+def test_loaded_versions_are_those_of_each_partitions_newest_succeeded_run(
+        ledger: LedgerPort) -> None:
+    def day(run_id: str, partition: str, status: str, started: str,
+            version: str | None) -> dict[str, Any]:
+        inp = {"bucket": "raw", "key": f"online_retail/{partition}.csv", "etag": "e",
+               "size": 1, **({"version_id": version} if version else {})}
+        return run(run_id, partition=partition, status=status, started_at=started, input=inp,
+                   batch_id="b1")
+
+    for item in (
+        day("a1", "2011-01-04", "SUCCEEDED", "2026-11-20T10:00:00Z", "v1"),
+        day("a2", "2011-01-04", "SUCCEEDED", "2026-11-21T10:00:00Z", "v2"),  # re-loaded
+        day("a3", "2011-01-04", "FAILED", "2026-11-22T10:00:00Z", "v3"),  # not loaded
+        day("b1", "2011-01-05", "RUNNING", "2026-11-21T10:00:00Z", "v1"),
+        day("c1", "2011-01-06", "SUCCEEDED", "2026-11-21T10:00:00Z", None),  # unversioned
+        day("d1", "2011-01-07", "SUCCEEDED", "2026-11-21T10:00:00Z", "v9"),
+        run("batch-1", partition="2011-01-04..2011-01-07", status="SUCCEEDED"),  # no input
+    ):
+        assert ledger.create_run(item)
+    assert ledger.loaded_versions(
+        "online_retail", ["2011-01-04", "2011-01-05", "2011-01-06", "2011-01-08"]) == {
+        "2011-01-04": "v2", "2011-01-06": None}
+    assert ledger.loaded_versions("web_logs", ["2011-01-04"]) == {}
+    assert ledger.loaded_versions("online_retail", []) == {}

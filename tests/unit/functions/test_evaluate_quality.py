@@ -39,7 +39,8 @@ def test_every_sample_event_runs_through_the_handler(aws, load_handler, context,
 
     result = load_handler("evaluate_quality").lambda_handler(event, context)
 
-    assert set(result) == {"verdict", "summary", "failed_rules", "warned_rules", "lines"}
+    assert set(result) == {"verdict", "summary", "failed_rules", "warned_rules", "lines",
+                           "partitions"}
     assert result["verdict"] == "pass"
     assert run.run_id in result["summary"]
     assert aws.ledger.get(run.run_id)["quality_verdict"] == "pass"

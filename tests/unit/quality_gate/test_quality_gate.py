@@ -103,7 +103,13 @@ def test_all_rules_passing_gives_pass_without_alert(aws, invoke, event, run):
         "failed_rules": [],
         "warned_rules": [],
         "lines": {"in": 3108, "out": 3080, "quarantined": 2, "duplicates": 26},
+        "partitions": result["partitions"],
     }
+    # A single run is a batch of one: its one partition's verdict is the run's.
+    assert result["partitions"] == {"2010-12-01": {
+        "run_id": run["run_id"], "verdict": "pass", "summary": result["summary"],
+        "lines": result["lines"], "rows": {"sales_line_items": 3080,
+                                           "customer_daily_sales": 98}}}
     assert result["summary"].startswith("Data quality gate passed for online_retail partition "
                                         "2010-12-01")
     assert aws.alerts() == []
@@ -428,5 +434,6 @@ def test_bad_event_names_the_missing_fields(event):
     with pytest.raises(InvalidInput) as raised:
         EvaluateQualityRequest.parse(event)
     message = str(raised.value)
-    assert "state.run.quality_uri: Field required" in message
+    # A single run's object and paths are its one partition's (contracts.RunManifest).
+    assert "state.run.partitions.0.quality_uri: Field required" in message
     assert "state.run.metrics_uri" in message

@@ -203,3 +203,30 @@ def test_log_location_needs_a_job() -> None:
     assert log_location({}, info, ARTIFACTS) is None
     assert log_location({"cluster": {"cluster_id": "j-ABC123"}}, info, ARTIFACTS) == (
         f"s3://{ARTIFACTS}/logs/emr/j-ABC123/")
+
+
+def test_a_failed_batch_ends_each_partition_still_running(ledger, handler) -> None:
+    """A batch's job failing as a whole (not one refused input) fails every partition it ran;
+    a partition the gate failed keeps its own cause, so the next run can resume from here."""
+    event = read_event("handle_failure", "serverless_job_failed.json")
+    run = event["state"]["run"]
+    parts = []
+    for day in ("2011-01-04", "2011-01-05", "2011-01-06"):
+        rid = f"online_retail-{day}-abc"
+        ledger.create_run({"run_id": rid, "dataset": "online_retail", "partition": day,
+                           "status": "RUNNING", "started_at": "2026-11-21T10:00:00Z",
+                           "execution_arn": event["execution"]["Id"]})
+        parts.append({"run_id": rid, "partition": day, "input": run["input"],
+                      "outputs": {}, "metrics_uri": run["metrics_uri"]})
+    parts[2]["refused"] = "input is empty"
+    ledger.mark_failed(parts[2]["run_id"], {"state": "EvaluateQuality", "cause": "empty"})
+    run.update(run_id="online_retail-batch-0123456789ab", batch_id="b1", partitions=parts)
+    handle(handler, event)
+    for part in parts[:2]:
+        item = ledger.get(part["run_id"])
+        assert item is not None and item["status"] == "FAILED"
+        assert item["failure"]["state"] == "RunServerlessJob"
+    kept = ledger.get(parts[2]["run_id"])
+    assert kept is not None and kept["failure"]["cause"] == "empty"
+    batch = ledger.get("online_retail-batch-0123456789ab")
+    assert batch is not None and batch["status"] == "FAILED"
