@@ -35,6 +35,7 @@ from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import utc_now_iso
 from pipeline_aws.load_policy import (
     MAX_LOAD_TRIES,
+    Verdict,
     is_serialization_conflict,
     judge,
     statement_error,
@@ -152,8 +153,8 @@ class LoadStatement:
                   migrations_applied=batch.migrations, tables=batch.insert_index,
                   load_try=load_try)
         return LoadStarted(statement_id=statement_id, tables=batch.insert_index,
-                           migrations_applied=batch.migrations,
-                           load_try=load_try).model_dump(mode="json")
+                           migrations_applied=batch.migrations, load_try=load_try,
+                           snapshot_checks=batch.snapshot_checks).model_dump(mode="json")
 
     # -- describe -------------------------------------------------------------------------------
     def describe(self, request: LoadStatementRequest) -> dict[str, Any]:
@@ -163,6 +164,9 @@ class LoadStatement:
         description = self._redshift.describe(load.statement_id)
         verdict = judge(description, polls=polls, load_try=load.load_try, rng=self._rng,
                         raced_migration=self._raced_migration(request, load, description))
+        stale = stale_snapshot(description, load, request.run.partition)
+        if verdict.outcome == "finished" and stale is not None:
+            verdict = Verdict("stale", 0, stale)
         status = LoadStatus(
             Id=load.statement_id, Status=str(description.get("Status")),
             Error=statement_error(description), SubStatements=_subs(description),
@@ -192,6 +196,23 @@ class LoadStatement:
         result = self._redshift.cancel(load.statement_id)
         self._log("load cancel", statement_id=load.statement_id, result=result)
         return LoadCancelled(id=load.statement_id, result=result).model_dump(mode="json")
+
+
+def stale_snapshot(description: Mapping[str, Any], load: LoadStarted, partition: str
+                   ) -> str | None:
+    """Why the load changed nothing because a table holds a newer snapshot than the run's
+    (its snapshot check returned a row), or None. Such a load commits without a change: the
+    run must not end as a success with 0 rows."""
+    subs = description.get("SubStatements") or []
+    stale = [table for table, index in load.snapshot_checks.items()
+             if 0 <= index < len(subs) and isinstance(subs[index], Mapping)
+             and (subs[index].get("ResultRows") or 0) > 0]
+    if not stale:
+        return None
+    tables = ", ".join(sorted(stale))
+    return (f"stale snapshot: {tables} {'holds' if len(stale) == 1 else 'hold'} a snapshot "
+            f"newer than this run's {partition}; nothing was changed (an old file delivered "
+            "late or again never replaces a newer one)")
 
 
 def _submitted(request: LoadStatementRequest) -> LoadStarted:
