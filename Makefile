@@ -26,7 +26,7 @@ export SAM_CLI_TELEMETRY := 0
 export AWS_DEFAULT_REGION ?= $(REGION)
 
 .PHONY: help setup test test-unit test-spark test-template test-statemachine test-e2e lint \
-	build package-jobs deploy verify-aws demo bench clean distclean
+	build package-jobs deploy verify-aws demo bench calibrate clean distclean
 
 help:
 	@echo "make setup              create/update .venv (Python 3.11), .venv-tools (Python 3.13, SAM CLI) and .venv-checkov"
@@ -39,6 +39,7 @@ help:
 	@echo "make deploy ENV=dev     publish the job code and deploy the stack (ENV=dev|prod)"
 	@echo "make verify-aws         deploy a throwaway stack to a sandbox account, run a sample day, check, tear down (never in CI; README)"
 	@echo "make bench              benchmarks (figures, not assertions)"
+	@echo "make calibrate          every dataset's job and rules over every real file (/work/shared/data); fails on a failing day"
 	@echo "make clean / distclean  remove build outputs / also the virtualenvs"
 
 # --- environments ----------------------------------------------------------------------------
@@ -120,6 +121,13 @@ bench: setup
 		[ $${#files[@]} -gt 0 ] || { echo "no benchmarks in bench/ yet"; exit 0; }; \
 		for f in "$${files[@]}"; do echo "== $$f"; $(PYTHON) "$$f"; done; \
 	fi
+
+# The calibration sweeps (not in `make test`: minutes per dataset); CALIBRATE_DATASETS narrows.
+CALIBRATE_DATASETS ?= online_retail bank_transactions web_logs shop_events
+calibrate: setup
+	@rc=0; for d in $(CALIBRATE_DATASETS); do \
+		echo "== $$d"; $(PYTHON) bench/calibrate_rules.py --dataset $$d || rc=1; \
+	done; exit $$rc
 
 clean:
 	rm -rf .aws-sam build .pytest_cache .ruff_cache .hypothesis spark-warehouse metastore_db derby.log

@@ -156,7 +156,8 @@ def _day_file(ds: Any, day: str, file: Path | None) -> tuple[Path, str]:
     if file:
         source = _existing_file(file)
     else:
-        samples = [SAMPLE_DIR / ds.name / f"{day}{s}" for s in suffixes]
+        folder = SAMPLE_DIR / ds.source.prefix.rstrip("/")  # as demo_datasets finds it
+        samples = [folder / f"{day}{s}" for s in suffixes]
         found = [f for f in samples if f.exists()]
         if not found:
             raise LocalRuntimeError(f"no sample file for {ds.name} {day} "
@@ -273,15 +274,17 @@ class DemoDataset:
 
 def demo_datasets(sample_dir: Path | None = None) -> list[DemoDataset]:
     """Every catalog dataset with a sample folder: its files whose key the dataset's pattern
-    takes, and its demo.sql (a folder without one, or with no such file, is an error)."""
+    takes, and its demo.sql (a folder without one, or with no such file, is an error). A
+    dataset's sample folder is its raw key prefix under the sample root (online_retail/,
+    bank_reference/account/): the files are keyed as they lie."""
     root = sample_dir or SAMPLE_DIR
     catalog = _catalog()
     found = []
     for name in sorted(catalog.datasets):
-        folder = root / name
+        ds = catalog.get(name)
+        folder = root / ds.source.prefix.rstrip("/")
         if not folder.is_dir():
             continue
-        ds = catalog.get(name)
         files = tuple((f, f"{ds.source.prefix}{f.name}") for f in sorted(folder.iterdir())
                       if ds.partition_for_key(f"{ds.source.prefix}{f.name}") is not None)
         sql_file = folder / DEMO_QUERY_FILE

@@ -246,12 +246,15 @@ class GateVerdicts(_Payload):
 class LoadStarted(_Payload):
     """StartLoad's result (the load function's submit), at `$.load`.
     `tables`: table -> index of the sub-statement whose ResultRows is the rows inserted;
-    `load_try`: 1, then one more for each resubmit after a serialization conflict."""
+    `load_try`: 1, then one more for each resubmit after a serialization conflict;
+    `snapshot_checks`: full_refresh table -> index of the sub-statement whose ResultRows > 0
+    says the table holds a newer snapshot than the run's (pipeline_core.load_sql)."""
 
     statement_id: str = Field(min_length=1)
     tables: dict[str, int]
     migrations_applied: list[str] = Field(default_factory=list)
     load_try: int = Field(default=1, ge=1)
+    snapshot_checks: dict[str, int] = Field(default_factory=dict)
 
 
 class SubStatement(_Payload):
@@ -261,7 +264,7 @@ class SubStatement(_Payload):
 
 
 LoadOutcome = Literal["running", "finished", "failed", "aborted", "retry", "conflict",
-                      "timed_out"]
+                      "timed_out", "stale"]
 
 
 class LoadStatus(_Payload):

@@ -37,6 +37,7 @@ from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import utc_now_iso
 from pipeline_aws.load_policy import (
     MAX_LOAD_TRIES,
+    Verdict,
     is_serialization_conflict,
     judge,
     statement_error,
@@ -157,8 +158,8 @@ class LoadStatement:
                   migrations_applied=batch.migrations, tables=batch.insert_index,
                   load_try=load_try)
         return LoadStarted(statement_id=statement_id, tables=batch.insert_index,
-                           migrations_applied=batch.migrations,
-                           load_try=load_try).model_dump(mode="json")
+                           migrations_applied=batch.migrations, load_try=load_try,
+                           snapshot_checks=batch.snapshot_checks).model_dump(mode="json")
 
     # -- describe -------------------------------------------------------------------------------
     def describe(self, request: LoadStatementRequest) -> dict[str, Any]:
@@ -168,6 +169,9 @@ class LoadStatement:
         description = self._redshift.describe(load.statement_id)
         verdict = judge(description, polls=polls, load_try=load.load_try, rng=self._rng,
                         raced_migration=self._raced_migration(request, load, description))
+        stale = stale_snapshot(description, load, request.run.partition)
+        if verdict.outcome == "finished" and stale is not None:
+            verdict = Verdict("stale", 0, stale)
         status = LoadStatus(
             Id=load.statement_id, Status=str(description.get("Status")),
             Error=statement_error(description), SubStatements=_subs(description),
@@ -211,6 +215,23 @@ def loaded_partitions(state: LoadStatementState | RecordRunState) -> list[Partit
         raise InvalidInput(f"run {state.run.run_id}: no partition passed the gate, nothing "
                            "to load")
     return sorted(loaded, key=lambda p: p.partition)
+
+
+def stale_snapshot(description: Mapping[str, Any], load: LoadStarted, partition: str
+                   ) -> str | None:
+    """Why the load changed nothing because a table holds a newer snapshot than the run's
+    (its snapshot check returned a row), or None. Such a load commits without a change: the
+    run must not end as a success with 0 rows."""
+    subs = description.get("SubStatements") or []
+    stale = [table for table, index in load.snapshot_checks.items()
+             if 0 <= index < len(subs) and isinstance(subs[index], Mapping)
+             and (subs[index].get("ResultRows") or 0) > 0]
+    if not stale:
+        return None
+    tables = ", ".join(sorted(stale))
+    return (f"stale snapshot: {tables} {'holds' if len(stale) == 1 else 'hold'} a snapshot "
+            f"newer than this run's {partition}; nothing was changed (an old file delivered "
+            "late or again never replaces a newer one)")
 
 
 def _submitted(request: LoadStatementRequest) -> LoadStarted:

@@ -68,19 +68,20 @@ def _text_start(data: bytes, *, gz: bool, where: str) -> bytes:
 
 
 def check_csv_start(obj: ObjectInfo, data: bytes, expected_header: Sequence[str],
-                    encoding: str = "utf-8") -> None:
+                    encoding: str = "utf-8", delimiter: str = csv_header.DELIMITER) -> None:
     """Refuse an empty object, a `.gz` that is not gzip (or gzip without `.gz`), or a header
     that differs from the catalog's (pipeline_core.csv_header, the rule the Spark job applies
     too), from the object's first bytes (`peek`); the message names expected vs found."""
     csv_header.check_header(_checked_text(obj, data), expected_header, encoding=encoding,
-                            complete=obj.size <= len(data), where=obj.uri)
+                            complete=obj.size <= len(data), where=obj.uri,
+                            delimiter=delimiter)
 
 
 def check_start(obj: ObjectInfo, data: bytes, source: Source) -> None:
     """The check of the object's first bytes (`peek`) its dataset's format calls for, or
     InvalidInput saying what is wrong (every format: empty, gzip vs `.gz`)."""
     if source.format == "csv":
-        check_csv_start(obj, data, source.header, source.encoding)
+        check_csv_start(obj, data, source.header, source.encoding, source.delimiter)
     elif source.format == "jsonl":
         _check_jsonl_start(obj, _checked_text(obj, data), source.encoding,
                            complete=obj.size <= len(data))

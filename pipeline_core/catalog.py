@@ -35,6 +35,9 @@ INPUT_ENCODINGS = {
     "windows-1252": "cp1252",
 }
 DEFAULT_ENCODING = "utf-8"
+# The field separators a csv file may declare (`source.delimiter`); a comma unless it says so.
+DELIMITERS = (",", ";", "\t", "|")
+DEFAULT_DELIMITER = ","
 _PARTITION = re.compile(r"^\d{4}-\d{2}-\d{2}\Z")
 DEFAULT_TIMEZONE = "UTC"
 _TIMEZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,2}")
@@ -46,7 +49,8 @@ MAX_DATE_OFFSET_DAYS = 366
 class Source:
     """Where a dataset's raw files land and how they read. `header` is csv's only (empty for
     the other formats); `suffixes` are the file suffixes the key pattern allows after the
-    partition (pipeline_core.key_pattern), which the raw bucket's EventBridge rule routes."""
+    partition (pipeline_core.key_pattern), which the raw bucket's EventBridge rule routes.
+    `delimiter` separates a csv file's fields (DELIMITERS; a comma by default)."""
 
     prefix: str
     key_pattern: re.Pattern[str]
@@ -54,6 +58,7 @@ class Source:
     header: tuple[str, ...] = ()
     encoding: str = DEFAULT_ENCODING  # canonical (INPUT_ENCODINGS)
     suffixes: tuple[str, ...] = ()
+    delimiter: str = DEFAULT_DELIMITER
 
     def day_keys(self, partition: str) -> tuple[str, ...]:
         """Every key a day's raw file may have (one per suffix) that the pattern accepts."""
@@ -126,12 +131,16 @@ class Quality:
 class TableLoad:
     """A target table and how a load replaces its rows (LOAD_MODES): the run's partitions, by
     the `replace_by` column, or the whole table (`full_refresh`, a reference table).
-    `merge_keys` name the columns that identify a row of a replace_partitions table."""
+    `merge_keys` name the columns that identify a row of a replace_partitions table.
+    `snapshot_column` (full_refresh only, required) holds the snapshot's date, the run's
+    partition: a load of a snapshot older than the table's changes nothing and says so
+    (pipeline_core.load_sql), so a late or redelivered old file never rolls the table back."""
 
     name: str
     merge_keys: tuple[str, ...] = ()
     replace_by: tuple[str, ...] = ()
     mode: str = "replace_partitions"
+    snapshot_column: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,8 +290,9 @@ def _source(src: _Reader) -> Source:
     encoding = canonical_encoding(src.get("encoding", str, DEFAULT_ENCODING),
                                   f"{src.where}.encoding")
     header = _header(src, fmt)
+    delimiter = _delimiter(src, fmt)
     src.done()
-    return Source(prefix, pattern, fmt, header, encoding, suffixes)
+    return Source(prefix, pattern, fmt, header, encoding, suffixes, delimiter)
 
 
 def _key_pattern(src: _Reader, prefix: str) -> tuple[re.Pattern[str], tuple[str, ...]]:
@@ -322,6 +332,22 @@ def _header(src: _Reader, fmt: str) -> tuple[str, ...]:
     if not header or not all(isinstance(h, str) and h for h in header):
         raise ConfigurationError(f"{src.where}.header: list the expected column names")
     return tuple(header)
+
+
+def _delimiter(src: _Reader, fmt: str) -> str:
+    """csv files separate their fields by `delimiter` (a comma unless declared); the other
+    formats have no fields to separate."""
+    if fmt != "csv":
+        if "delimiter" in src.data:
+            raise ConfigurationError(
+                f"{src.where}.delimiter: a {fmt} file has no fields to separate: remove the "
+                "field (only csv has one)")
+        return DEFAULT_DELIMITER
+    delimiter: str = src.get("delimiter", str, DEFAULT_DELIMITER)
+    if delimiter not in DELIMITERS:
+        raise ConfigurationError(f"{src.where}.delimiter: {delimiter!r} is not one of "
+                                 f"{', '.join(map(repr, DELIMITERS))}")
+    return delimiter
 
 
 def canonical_encoding(name: str, where: str = "encoding") -> str:
@@ -423,6 +449,7 @@ def _table(reader: _Reader) -> TableLoad:
         mode=reader.get("mode", str, "replace_partitions"),
         merge_keys=_names(reader, "merge_keys", "merge key"),
         replace_by=_names(reader, "replace_by", "column"),
+        snapshot_column=_snapshot_column(reader),
     )
     if table.mode not in LOAD_MODES:
         raise ConfigurationError(
@@ -433,6 +460,15 @@ def _table(reader: _Reader) -> TableLoad:
             raise ConfigurationError(
                 f"{reader.where}: a full_refresh table replaces every row, so it takes no "
                 f"{' or '.join(given)}: remove {'them' if len(given) > 1 else 'it'}")
+        if table.snapshot_column is None:
+            raise ConfigurationError(
+                f"{reader.where}.snapshot_column: a full_refresh table names the column that "
+                "holds its snapshot's date (the run's partition), so that an older snapshot "
+                "delivered late never replaces a newer one")
+    elif table.snapshot_column is not None:
+        raise ConfigurationError(
+            f"{reader.where}.snapshot_column: only a full_refresh table has one (a "
+            "replace_partitions table replaces by replace_by)")
     elif len(table.replace_by) != 1:
         raise ConfigurationError(
             f"{reader.where}.replace_by: a replace_partitions table names the one column that "
@@ -440,6 +476,11 @@ def _table(reader: _Reader) -> TableLoad:
             f"{list(table.replace_by)}; a reference table replaced whole is mode: full_refresh")
     reader.done()
     return table
+
+
+def _snapshot_column(reader: _Reader) -> str | None:
+    name = reader.get("snapshot_column", str, None)
+    return None if name is None else safe_identifier(name, f"{reader.where}.snapshot_column")
 
 
 def _load(reader: _Reader) -> Load:

@@ -3,9 +3,10 @@ the Spark job (before it reads), so both accept and refuse exactly the same file
 
 The rule: the first line, decoded in the dataset's encoding, with a UTF-8 byte order mark
 removed (only where the encoding is UTF-8) and its line ending (LF or CRLF) dropped, parsed as
-one comma-separated RFC 4180 record, must give the catalog's column names in the catalog's
-order. Spaces around a name are ignored (the job trims every field the same way); letter case
-is not (a different spelling is a different column).
+one RFC 4180 record separated by the catalog's delimiter (`source.delimiter`, a comma unless
+it says otherwise; quoted names are unquoted), must give the catalog's column names in the
+catalog's order. Spaces around a name are ignored (the job trims every field the same way);
+letter case is not (a different spelling is a different column).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Sequence
 from pipeline_core.errors import InvalidInput
 
 UTF8_BOM = b"\xef\xbb\xbf"
-DELIMITER = ","
-_OTHER_DELIMITERS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+DELIMITER = ","  # the default; pipeline_core.catalog.DELIMITERS lists the ones a file may use
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
 # How messages name the catalog's encodings (pipeline_core.catalog.INPUT_ENCODINGS).
 _LABELS = {"utf-8": "UTF-8", "latin-1": "Latin-1", "cp1252": "cp1252 (Windows-1252)"}
 
@@ -58,16 +59,17 @@ def decode_header(line: bytes, encoding: str, where: str, what: str = "the heade
         raise InvalidInput(f"{where}: {what} is not {_label(encoding)} text") from None
 
 
-def header_fields(text: str) -> list[str]:
+def header_fields(text: str, delimiter: str = DELIMITER) -> list[str]:
     """The column names of a decoded header line (one CSV record, names stripped)."""
     try:
-        row = next(csv.reader([text], delimiter=DELIMITER), [])
+        row = next(csv.reader([text], delimiter=delimiter), [])
     except csv.Error as e:
         raise InvalidInput(f"the header line is not one CSV record: {e}") from None
     return [name.strip() for name in row]
 
 
-def header_difference(found: Sequence[str], expected: Sequence[str]) -> str | None:
+def header_difference(found: Sequence[str], expected: Sequence[str],
+                      delimiter: str = DELIMITER) -> str | None:
     """None when `found` is the catalog's header, else what differs, for a person to read:
     the first column that differs (or the column counts), what is missing and unexpected, a
     letter-case or delimiter hint, then both headers."""
@@ -87,8 +89,10 @@ def header_difference(found: Sequence[str], expected: Sequence[str]) -> str | No
     if any(c.lower() in lower for c in extra):
         detail.append("names differ in letter case only")
     if len(found) == 1 and len(expected) > 1:
-        detail.extend(f"the line looks {name}-separated, the catalog's file is comma-separated"
-                      for sep, name in _OTHER_DELIMITERS.items() if sep in found[0])
+        mine = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
+        detail.extend(f"the line looks {name}-separated, the catalog's file is {mine}-separated"
+                      for sep, name in _DELIMITER_NAMES.items()
+                      if sep != delimiter and sep in found[0])
     return (f"{'; '.join(detail)}: expected {expected}, found "
             f"{[c[:100] for c in found[:50]]}")
 
@@ -101,15 +105,16 @@ def _first_difference(found: list[str], expected: list[str]) -> str:
 
 
 def check_header(data: bytes, expected: Sequence[str], *, encoding: str = "utf-8",
-                 complete: bool = True, where: str = "input") -> list[str]:
+                 complete: bool = True, where: str = "input",
+                 delimiter: str = DELIMITER) -> list[str]:
     """The header's column names, or InvalidInput naming what differs from `expected`.
 
     `data` is the start of the (decompressed) file; `complete` whether it is all of it.
     """
     text = decode_header(first_line_bytes(data, complete=complete, where=where), encoding,
                          where)
-    found = header_fields(text)
-    problem = header_difference(found, expected)
+    found = header_fields(text, delimiter)
+    problem = header_difference(found, expected, delimiter)
     if problem is not None:
         raise InvalidInput(f"{where}: header does not match the catalog ({problem})")
     return found

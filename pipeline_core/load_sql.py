@@ -7,13 +7,20 @@ quote_literal.
 
 A full_refresh table is emptied with DELETE, never TRUNCATE: Redshift's TRUNCATE commits the
 transaction it runs in, which would commit half a load (and the other tables' deletes) on its own.
+
+A full_refresh table holds one snapshot, dated by its snapshot_column (the run's partition). A
+snapshot older than the table's (a redelivery, an out-of-order upload) must never replace it:
+its DELETE and INSERT are guarded in the same transaction by "no row of a newer snapshot", and
+a SELECT of such a row comes first, whose ResultRows (the rows a SELECT returns, in the Data
+API's SubStatementData) tell the load's describe that the run was stale
+(LoadBatch.snapshot_checks; pipeline_aws.load). The same snapshot again replaces itself.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipeline_core.catalog import TableLoad
@@ -52,6 +59,8 @@ class LoadBatch:
     sqls: list[str]
     insert_index: dict[str, int]  # table -> index of its INSERT in sqls (its ResultRows)
     migrations: list[str]  # "V001__name" of the migrations this batch applies
+    # full_refresh table -> index of its stale-snapshot check (ResultRows > 0: stale)
+    snapshot_checks: dict[str, int] = field(default_factory=dict)
 
 
 def split_statements(sql: str) -> list[str]:
@@ -156,10 +165,7 @@ def _replace_sqls(target: str, stage: str, table: TableLoad, partitions: Sequenc
     every staged row.
     """
     if table.mode == "full_refresh":
-        if table.replace_by or table.merge_keys:
-            raise ConfigurationError(f"table {table.name}: a full_refresh table takes no "
-                                     "replace_by or merge_keys")
-        return [f"DELETE FROM {target}", f"INSERT INTO {target} SELECT * FROM {stage}"]
+        return _refresh_sqls(target, stage, table, partitions)
     if table.mode != "replace_partitions":
         raise ConfigurationError(f"table {table.name}: unknown load mode {table.mode!r}")
     if len(table.replace_by) != 1:
@@ -170,6 +176,31 @@ def _replace_sqls(target: str, stage: str, table: TableLoad, partitions: Sequenc
     where = _partition_filter(column, partitions)
     return [f"DELETE FROM {target} WHERE {where}",
             f"INSERT INTO {target} SELECT * FROM {stage} WHERE {where}"]
+
+
+def _refresh_sqls(target: str, stage: str, table: TableLoad, partitions: Sequence[str]
+                  ) -> list[str]:
+    """A full_refresh table's snapshot check, DELETE and INSERT (module docstring): nothing
+    changes when the table holds a newer snapshot than the run's; the INSERT takes only the
+    run's snapshot."""
+    if table.replace_by or table.merge_keys:
+        raise ConfigurationError(f"table {table.name}: a full_refresh table takes no "
+                                 "replace_by or merge_keys")
+    if table.snapshot_column is None:
+        raise ConfigurationError(f"table {table.name}: a full_refresh table needs its "
+                                 "snapshot_column")
+    if len(partitions) != 1:
+        raise InvalidInput(f"table {table.name} is refreshed whole from one snapshot, but the "
+                           f"load names {len(partitions)} partitions: {list(partitions)}")
+    column = safe_identifier(table.snapshot_column, f"snapshot column of {table.name}")
+    snapshot = quote_literal(partitions[0])
+    newer = f"SELECT 1 FROM {target} AS newer WHERE newer.{column} > {snapshot}"
+    return [
+        f"SELECT {column} FROM {target} WHERE {column} > {snapshot} LIMIT 1",
+        f"DELETE FROM {target} WHERE NOT EXISTS ({newer})",
+        f"INSERT INTO {target} SELECT * FROM {stage} WHERE {column} = {snapshot} "
+        f"AND NOT EXISTS ({newer})",
+    ]
 
 
 _BATCH_OUTPUT = re.compile(r"^(?P<base>s3://.+/batch=[^/]+/)partition=[^/]+/run_id=[^/]+/\Z")
@@ -207,8 +238,10 @@ def table_load_sqls(schema: str, table: TableLoad, output_uri: str | Sequence[st
     stage = safe_identifier(f"stage_{name}", "staging table")
     target = f"{schema}.{name}"
     uris = [output_uri] if isinstance(output_uri, str) else list(output_uri)
-    if table.mode == "full_refresh":
-        uris = uris[-1:]
+    if table.mode == "full_refresh" and len(uris) == len(partitions) > 1:
+        # A batch of snapshots: each output holds the whole table; only the newest loads.
+        newest, newest_uri = max(zip(partitions, uris, strict=True))
+        partitions, uris = [newest], [newest_uri]
     if not uris:
         raise InvalidInput(f"the load of table {name} names no output")
     if not partitions or not all(isinstance(p, str) and p for p in partitions):
@@ -245,6 +278,7 @@ def build_load_batch(*, schema: str, tables: Sequence[TableLoad],
         )
         applied.append(migration.label)
     insert_index: dict[str, int] = {}
+    snapshot_checks: dict[str, int] = {}
     for table in tables:
         safe_identifier(table.name, "load table")
         if table.name not in outputs:
@@ -252,4 +286,6 @@ def build_load_batch(*, schema: str, tables: Sequence[TableLoad],
         sqls.extend(table_load_sqls(schema, table, outputs[table.name], copy_role_arn,
                                     partitions))
         insert_index[table.name] = len(sqls) - 1
-    return LoadBatch(sqls, insert_index, applied)
+        if table.mode == "full_refresh":
+            snapshot_checks[table.name] = len(sqls) - 3  # check, DELETE, INSERT
+    return LoadBatch(sqls, insert_index, applied, snapshot_checks)

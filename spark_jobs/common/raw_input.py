@@ -35,9 +35,9 @@ def header_lines(input_format: str) -> int:
 
 
 def check_input(storage: Storage, uri: str, input_format: str, header: tuple[str, ...] = (),
-                encoding: str = "utf-8") -> ObjectInfo:
+                encoding: str = "utf-8", delimiter: str = csv_header.DELIMITER) -> ObjectInfo:
     """Refuse an empty file, a .gz that is not gzip (or gzip under another name), and for csv
-    a missing or wrong header (InvalidInput)."""
+    a missing or wrong header (InvalidInput; its names separated by `delimiter`)."""
     info = storage.stat(uri)
     if info.size == 0:
         raise InvalidInput(f"input {uri} is empty (0 bytes)")
@@ -53,7 +53,8 @@ def check_input(storage: Storage, uri: str, input_format: str, header: tuple[str
         if not head.strip():
             raise InvalidInput(f"input {uri} is empty (no header line)")
         csv_header.check_header(head, header, encoding=encoding,
-                                complete=len(head) < HEAD_BYTES, where=f"input {uri}")
+                                complete=len(head) < HEAD_BYTES, where=f"input {uri}",
+                                delimiter=delimiter)
     return info
 
 

@@ -73,11 +73,16 @@ class RawJob:
     null_count_columns: tuple[str, ...] = ()
     range_columns: tuple[str, ...] = ()
     header: tuple[str, ...] = ()  # csv only: the catalog's source.header
+    delimiter: str = ","  # csv only: the catalog's source.delimiter (the header check's)
     quarantine_rows: Callable[[DataFrame, str], DataFrame] | None = None
     # An exact copy of a line is a second delivery of one record in most sources, and is
     # loaded once; in some it is a second event (two identical requests in one second of an
     # access log), and every copy must load.
     keep_duplicates: bool = False
+    # A snapshot (a reference table refreshed whole) has no date in its lines: its date is the
+    # run's partition, which parse() cannot see. When set, every parsed line gets this column
+    # holding the partition as a date, for the rules, partition_reason and the outputs.
+    partition_column: str | None = None
 
     def __post_init__(self) -> None:
         skip = header_lines(self.input_format)  # refuses an unknown format
@@ -85,6 +90,9 @@ class RawJob:
             raise ConfigurationError(
                 f"{self.dataset}: a {self.input_format} job "
                 + ("declares its header" if skip else "has no header line"))
+        if not skip and self.delimiter != ",":
+            raise ConfigurationError(f"{self.dataset}: a {self.input_format} job has no "
+                                     "fields to separate: declare no delimiter")
         if not self.outputs or not self.typed_columns:
             raise ConfigurationError(f"{self.dataset}: declare typed_columns and outputs")
 
@@ -222,7 +230,7 @@ class _Run:
         job, args, started = self.job, self.args, time.monotonic()
         check_input_version(args)
         info = check_input(self.storage, args.input, job.input_format, job.header,
-                           args.encoding)
+                           args.encoding, job.delimiter)
         tables = outputs.output_tables(self.spark, self._parse, job.outputs, args.run_id,
                                        warehouse.shipped_tables())
         meter = RunMeter(self.spark, f"{job.dataset} {args.run_id}")
@@ -253,6 +261,9 @@ class _Run:
             raise ConfigurationError(
                 f"{self.job.dataset}: parse() must keep its input's columns and add _reason "
                 f"(lost: {lost or 'none'}; columns: {parsed.columns})")
+        if self.job.partition_column is not None:
+            parsed = parsed.withColumn(self.job.partition_column,
+                                       F.lit(self.args.partition).cast("date"))
         return parsed
 
     def aggregates(self) -> dict[str, Column]:

@@ -79,7 +79,8 @@ INVALID: dict[str, Mutation] = {
     "jsonl with a header": _set("source.format", "jsonl"),
     "text with a header": _set("source.format", "text"),
     "prefix with a wildcard": _set("source.prefix", "online*retail/"),
-    "unknown source field": _set("source.delimiter", ","),
+    "unknown source field": _set("source.quote", "'"),
+    "unknown delimiter": _set("source.delimiter", ":"),
     "missing job": _delete("job"),
     "job timeout zero": _set("job.timeout_minutes", 0),
     "job timeout over a day": _set("job.timeout_minutes", 1441),
@@ -107,6 +108,9 @@ INVALID: dict[str, Mutation] = {
     "full refresh with replace_by": _set("load.tables.0.mode", "full_refresh"),
     "full refresh with merge keys": _set("load.tables.0", {
         "name": "t", "mode": "full_refresh", "merge_keys": ["k"]}),
+    "full refresh without snapshot column": _set("load.tables.0", {
+        "name": "t", "mode": "full_refresh"}),
+    "snapshot column on a partitioned table": _set("load.tables.0.snapshot_column", "d"),
     "unknown table field": _set("load.tables.0.partition_by", ["order_date"]),
     "schedule offset as text": _set("schedule.date_offset_days", "-1"),
     "unknown schedule field": _set("schedule.cron", "cron(0 6 * * ? *)"),
@@ -138,7 +142,9 @@ VALID: dict[str, Mutation] = {
     "numeric spark conf": _set("job.spark_conf", {"spark.executor.cores": 2}),
     "jsonl without header": _format_without_header("jsonl"),
     "text without header": _format_without_header("text"),
-    "a full refresh table": _set("load.tables.0", {"name": "t", "mode": "full_refresh"}),
+    "a full refresh table": _set("load.tables.0", {"name": "t", "mode": "full_refresh",
+                                                   "snapshot_column": "as_of"}),
+    "a semicolon-separated csv": _set("source.delimiter", ";"),
     "replace_partitions said": _set("load.tables.0.mode", "replace_partitions"),
     "merge keys with replace_by": _set("load.tables.0", {
         "name": "t", "merge_keys": ["k"], "replace_by": ["order_date"]}),

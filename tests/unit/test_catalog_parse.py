@@ -62,7 +62,7 @@ BASE: dict[str, Any] = {
             {"name": "lines", "replace_by": ["order_date"]},
             {"name": "daily", "merge_keys": ["order_date", "customer_id"],
              "replace_by": ["order_date"]},
-            {"name": "stores", "mode": "full_refresh"},
+            {"name": "stores", "mode": "full_refresh", "snapshot_column": "as_of"},
         ],
     },
     "schedule": {"date_offset_days": -2},
@@ -107,7 +107,7 @@ def test_every_section_is_built() -> None:
     assert dataset.load == Load("analytics", (
         TableLoad("lines", (), ("order_date",)),
         TableLoad("daily", ("order_date", "customer_id"), ("order_date",)),
-        TableLoad("stores", mode="full_refresh")))
+        TableLoad("stores", mode="full_refresh", snapshot_column="as_of")))
     assert dataset.schedule == Schedule(-2)
     assert dataset.cost == Cost(2.0, 50.5)
     assert isinstance(dataset.cost.max_run_usd, float)
@@ -157,7 +157,12 @@ def test_optional_sections_and_fields_take_their_defaults() -> None:
     ((("source.header", []),), "dataset.source.header: list the expected column names"),
     ((("source.header", ["a", ""]),), "dataset.source.header: list the expected column names"),
     ((("source.header", "a,b"),), "dataset.source.header: expected list, got str"),
-    ((("source.delimiter", ","),), "dataset.source: unknown field(s) delimiter"),
+    ((("source.quote", "'"),), "dataset.source: unknown field(s) quote"),
+    ((("source.delimiter", ":"),),
+     "dataset.source.delimiter: ':' is not one of ',', ';', '\\t', '|'"),
+    ((("source.delimiter", ";"), ("source.format", "jsonl"), ("source.header", DELETE)),
+     "dataset.source.delimiter: a jsonl file has no fields to separate: remove the field (only "
+     "csv has one)"),
     # job
     ((("job", DELETE),), "dataset: missing required field 'job'"),
     ((("job.name", "Job"),), f"dataset.job.name 'Job' {_UNSAFE}"),
@@ -222,6 +227,15 @@ def test_optional_sections_and_fields_take_their_defaults() -> None:
      "dataset.load.tables[2].mode: 'append' is not one of ('replace_partitions', "
      "'full_refresh')"),
     ((("load.tables.2.mode", 1),), "dataset.load.tables[2].mode: expected str, got int"),
+    ((("load.tables.2.snapshot_column", DELETE),),
+     "dataset.load.tables[2].snapshot_column: a full_refresh table names the column that holds "
+     "its snapshot's date (the run's partition), so that an older snapshot delivered late never "
+     "replaces a newer one"),
+    ((("load.tables.0.snapshot_column", "order_date"),),
+     "dataset.load.tables[0].snapshot_column: only a full_refresh table has one (a "
+     "replace_partitions table replaces by replace_by)"),
+    ((("load.tables.2.snapshot_column", "As Of"),),
+     f"dataset.load.tables[2].snapshot_column 'As Of' {_UNSAFE}"),
     ((("load.tables.2.replace_by", ["order_date"]),),
      "dataset.load.tables[2]: a full_refresh table replaces every row, so it takes no "
      "replace_by: remove it"),

@@ -82,3 +82,27 @@ def test_header_difference_is_none_only_for_the_same_header() -> None:
     assert header_difference(EXPECTED, EXPECTED) is None
     assert header_difference(EXPECTED[:-1], EXPECTED) is not None
     assert header_difference([], EXPECTED) is not None
+
+
+BERKA = ["account_id", "district_id", "frequency", "date"]
+
+
+@pytest.mark.parametrize("data", [
+    b'"account_id";"district_id";"frequency";"date"\r\n576;55;"POPLATEK MESICNE";930101\r\n',
+    b"account_id;district_id;frequency;date\n",
+    b'"account_id" ; district_id;"frequency";date\n',
+], ids=["quoted-crlf", "bare", "mixed"])
+def test_a_declared_delimiter_separates_the_names(data: bytes) -> None:
+    """The Berka reference files are `;`-separated with quoted names (source.delimiter)."""
+    assert check_header(data, BERKA, delimiter=";") == BERKA
+
+
+def test_a_file_with_another_delimiter_than_declared_is_refused_with_a_hint() -> None:
+    with pytest.raises(InvalidInput, match="the line looks comma-separated, the catalog's "
+                                           "file is semicolon-separated"):
+        check_header(b"account_id,district_id,frequency,date\n", BERKA, delimiter=";")
+    # and the comma default is unchanged: a `;` file is refused with the opposite hint
+    with pytest.raises(InvalidInput, match="the line looks semicolon-separated, the "
+                                           "catalog's file is comma-separated"):
+        check_header(b"account_id;district_id;frequency;date\n", BERKA)
+    assert header_difference(["account_id;district_id;frequency;date"], BERKA, ";") is not None

@@ -27,7 +27,8 @@ def _dataset(name: str, fmt: str, ext: str, schedule: bool) -> dict[str, Any]:
         "compute": {"mode": "serverless"},
         "quality": {"rules_file": f"{name}.dqdl"},
         "load": {"schema": "analytics",
-                 "tables": [{"name": f"{name}_rows", "mode": "full_refresh"}]},
+                 "tables": [{"name": f"{name}_rows", "mode": "full_refresh",
+                             "snapshot_column": "as_of"}]},
     }
     if fmt == "csv":
         doc["source"]["header"] = ["a", "b"]

@@ -55,3 +55,7 @@ def test_a_dataset_s_object_created_event_runs_that_dataset(
     assert manifest["input"]["key"] == obj["key"]
     assert CATALOG.get(dataset).partition_for_key(obj["key"]) == manifest["partition"]
     assert set(manifest["outputs"]) == {t.name for t in CATALOG.get(dataset).load.tables}
+    # the catalog's job.arguments reach the job (bank_reference's --table names its file)
+    arguments = manifest["job"]["arguments"]
+    for option, value in CATALOG.get(dataset).job.arguments.items():
+        assert arguments[arguments.index(f"--{option}") + 1] == value

@@ -62,7 +62,8 @@ def test_handler_submits_one_batch(load_handler, context, name) -> None:
     assert result == {"statement_id": SID,
                       "tables": {"sales_line_items": first + 4,
                                  "customer_daily_sales": first + 9},
-                      "migrations_applied": [m.label for m in migrations], "load_try": 1}
+                      "migrations_applied": [m.label for m in migrations], "load_try": 1,
+                      "snapshot_checks": {}}  # no full_refresh table
     load_sqls = submitted["calls"][-1]
     assert load_sqls[first + 4] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "
                                     "stage_sales_line_items WHERE order_date IN ('2010-12-01')")

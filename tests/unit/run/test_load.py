@@ -94,7 +94,7 @@ def test_batch_layout_and_insert_indexes() -> None:
     assert sqls[11].startswith("INSERT INTO analytics.customer_daily_sales")
 
 
-REFERENCE = TableLoad("stores", mode="full_refresh")
+REFERENCE = TableLoad("stores", mode="full_refresh", snapshot_column="as_of")
 REF_OUT = "s3://emr-pipelines-dev-curated/shop/stores/partition=2010-12-01/run_id=r1/"
 
 
@@ -107,13 +107,18 @@ def test_a_full_refresh_table_deletes_every_row_then_inserts_every_staged_row() 
                              outputs={**OUTPUTS, "stores": REF_OUT}, copy_role_arn=ROLE,
                              pending=[], run_id="r1", applied_at="2026-11-21T10:14:00Z",
                              partitions=[DAY])
-    assert batch.sqls[-5:] == [
+    newer = "SELECT 1 FROM analytics.stores AS newer WHERE newer.as_of > '2010-12-01'"
+    assert batch.sqls[-6:] == [
         "DROP TABLE IF EXISTS stage_stores",
         "CREATE TEMP TABLE stage_stores (LIKE analytics.stores)",
         f"COPY stage_stores FROM '{REF_OUT}part-' IAM_ROLE '{ROLE}' FORMAT AS PARQUET",
-        "DELETE FROM analytics.stores",
-        "INSERT INTO analytics.stores SELECT * FROM stage_stores"]
-    assert batch.insert_index == {"sales_line_items": 4, "customer_daily_sales": 9, "stores": 14}
+        # the stale-snapshot check, then the guarded DELETE and INSERT
+        "SELECT as_of FROM analytics.stores WHERE as_of > '2010-12-01' LIMIT 1",
+        f"DELETE FROM analytics.stores WHERE NOT EXISTS ({newer})",
+        "INSERT INTO analytics.stores SELECT * FROM stage_stores WHERE as_of = '2010-12-01' "
+        f"AND NOT EXISTS ({newer})"]
+    assert batch.insert_index == {"sales_line_items": 4, "customer_daily_sales": 9, "stores": 15}
+    assert batch.snapshot_checks == {"stores": 13}
     assert not any(re.search(r"\bTRUNCATE\b", sql, re.I) for sql in batch.sqls)
     # the facts of the same batch still replace only the run's day
     assert batch.sqls[3].endswith("WHERE order_date IN ('2010-12-01')")
@@ -124,6 +129,7 @@ def test_a_full_refresh_table_deletes_every_row_then_inserts_every_staged_row() 
     (TableLoad("t", replace_by=("d",), mode="full_refresh"), "takes no replace_by or merge_keys"),
     (TableLoad("t", merge_keys=("k",), mode="full_refresh"), "takes no replace_by or merge_keys"),
     (TableLoad("t", replace_by=("d",), mode="append"), "unknown load mode 'append'"),
+    (TableLoad("t", mode="full_refresh"), "a full_refresh table needs its snapshot_column"),
 ])
 def test_a_table_load_outside_the_two_modes_is_refused(table: TableLoad, message: str) -> None:
     """A replace_partitions table needs its partition column (there is no upsert by merge
@@ -188,7 +194,8 @@ def test_the_schema_is_brought_up_to_date_and_the_load_submitted_as_one_batch(
     assert result == {"statement_id": load.id,
                       "tables": {"sales_line_items": first + 4,
                                  "customer_daily_sales": first + 9},
-                      "migrations_applied": [m.label for m in MIGRATIONS], "load_try": 1}
+                      "migrations_applied": [m.label for m in MIGRATIONS], "load_try": 1,
+                      "snapshot_checks": {}}  # no full_refresh table
     assert result["migrations_applied"][0] == "V001__analytics_online_retail"
     assert load.token == f"{run.run_id}-load-a1-r1" and load.status == "STARTED"  # not waited
     assert load.name == f"load online_retail 2010-12-01 {run.run_id} try 1"
@@ -409,16 +416,16 @@ def test_a_mixed_batch_refreshes_the_reference_table_and_replaces_the_day(postgr
     conn = postgres
     run_batch(conn, [portable(s) for s in load_migrations()[0].statements])
     conn.execute("CREATE TABLE IF NOT EXISTS analytics.stores "
-                 "(store_id integer, city varchar(20), run_id varchar(128))")
+                 "(store_id integer, city varchar(20), as_of date, run_id varchar(128))")
     snapshot = ("SELECT 'store', store_id::text, run_id FROM analytics.stores UNION ALL "
                 "SELECT order_date::text, invoice_no, run_id FROM analytics.sales_line_items "
                 "ORDER BY 1, 2")
     with conn.transaction(force_rollback=True):
         conn.execute("DELETE FROM analytics.sales_line_items")
-        conn.execute("INSERT INTO analytics.stores VALUES (9, 'Closed', 'r0')")
+        conn.execute("INSERT INTO analytics.stores VALUES (9, 'Closed', '2010-11-30', 'r0')")
         conn.execute(f"INSERT INTO analytics.sales_line_items VALUES "
                      f"{_line('2010-11-30', 7, 'r0')}")
-        stores = ["(1, 'Leeds', 'r1')", "(2, 'York', 'r1')"]
+        stores = [f"(1, 'Leeds', '{DAY}', 'r1')", f"(2, 'York', '{DAY}', 'r1')"]
         lines = [_line(DAY, 1, "r1"), _line(DAY, 2, "r1")]
         _mixed_batch(conn, stores, lines, "r1")
         first = conn.execute(snapshot).fetchall()
@@ -427,9 +434,60 @@ def test_a_mixed_batch_refreshes_the_reference_table_and_replaces_the_day(postgr
         _mixed_batch(conn, stores, lines, "r1")  # the same load delivered again
         assert conn.execute(snapshot).fetchall() == first
         with pytest.raises(Exception, match="a_table_that_does_not_exist"):
-            _mixed_batch(conn, ["(3, 'Hull', 'r2')"], [_line(DAY, 5, "r2")], "r2",
+            _mixed_batch(conn, [f"(3, 'Hull', '{DAY}', 'r2')"], [_line(DAY, 5, "r2")], "r2",
                          fail_after_refresh=True)
         assert conn.execute(snapshot).fetchall() == first
+
+
+def _refresh(conn: Any, snapshot: str, stores: list[str], run_id: str) -> list[int]:
+    """One full refresh of analytics.stores with the snapshot of `snapshot`; each statement's
+    row count (cursor.rowcount: a SELECT's rows, as the Data API's ResultRows)."""
+    batch = build_load_batch(schema="analytics", tables=[REFERENCE], outputs={"stores": REF_OUT},
+                             copy_role_arn=ROLE, pending=[], run_id=run_id,
+                             applied_at="2026-11-21T10:14:00Z", partitions=[snapshot])
+    sqls = [f"INSERT INTO stage_stores VALUES {', '.join(stores)}" if sql.startswith("COPY")
+            else portable(sql) for sql in batch.sqls]
+    return run_batch(conn, sqls)
+
+
+def test_an_older_snapshot_never_replaces_a_newer_one(postgres) -> None:
+    """A redelivered or late old snapshot leaves the table as it is, in the same transaction
+    as its check, whose row count says the run was stale ("SubStatementData - Amazon Redshift
+    Data API", https://docs.aws.amazon.com/redshift-data/latest/APIReference/
+    API_SubStatementData.html: ResultRows is "either the number of rows returned from the SQL
+    statement or the number of rows affected"). The same snapshot again replaces itself."""
+    conn = postgres
+    conn.execute("CREATE SCHEMA IF NOT EXISTS analytics")
+    conn.execute("CREATE TABLE IF NOT EXISTS analytics.stores "
+                 "(store_id integer, city varchar(20), as_of date, run_id varchar(128))")
+    check = build_load_batch(schema="analytics", tables=[REFERENCE], outputs={"stores": REF_OUT},
+                             copy_role_arn=ROLE, pending=[], run_id="x",
+                             applied_at="2026-11-21T10:14:00Z",
+                             partitions=[DAY]).snapshot_checks["stores"]
+    table = "SELECT store_id, city, as_of::text, run_id FROM analytics.stores ORDER BY 1"
+    with conn.transaction(force_rollback=True):
+        conn.execute("DELETE FROM analytics.stores")
+        newer = ["(1, 'Leeds', '2010-12-02', 'new')", "(2, 'York', '2010-12-02', 'new')"]
+        counts = _refresh(conn, "2010-12-02", newer, "new")
+        assert counts[check:] == [0, 0, 2]  # not stale: nothing deleted, two inserted
+        loaded = conn.execute(table).fetchall()
+        assert loaded == [(1, "Leeds", "2010-12-02", "new"), (2, "York", "2010-12-02", "new")]
+        # the older snapshot, delivered after it: nothing changes, and the check says why
+        counts = _refresh(conn, DAY, [f"(7, 'Hull', '{DAY}', 'old')"], "old")
+        assert counts[check:] == [1, 0, 0]
+        assert conn.execute(table).fetchall() == loaded
+        # the same snapshot again (a re-run): replaced, not stale
+        counts = _refresh(conn, "2010-12-02", newer[:1], "again")
+        assert counts[check:] == [0, 2, 1]
+        assert conn.execute(table).fetchall() == [(1, "Leeds", "2010-12-02", "new")]
+
+
+def test_a_reference_table_refreshes_from_one_snapshot_only() -> None:
+    with pytest.raises(InvalidInput, match="refreshed whole from one snapshot, but the load "
+                                           "names 2 partitions"):
+        build_load_batch(schema="analytics", tables=[REFERENCE], outputs={"stores": REF_OUT},
+                         copy_role_arn=ROLE, pending=[], run_id="r1",
+                         applied_at="2026-11-21T10:14:00Z", partitions=[DAY, "2010-12-02"])
 
 
 def test_a_failing_statement_rolls_back_the_whole_batch(postgres) -> None:

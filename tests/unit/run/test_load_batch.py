@@ -62,14 +62,22 @@ def test_outputs_of_several_partitions_must_share_one_batch_prefix(outputs: list
                          partitions=list(DAYS[:2]), outputs={"sales_line_items": outputs})
 
 
-def test_a_full_refresh_table_loads_the_last_partitions_output_only() -> None:
-    stores = TableLoad("stores", mode="full_refresh")
+def test_a_full_refresh_table_loads_the_newest_snapshot_of_a_batch_only() -> None:
+    """Each snapshot's output is the whole table: a batch of several loads the newest one,
+    whatever the order it lists them in, guarded like a single snapshot's load."""
+    stores = TableLoad("stores", mode="full_refresh", snapshot_column="snapshot_date")
+    days = [DAYS[1], DAYS[-1], DAYS[0]]
     batch = build_load_batch(schema="analytics", tables=[stores], copy_role_arn=ROLE,
                              pending=[], run_id=BATCH, applied_at="2026-11-21T10:00:00Z",
-                             partitions=list(DAYS),
-                             outputs={"stores": [out("stores", d) for d in DAYS]})
-    assert f"FROM '{out('stores', DAYS[-1])}part-'" in batch.sqls[2]
-    assert batch.sqls[3] == "DELETE FROM analytics.stores"
+                             partitions=days,
+                             outputs={"stores": [out("stores", d) for d in days]})
+    newest = max(DAYS)
+    assert f"FROM '{out('stores', newest)}part-'" in batch.sqls[2]
+    assert batch.sqls[3] == (f"SELECT snapshot_date FROM analytics.stores WHERE snapshot_date > "
+                             f"'{newest}' LIMIT 1")
+    assert batch.sqls[4].startswith("DELETE FROM analytics.stores WHERE NOT EXISTS")
+    assert f"WHERE snapshot_date = '{newest}' AND NOT EXISTS" in batch.sqls[5]
+    assert batch.snapshot_checks == {"stores": 3}
 
 
 # -- StartLoad and RecordRun on a batch state --------------------------------------------------

@@ -161,6 +161,26 @@ def test_describe_counts_polls_and_says_how_long_to_wait(owner, redshift) -> Non
     assert done["SubStatements"][8]["ResultRows"] == 3080  # what RecordRun reads
 
 
+def test_a_stale_snapshot_is_its_own_outcome_not_a_success(owner, redshift) -> None:
+    """A full_refresh load whose snapshot check returned a row committed without a change
+    (pipeline_core.load_sql): the run must fail saying so, not record 0 rows as a success.
+    The check's row count is its ResultRows ("SubStatementData - Amazon Redshift Data API",
+    https://docs.aws.amazon.com/redshift-data/latest/APIReference/API_SubStatementData.html:
+    "the number of rows returned from the SQL statement or the number of rows affected")."""
+    load = {**submitted(owner), "snapshot_checks": {"bank_accounts": 3}}
+    redshift.finish(load["statement_id"], result_rows=[0, 0, 0, 1, 0, 0])
+    status = owner.handle(request("describe", load=load))
+    partition = request("describe").run.partition
+    assert status["outcome"] == "stale" and status["Status"] == "FINISHED"
+    assert status["cause"] == (
+        f"stale snapshot: bank_accounts holds a snapshot newer than this run's {partition}; "
+        "nothing was changed (an old file delivered late or again never replaces a newer one)")
+    # the same load whose check returned nothing finished
+    fresh = {**submitted(owner, load=load, load_status=None), "snapshot_checks": {"t": 3}}
+    redshift.finish(fresh["statement_id"], result_rows=[0, 0, 0, 0, 0, 5])
+    assert owner.handle(request("describe", load=fresh))["outcome"] == "finished"
+
+
 def test_a_serialization_conflict_is_retried_with_a_new_token(owner, redshift) -> None:
     load = submitted(owner)
     redshift.finish(load["statement_id"], "FAILED", REDSHIFT_1023)

@@ -40,7 +40,8 @@ def _dataset(name: str, fmt: str, ext: str, schedule: dict[str, Any] | None) -> 
         "quality": {"rules_file": f"{name}.dqdl"},
         "load": {"schema": "analytics", "tables": [
             {"name": f"{name}_rows", "replace_by": ["day"]},
-            {"name": f"{name}_reference", "mode": "full_refresh"}]},
+            {"name": f"{name}_reference", "mode": "full_refresh",
+             "snapshot_column": "as_of"}]},
     }
     if schedule is not None:
         doc["schedule"] = schedule
