@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import pytest
-from e2e_expected import expected_day
+from e2e_expected import expected_day, loaded_day_figures
 
 from local_runtime import burst
 from pipeline_core.catalog import load_catalog
@@ -25,15 +24,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_data" / "online_retail"
 DAYS = {"2011-06-01": "2010-12-01", "2011-06-02": "2010-12-02", "2011-06-03": "2010-12-03",
         "2011-06-06": "2010-12-01", "2011-06-07": "2010-12-02", "2011-06-08": "2010-12-03"}
 TWICE = ("2011-06-02", "2011-06-07")
-
-
-def _day_figures(q: Any, day: str) -> dict[str, Any]:
-    items = q("select count(*) from analytics.sales_line_items where order_date = %s",
-              (day,))[0][0]
-    customers = {(str(d), c): (o, u, r, rv) for d, c, o, u, r, rv in q(
-        "select order_date, customer_id, orders, units, revenue, returned_value "
-        "from analytics.customer_daily_sales where order_date = %s", (day,))}
-    return {"line_items": items, "customers": customers}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +52,7 @@ def test_a_burst_loads_each_day_once_as_its_own_run_would(dropped, deployment, w
     for path, _ in request.files:
         day = path.stem
         expected = expected_day(path)
-        assert _day_figures(warehouse_db, day) == {
+        assert loaded_day_figures(warehouse_db, day) == {
             "line_items": expected["line_items"], "customers": expected["customers"]}, day
     runs = warehouse_db(
         "select count(*) from analytics.sales_line_items where order_date between "
