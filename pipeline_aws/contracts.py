@@ -47,7 +47,14 @@ Verdict = Literal["pass", "warn", "fail"]
 Compute = Literal["serverless", "cluster"]
 
 
-class _Payload(BaseModel):
+class _Model(BaseModel):
+    """Every model here builds its validator on first use, not at import: a handler validates
+    a few of these ~50 models, and building all of them was most of a cold import's own time."""
+
+    model_config = ConfigDict(defer_build=True)
+
+
+class _Payload(_Model):
     """A part of the state machine's data: fields it does not name are ignored."""
 
     model_config = ConfigDict(extra="ignore")
@@ -302,7 +309,7 @@ class ClusterRef(_Payload):
 # Each function's input and result.
 
 
-class _Parses(BaseModel):
+class _Parses(_Model):
     """A function's event model: `parse` refuses a malformed event as InvalidInput naming
     every missing or wrong field; `what` starts the message."""
 
@@ -402,7 +409,7 @@ class FailureSummary(_Payload):
 # ResolveRun: the trigger events and its input.
 
 
-class EventBridgeEvent(BaseModel):
+class EventBridgeEvent(_Model):
     """The envelope every event delivered to an event bus has (EventBridge user guide, "AWS
     service event metadata", eb-events-structure.html). Our own model rather than powertools'
     parser models: importing one of those imports all of them (~40 services' models), which
@@ -422,11 +429,11 @@ class EventBridgeEvent(BaseModel):
     replay_name: str | None = Field(default=None, alias="replay-name")
 
 
-class _S3Bucket(BaseModel):
+class _S3Bucket(_Model):
     name: str = Field(min_length=3)
 
 
-class _S3Object(BaseModel):
+class _S3Object(_Model):
     model_config = ConfigDict(populate_by_name=True)
 
     key: str = Field(min_length=1)
@@ -436,7 +443,7 @@ class _S3Object(BaseModel):
     sequencer: str | None = None
 
 
-class _S3Detail(BaseModel):
+class _S3Detail(_Model):
     """`detail` of an S3 event (S3 user guide, "EventBridge event message structure",
     ev-events.html: version, bucket.name, object.key/size/etag/version-id/sequencer,
     request-id, requester, source-ip-address, reason)."""
