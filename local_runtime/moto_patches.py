@@ -9,6 +9,13 @@
   cancel_job_run cancels the job (SparkRunner.cancel: its Spark job group on the warm local
   Spark, the process group on the cold path).
 - EMR on EC2: the instances of instance-fleet clusters and their lifetimes (emr_fleets).
+- StepFunctionResponse.send_task_failure passes the request's `cause` on (moto 5.2.5 drops it,
+  and the task's failure would reach the Catch without the cause SendTaskFailure sent).
+- SendTaskSuccess / SendTaskFailure on the parser backend answer as the Step Functions API
+  Reference says: TaskTimedOut when "the task associated with the token has already been
+  closed" (its outcome taken, its task or execution ended), InvalidToken for a token no
+  execution issued. moto 5.2.5 takes a closed token again, and raises its errors without a
+  message (a TypeError instead of the error).
 - RedshiftDataAPIServiceResponse: execute/batchExecute/describe/getStatementResult/cancel go to
   the DataApiEngine (PostgreSQL), each with the caller's aws:userid (local_runtime.identity,
   from the request's access key): a statement is the submitter's alone. To another caller
@@ -30,7 +37,14 @@ from moto.redshiftdata.exceptions import ResourceNotFoundException, ValidationEx
 
 from local_runtime import emr_fleets
 from local_runtime.identity import PRINCIPALS
-from local_runtime.sfn_hooks import EMR_SERVERLESS, REDSHIFT_DATA_RESPONSES, current, patch
+from local_runtime.sfn_hooks import (
+    EMR_SERVERLESS,
+    PARSER_BACKEND,
+    REDSHIFT_DATA_RESPONSES,
+    SEND_TASK_FAILURE,
+    current,
+    patch,
+)
 from local_runtime.spark import JobResult, parse_submit_parameters
 from pipeline_aws.cost.workers import (
     WorkerConfigurationError,
@@ -57,6 +71,8 @@ def install(runner: Any, engine: Any) -> None:
             return
         _patch_emr_serverless()
         _patch_redshift_data()
+        _patch_send_task_failure()
+        _patch_task_tokens()
         emr_fleets.install()
         _installed = True
 
@@ -289,13 +305,31 @@ def _statement(response: Any) -> tuple[Any, Any]:
         raise ResourceNotFoundException() from None
 
 
+def principal_arn(response: Any) -> str:
+    """The ARN of the principal that signed the request (a function's role session)."""
+    found = PRINCIPALS.principal(response.get_access_key())
+    if found is None:
+        return f"arn:aws:iam::123456789012:user/{response.get_access_key()}"
+    account = found.role_arn.split(":")[4]
+    role = found.role_arn.rsplit("/", 1)[-1]
+    session = found.user_id.split(":", 1)[-1]
+    return f"arn:aws:sts::{account}:assumed-role/{role}/{session}"
+
+
+def _naming(response: Any) -> dict[str, Any]:
+    """StatementName and WithEvent of a request, and who sent it (for the event)."""
+    return {"name": response._get_param("StatementName"),
+            "with_event": bool(response._get_param("WithEvent")),
+            "principal": principal_arn(response)}
+
+
 def execute_statement(self: Any) -> tuple[int, dict[str, str], str]:
     sql = self._get_param("Sql")
     if not sql:
         raise ValidationException("Sql must not be empty")
     return _submitted(_engine().submit([sql], batch=False, target=_target(self),
                                        parameters=self._get_param("Parameters"),
-                                       owner=caller(self)))
+                                       owner=caller(self), **_naming(self)))
 
 
 def batch_execute_statement(self: Any) -> tuple[int, dict[str, str], str]:
@@ -303,7 +337,8 @@ def batch_execute_statement(self: Any) -> tuple[int, dict[str, str], str]:
     if not sqls:
         raise ValidationException("Sqls must contain at least one statement")
     return _submitted(_engine().submit(list(sqls), batch=True, target=_target(self),
-                                       owner=caller(self), token=self._get_param("ClientToken")))
+                                       owner=caller(self), token=self._get_param("ClientToken"),
+                                       **_naming(self)))
 
 
 def describe_statement(self: Any) -> tuple[int, dict[str, str], str]:
@@ -359,3 +394,52 @@ def _patch_redshift_data() -> None:
     for handler in (execute_statement, batch_execute_statement, describe_statement,
                     get_statement_result, cancel_statement):
         setattr(responses, handler.__name__, handler)
+
+
+def _patch_send_task_failure() -> None:
+    from moto.core.responses import EmptyResult
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"),
+            cause=self._get_param("cause"))
+        return EmptyResult()
+
+    patch(SEND_TASK_FAILURE, send_task_failure)
+
+
+def _callback(backend: Any, token: str) -> Any:
+    """The open callback endpoint of `token`; TaskTimedOut / InvalidToken as AWS answers."""
+    from moto.stepfunctions.parser.api import ExecutionStatus, InvalidToken, TaskTimedOut
+
+    for execution in backend._get_executions():
+        worker = getattr(execution, "exec_worker", None)
+        endpoint = worker.env.callback_pool_manager.get(token) if worker else None
+        if endpoint is None:
+            continue
+        # its outcome taken, or its task ended (which sets the event: interrupt_all)
+        if (execution.status != ExecutionStatus.RUNNING or endpoint.get_outcome() is not None
+                or endpoint._notify_event.is_set()):
+            raise TaskTimedOut("Task Timed Out: the task of this token is closed",
+                               exception_type="TaskTimedOut")
+        return endpoint
+    raise InvalidToken()
+
+
+def _patch_task_tokens() -> None:
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackOutcomeFailure,
+        CallbackOutcomeSuccess,
+    )
+
+    def send_task_success(self: Any, task_token: str, outcome: str) -> None:
+        _callback(self, task_token).notify(
+            CallbackOutcomeSuccess(callback_id=task_token, output=outcome))
+
+    def send_task_failure(self: Any, task_token: str, error: Any = None, cause: Any = None
+                          ) -> None:
+        _callback(self, task_token).notify(
+            CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause))
+
+    patch(PARSER_BACKEND + ".send_task_success", send_task_success)
+    patch(PARSER_BACKEND + ".send_task_failure", send_task_failure)

@@ -16,6 +16,14 @@ aws-sdk:redshiftdata tasks and boto3 calls from the Lambda handlers reach it.
   the same transaction. Redshift maps parquet columns by position, and so does this.
 - Redshift-only DDL clauses are dropped by the explicit rules in DDL_DROP_RULES, each drop logged.
   Anything else PostgreSQL does not understand fails the statement, as on Redshift.
+- A statement submitted WithEvent sends, when it ends (FINISHED, FAILED or ABORTED), the event
+  "Monitoring events for the Amazon Redshift Data API in Amazon EventBridge" (Amazon Redshift
+  Management Guide) shows: source aws.redshift-data, detail-type "Redshift Data Statement Status
+  Change", detail principal, statementName, statementId, redshiftQueryId, state, rows,
+  expireAt. `on_event` (the local deployment's EventBridge) receives it; a statement submitted
+  without WithEvent sends nothing.
+- Tests can hold a statement before its commit (`hold_before_commit`: two loads overlap) or
+  delay it (`delay_before_commit`: a slow load).
 """
 
 from __future__ import annotations
@@ -123,6 +131,9 @@ class Statement:
     duration_ns: int = -1
     conn: Any = None
     cancelled: bool = False
+    name: str | None = None
+    with_event: bool = False
+    principal: str | None = None  # the submitter's ARN, for the event
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -155,6 +166,10 @@ class DataApiEngine:
         self._failures: list[tuple[re.Pattern[str], str]] = []
         self._holds: list[_Hold] = []
         self._tokens: dict[tuple[str | None, str], str] = {}  # (owner, ClientToken) -> id
+        self._delays: list[tuple[re.Pattern[str], float]] = []
+        # where a WithEvent statement's event goes (EventBridge); None: nowhere
+        self.on_event: Callable[[dict[str, Any]], object] | None = None
+        self.account, self.region = "123456789012", "us-east-1"
         self.sql_seconds_total = 0.0
         self.dropped_clauses: list[str] = []
 
@@ -168,6 +183,20 @@ class DataApiEngine:
         with self._lock:
             self._failures.clear()
             self._holds.clear()
+            self._delays.clear()
+
+    def delay_before_commit(self, pattern: str, seconds: float) -> None:
+        """Every statement whose SQL matches `pattern` waits `seconds` before it commits
+        (tests: a slow load). clear_failures() ends it."""
+        with self._lock:
+            self._delays.append((re.compile(pattern, re.I | re.S), seconds))
+
+    def _await_delay(self, st: Statement) -> None:
+        with self._lock:
+            seconds = sum(s for pattern, s in self._delays
+                          if any(pattern.search(sub.sql) for sub in st.subs))
+        if seconds > 0:
+            time.sleep(seconds)
 
     def hold_before_commit(self, pattern: str, parties: int = 2, timeout: float = 10.0) -> None:
         """The first `parties` statements whose SQL matches `pattern` wait for each other just
@@ -191,12 +220,15 @@ class DataApiEngine:
     # -- API ------------------------------------------------------------------------------------
     def submit(self, sqls: list[str], *, batch: bool, target: dict[str, Any],
                parameters: list[dict[str, str]] | None = None, owner: str | None = None,
-               token: str | None = None) -> Statement:
+               token: str | None = None, name: str | None = None, with_event: bool = False,
+               principal: str | None = None) -> Statement:
         """Run `sqls` (one transaction); `owner` is the submitter's aws:userid. The same
-        ClientToken from the same owner returns the statement it started, not a second one."""
+        ClientToken from the same owner returns the statement it started, not a second one.
+        `with_event`: send the completion event to `on_event` when it ends."""
         sid = str(uuid.uuid4())
         subs = [SubStatement(f"{sid}:{i + 1}" if batch else sid, s) for i, s in enumerate(sqls)]
-        st = Statement(sid, subs, batch, target, owner=owner)
+        st = Statement(sid, subs, batch, target, owner=owner, name=name, with_event=with_event,
+                       principal=principal)
         with self._lock:
             if token and (owner, token) in self._tokens:
                 return self._statements[self._tokens[(owner, token)]]
@@ -276,6 +308,17 @@ class DataApiEngine:
             with self._lock:
                 st.conn = None
                 self.sql_seconds_total += elapsed
+        self._send_event(st)
+
+    def _send_event(self, st: Statement) -> None:
+        """The completion event of a statement submitted WithEvent (nothing otherwise)."""
+        sink = self.on_event
+        if not st.with_event or sink is None:
+            return
+        try:
+            sink(statement_event(st, self.account, self.region))
+        except Exception:
+            LOG.exception("statement %s: its completion event could not be sent", st.id)
 
     def _run_transaction(self, st: Statement, parameters: list[dict[str, str]] | None) -> None:
         """Every sub-statement in one transaction, committed unless cancelled meanwhile."""
@@ -295,6 +338,9 @@ class DataApiEngine:
                 if st.cancelled:
                     raise _Aborted()
                 self._run_sub(conn, sub, parameters)
+            if st.cancelled:
+                raise _Aborted()
+            self._await_delay(st)
             if st.cancelled:
                 raise _Aborted()
             self._await_hold(st)
@@ -414,6 +460,28 @@ class _Hold:
     pattern: re.Pattern[str]
     barrier: threading.Barrier
     remaining: int
+
+
+def statement_event(st: Statement, account: str, region: str) -> dict[str, Any]:
+    """The EventBridge event of an ended statement, in the shape of the Redshift Management
+    Guide's example ("Monitoring events for the Amazon Redshift Data API in Amazon
+    EventBridge")."""
+    if "WorkgroupName" in st.target:
+        resource = f"arn:aws:redshift-serverless:{region}:{account}:workgroup/" \
+                   f"{st.target['WorkgroupName']}"
+    else:
+        resource = f"arn:aws:redshift:{region}:{account}:cluster:" \
+                   f"{st.target.get('ClusterIdentifier', 'local')}"
+    rows = sum(max(s.result_rows, 0) for s in st.subs)
+    return {
+        "version": "0", "id": str(uuid.uuid4()),
+        "detail-type": "Redshift Data Statement Status Change", "source": "aws.redshift-data",
+        "account": account, "time": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region, "resources": [resource],
+        "detail": {"principal": st.principal or "", "statementName": st.name or "",
+                   "statementId": st.id, "redshiftQueryId": -1, "state": st.status,
+                   "rows": rows, "expireAt": int(st.created_at) + 24 * 3600},
+    }
 
 
 def _stopped_at(st: Statement) -> int | None:

@@ -11,8 +11,11 @@ patch() refuses a point that is not listed.
 - aws-sdk tasks sign with the state machine's own access key (STATE.sdk_access_key, set by the
   local deployment; local_runtime.identity), so a stand-in sees the machine's role as the
   caller, never a function's.
-- Time compression: Wait states and Retry intervals are multiplied by a factor; the .sync
-  polling interval is shortened.
+- Time compression: Wait states, Retry intervals and a Task's TimeoutSeconds are multiplied by
+  a factor (a TimeoutSeconds never below TIMEOUT_FLOOR_SECONDS, so a callback that arrives at
+  once is not beaten by a timeout of zero); the .sync polling interval is shortened.
+- lambda:invoke.waitForTaskToken is moto's own (its callback pool; SendTaskSuccess and
+  SendTaskFailure through moto's Step Functions API end the task).
 """
 
 from __future__ import annotations
@@ -43,9 +46,13 @@ SDK_EVAL = _SERVICE + "state_task_service_aws_sdk.StateTaskServiceAwsSdk._eval_s
 SDK_CLIENT = _SERVICE + "state_task_service_aws_sdk.boto_client_for"
 WAIT_INTERVAL = _ASL + "state.wait.wait_function.wait_function.WaitFunction._wait_interval"
 RETRY_CLOCK = _ASL + "common.retry.retrier_decl.time"
+TIMEOUT_SECONDS = _ASL + "common.timeouts.timeout.TimeoutSeconds._eval_seconds"
+TIMEOUT_FLOOR_SECONDS = 1.0
 EMR_SERVERLESS = "moto.emrserverless.models.EMRServerlessBackend."
 REDSHIFT_DATA_RESPONSES = "moto.redshiftdata.responses.RedshiftDataAPIServiceResponse"
 EMR_RESPONSES = "moto.emr.responses.ElasticMapReduceResponse"
+SEND_TASK_FAILURE = "moto.stepfunctions.responses.StepFunctionResponse.send_task_failure"
+PARSER_BACKEND = "moto.stepfunctions.parser.models.StepFunctionsParserBackend"
 
 HOOK_POINTS = [
     LAMBDA_INVOKE,
@@ -63,6 +70,7 @@ HOOK_POINTS = [
     SDK_CLIENT,
     WAIT_INTERVAL,
     RETRY_CLOCK,
+    TIMEOUT_SECONDS,
     _ASL + "common.error_name.failure_event.FailureEventException",
     _ASL + "common.error_name.custom_error_name.CustomErrorName",
     EMR_SERVERLESS + "start_job_run",
@@ -70,6 +78,9 @@ HOOK_POINTS = [
     EMR_SERVERLESS + "cancel_job_run",
     REDSHIFT_DATA_RESPONSES,
     EMR_RESPONSES,
+    SEND_TASK_FAILURE,
+    PARSER_BACKEND + ".send_task_success",
+    PARSER_BACKEND + ".send_task_failure",
 ]
 
 _installed = False
@@ -217,3 +228,10 @@ def _install_time() -> None:
             env.program_state_event.wait(seconds)
 
     patch(WAIT_INTERVAL, wait_interval)
+
+    def timeout_seconds(self, env):
+        if self.is_default_value():  # no TimeoutSeconds: moto's "forever" stays forever
+            return self.timeout_seconds
+        return max(TIMEOUT_FLOOR_SECONDS, self.timeout_seconds * STATE.time_factor)
+
+    patch(TIMEOUT_SECONDS, timeout_seconds)

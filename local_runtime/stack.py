@@ -139,6 +139,10 @@ class LocalDeployment:
         self.state_machine_arns: dict[str, str] = {}  # logical id -> ARN, every machine
         self.definition = ""  # the state machine's ASL, as deployed
         self.event_patterns: list[dict[str, Any]] = []
+        # (pattern, function name): the EventBridge rules of functions' Events, which
+        # put_event delivers to (the Redshift Data API stand-in's completion events)
+        self.function_rules: list[tuple[dict[str, Any], str]] = []
+        self.delivered_events: list[tuple[str, dict[str, Any]]] = []  # (function, event)
         self.application_ids: dict[str, str] = {}
         self.code_version = "local"
         self.lambda_seconds = 0.0
@@ -309,11 +313,34 @@ class LocalDeployment:
                 if pattern:
                     self.event_patterns.append(r.resolve(pattern))
 
-    def _add_event_patterns(self, props: dict[str, Any]) -> None:
-        """The EventBridge patterns of a SAM function's or state machine's Events."""
+    def _add_event_patterns(self, props: dict[str, Any], function: str | None = None) -> None:
+        """The EventBridge patterns of a SAM function's or state machine's Events; a
+        function's rules are also kept to deliver events to (put_event)."""
         for event in (props.get("Events") or {}).values():
             if event.get("Type") in ("EventBridgeRule", "CloudWatchEvent"):
-                self.event_patterns.append(self.resolver.resolve(event["Properties"]["Pattern"]))
+                pattern = self.resolver.resolve(event["Properties"]["Pattern"])
+                self.event_patterns.append(pattern)
+                if function is not None:
+                    self.function_rules.append((pattern, function))
+
+    def put_event(self, event: dict[str, Any]) -> int:
+        """EventBridge: deliver `event` to every function whose rule matches it, each
+        asynchronously (an asynchronous Lambda invoke, as a rule's Lambda target is); the
+        number of deliveries."""
+        from local_runtime.runner import pattern_matches
+
+        targets = [fn for pattern, fn in self.function_rules if pattern_matches(pattern, event)]
+        for fn in targets:
+            threading.Thread(target=self._deliver, args=(fn, event), daemon=True,
+                             name=f"event-{fn}").start()
+        return len(targets)
+
+    def _deliver(self, function: str, event: dict[str, Any]) -> None:
+        self.delivered_events.append((function, event))
+        result = self.invoke_lambda(function, event)
+        if result.get("FunctionError"):
+            LOG.warning("event %s: %s failed: %s", event.get("id"), function,
+                        result.get("Payload"))
 
     def _register_function(self, lid: str) -> None:
         r = self.resolver
@@ -335,7 +362,7 @@ class LocalDeployment:
         self.functions[fn.name] = fn
         if env.get("JOB_CODE_VERSION"):
             self.code_version = env["JOB_CODE_VERSION"]
-        self._add_event_patterns(props)
+        self._add_event_patterns(props, fn.name)
 
     def bucket(self, hint: str) -> str:
         """The bucket whose logical id contains `hint` (raw, curated, artifacts)."""
@@ -412,6 +439,8 @@ class LocalDeployment:
         s3 = self.client("s3")
         self._data_api = DataApiEngine(self.warehouse.database_url,
                                        lambda uri: read_parquet_objects(s3, uri))
+        self._data_api.account, self._data_api.region = self.resolver.account, cfn.REGION
+        self._data_api.on_event = self.put_event
 
     def _install_hooks(self) -> None:
         """Local Spark behind moto's EMR Serverless, PostgreSQL behind its Redshift Data API, and

@@ -263,15 +263,17 @@ class SubStatement(_Payload):
     Error: str | None = None
 
 
-LoadOutcome = Literal["running", "finished", "failed", "aborted", "retry", "conflict",
-                      "timed_out", "stale"]
+LoadOutcome = Literal["finished", "failed", "aborted", "retry", "conflict", "timed_out",
+                      "stale"]
 
 
 class LoadStatus(_Payload):
-    """DescribeLoad's result (the load function's describe), at `$.load_status`: the
-    DescribeStatement response's Id, Status, Error and SubStatements, and what it means
-    (pipeline_aws.load_policy): `outcome` (the LoadStatus Choice reads it), `wait_seconds`
-    (before the next poll or the next try), `polls` of this statement, `load_try`, `cause`."""
+    """AwaitLoad's result (what the load function sends with SendTaskSuccess when the
+    statement ended), or DescribeLoad's (its describe after the wait ran out), at
+    `$.load_status`: the DescribeStatement response's Id, Status, Error and SubStatements, and
+    what it means (pipeline_aws.load_policy): `outcome` (the LoadStatus Choice reads it),
+    `wait_seconds` (before the next try), `polls` (describes of this statement that were
+    judged), `load_try`, `cause`."""
 
     Id: str | None = None
     Status: str
@@ -354,14 +356,16 @@ class LoadStatementState(RunState):
 
 
 class LoadStatementRequest(RunStepRequest):
-    """The one function that owns the load statement: StartLoad (`submit`), DescribeLoad
-    (`describe`) and CancelLoad (`cancel`) call it, so one principal submits, describes and
+    """The one function that owns the load statement: StartLoad (`submit`), AwaitLoad
+    (`await`, with the task token), DescribeLoad (`describe`) and CancelLoad (`cancel`) call it,
+    and so does the statement's completion event, so one principal submits, describes and
     cancels (the Data API scopes a statement to the identity that submitted it)."""
 
     what = "LoadStatement input"
 
-    operation: Literal["submit", "describe", "cancel"]
+    operation: Literal["submit", "await", "describe", "cancel"]
     state: LoadStatementState
+    task_token: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
 class RecordRunState(RunState):

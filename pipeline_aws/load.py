@@ -1,18 +1,30 @@
-"""The load statement's one owner: submit it, describe it, cancel it.
+"""The load statement's one owner: submit it, wait for it, describe it, cancel it.
 
 The Redshift Data API scopes a statement to the IAM identity that submitted it (AWS's managed
 policy AmazonRedshiftDataFullAccess, and this template, allow DescribeStatement,
 GetStatementResult and CancelStatement only when `redshift-data:statement-owner-iam-userid`
-equals the caller's `aws:userid`). So one Lambda function does all three, called by StartLoad
-(`submit`), DescribeLoad (`describe`) and CancelLoad (`cancel`).
+equals the caller's `aws:userid`). So one Lambda function does all of it, called by StartLoad
+(`submit`), AwaitLoad (`await`), DescribeLoad (`describe`), CancelLoad (`cancel`) and by the
+statement's completion event.
 
 - submit: bring the warehouse schema up to date and submit the run's load as one batch (one
-  transaction), with the idempotency token `<run_id>-load-a<attempt>-r<load_try>`.
-- describe: the statement's status and what it means (pipeline_aws.load_policy): the wait
-  before the next poll, or before the next try after a serialization conflict.
-- cancel: stop the statement if it still runs (timeout, or the describe itself failing).
+  transaction) WithEvent, named `<app>-load/<run_id>/try-<n>` (statement_name), with the
+  idempotency token `<run_id>-load-a<attempt>-r<load_try>`.
+- await (a waitForTaskToken task): keep the task token and the load on the ledger item of the
+  run's first loaded partition (`load_wait`), then look at the statement once: one that already
+  ended (its event came before the token was kept) is reported at once.
+- the completion event ("Redshift Data Statement Status Change", EventBridge): find the
+  waiting task by the statement's name, describe the statement, judge it
+  (pipeline_aws.load_policy) and end the task with SendTaskSuccess (the LoadStatus the
+  LoadStatus Choice reads), or SendTaskFailure when it cannot be judged. A token already used
+  (a redelivered event) is not an error; an event for a statement nobody waits for (another
+  stack's, an older load try's) is ignored and logged.
+- describe: the statement's status and what it means, after the wait ran out (a statement still
+  running is `timed_out`).
+- cancel: stop the statement if it still runs (timeout, or the wait failing).
 
-A slow COPY costs Step Functions transitions and short Lambda calls, never a waiting Lambda.
+A slow COPY costs neither state transitions nor a waiting Lambda: AwaitLoad waits for the
+event, at most LOAD_TIMEOUT_SECONDS.
 """
 
 from __future__ import annotations
@@ -21,7 +33,7 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline_aws.contracts import (
     LoadCancelled,
@@ -34,7 +46,7 @@ from pipeline_aws.contracts import (
     SubStatement,
 )
 from pipeline_aws.lazy import Lazy
-from pipeline_aws.ledger import utc_now_iso
+from pipeline_aws.ledger import LedgerPort, utc_now_iso
 from pipeline_aws.load_policy import (
     MAX_LOAD_TRIES,
     Verdict,
@@ -42,9 +54,9 @@ from pipeline_aws.load_policy import (
     judge,
     statement_error,
 )
-from pipeline_aws.redshift import RedshiftDataPort, client_token
+from pipeline_aws.redshift import RUNNING_STATES, RedshiftDataPort, client_token
 from pipeline_core.catalog import Catalog
-from pipeline_core.errors import ConfigurationError, InvalidInput
+from pipeline_core.errors import ConfigurationError, InvalidInput, PipelineError
 from pipeline_core.load_sql import (
     Migration,
     applied_versions_sql,
@@ -55,6 +67,8 @@ from pipeline_core.load_sql import (
 )
 
 SMALL_QUERY_BUDGET_SECONDS = 20.0
+WAIT_ATTRIBUTE = "load_wait"  # the ledger attribute AwaitLoad's token is kept in
+EVENT_SOURCE = "aws.redshift-data"
 # What PostgreSQL and Redshift say when two sessions create the same object at once.
 _CONCURRENT_DDL = re.compile(
     r"already exists|duplicate key value violates unique constraint|could not serialize"
@@ -65,6 +79,42 @@ def load_token(run_id: str, attempt: int, load_try: int) -> str:
     """The load's idempotency token: a retried Lambda gets the same statement back; a new
     load try (after a serialization conflict) gets a new one. At most 64 characters."""
     return client_token(f"{run_id}-load-a{attempt}-r{load_try}")
+
+
+def statement_prefix(app_name: str) -> str:
+    """What every load statement's name of this deployment starts with (the completion
+    event rule filters on it: another stack's statements never reach this function)."""
+    return f"{app_name}-load/"
+
+
+def statement_name(app_name: str, run_id: str, load_try: int) -> str:
+    """The load's StatementName: the stack, the ledger item AwaitLoad waits on, the try."""
+    return f"{statement_prefix(app_name)}{run_id}/try-{load_try}"
+
+
+def parse_statement_name(app_name: str, name: str) -> tuple[str, int] | None:
+    """(run_id, load_try) of one of this deployment's load statements; None for any other."""
+    prefix = statement_prefix(app_name)
+    if not name.startswith(prefix):
+        return None
+    run_id, _, tail = name[len(prefix):].rpartition("/try-")
+    if not run_id or not tail.isdigit():
+        return None
+    return run_id, int(tail)
+
+
+def waiting_run_id(state: LoadStatementState | RecordRunState) -> str:
+    """The ledger item that holds AwaitLoad's token: the first loaded partition's (the run's
+    own for a run of one object; a batch has no item of its own)."""
+    return loaded_partitions(state)[0].run_id
+
+
+class TaskTokenPort(Protocol):
+    """Ends a waitForTaskToken task (pipeline_aws.task_tokens.TaskTokens in AWS)."""
+
+    def succeed(self, token: str, output: Mapping[str, Any]) -> bool: ...
+
+    def fail(self, token: str, error: str, cause: str) -> bool: ...
 
 
 def next_load_try(state: LoadStatementState) -> int:
@@ -87,20 +137,39 @@ class LoadStatement:
 
     def __init__(self, *, catalog: Catalog | Callable[[], Catalog], redshift: RedshiftDataPort,
                  migrations: Sequence[Migration] | Callable[[], Sequence[Migration]],
-                 copy_role_arn: str, clock: Callable[[], datetime] | None = None,
+                 copy_role_arn: str, app_name: str,
+                 ledger: LedgerPort | None = None, tasks: TaskTokenPort | None = None,
+                 clock: Callable[[], datetime] | None = None,
                  rng: Callable[[float, float], float] = random.uniform, logger: Any = None):
         self._catalog = Lazy(catalog)
         self._redshift = redshift
         self._migrations = Lazy(migrations)
         self._copy_role_arn = copy_role_arn
+        self._app = app_name
+        self._ledger = ledger
+        self._tasks = tasks
         self._clock = clock or (lambda: datetime.now(UTC))
         self._rng = rng
         self._logger = logger
 
     def handle(self, request: LoadStatementRequest) -> dict[str, Any]:
         operations: dict[str, Callable[[LoadStatementRequest], dict[str, Any]]] = {
-            "submit": self.submit, "describe": self.describe, "cancel": self.cancel}
+            "submit": self.submit, "await": self.await_load, "describe": self.describe,
+            "cancel": self.cancel}
         return operations[request.operation](request)
+
+    def handle_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The function's entry: the completion event (by its envelope), else a request of
+        the state machine."""
+        if event.get("source") == EVENT_SOURCE:
+            return self.on_statement_event(event)
+        return self.handle(LoadStatementRequest.parse(event))
+
+    def _waiting(self) -> tuple[LedgerPort, TaskTokenPort]:
+        if self._ledger is None or self._tasks is None:
+            raise ConfigurationError("the load function needs the ledger and Step Functions to "
+                                     "wait for the load's completion event")
+        return self._ledger, self._tasks
 
     def _log(self, message: str, **extra: Any) -> None:
         if self._logger:
@@ -150,9 +219,9 @@ class LoadStatement:
             applied_at=utc_now_iso(self._clock), partitions=[p.partition for p in loaded],
         )
         statement_id = self._redshift.batch_execute(
-            batch.sqls, statement_name=f"load {run.dataset} {run.partition} {run.run_id} "
-                                       f"try {load_try}",
-            token=load_token(run.run_id, run.attempt, load_try),
+            batch.sqls,
+            statement_name=statement_name(self._app, waiting_run_id(request.state), load_try),
+            token=load_token(run.run_id, run.attempt, load_try), with_event=True,
         )
         self._log("load submitted", statement_id=statement_id, statements=len(batch.sqls),
                   migrations_applied=batch.migrations, tables=batch.insert_index,
@@ -161,29 +230,106 @@ class LoadStatement:
                            migrations_applied=batch.migrations, load_try=load_try,
                            snapshot_checks=batch.snapshot_checks).model_dump(mode="json")
 
+    # -- await and the completion event ------------------------------------------------------
+    def await_load(self, request: LoadStatementRequest) -> dict[str, Any]:
+        """Keep AwaitLoad's task token where the completion event finds it, then look once: a
+        statement that ended before the token was kept (its event found no waiter) is
+        reported now. Either report may come second: its token is then closed, no harm."""
+        ledger, _ = self._waiting()
+        load = _submitted(request)
+        if not request.task_token:
+            raise InvalidInput("await: task_token is missing (AwaitLoad passes $$.Task.Token)")
+        holder = waiting_run_id(request.state)
+        ledger.update(holder, {WAIT_ATTRIBUTE: {
+            "token": request.task_token, "statement_id": load.statement_id,
+            "load": load.model_dump(mode="json"), "run_id": request.run.run_id,
+            "partition": request.run.partition, "execution_arn": request.execution.Id}})
+        description = self._redshift.describe(load.statement_id)
+        if description.get("Status") in RUNNING_STATES:
+            self._log("waiting for the load's completion event", statement_id=load.statement_id,
+                      status=description.get("Status"), waiting_run_id=holder)
+            return {"waiting": load.statement_id, "status": str(description.get("Status"))}
+        status = self._status(load, description, run_id=request.run.run_id,
+                              partition=request.run.partition, polls=1)
+        return self._report(request.task_token, status, how="ended before the wait began")
+
+    def on_statement_event(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """A "Redshift Data Statement Status Change" event: end the task waiting for it."""
+        detail = event.get("detail")
+        detail = detail if isinstance(detail, Mapping) else {}
+        name, statement_id = str(detail.get("statementName") or ""), str(
+            detail.get("statementId") or "")
+        parsed = parse_statement_name(self._app, name)
+        if parsed is None:
+            return self._ignored(f"statement {statement_id} ({name!r}) is not a load of "
+                                 f"{self._app}")
+        ledger, tasks = self._waiting()
+        item = ledger.get(parsed[0]) or {}
+        wait = item.get(WAIT_ATTRIBUTE)
+        if not isinstance(wait, Mapping):
+            return self._ignored(f"no task waits for statement {statement_id} yet (AwaitLoad "
+                                 "looks at it itself when it starts)")
+        if wait.get("statement_id") != statement_id:
+            return self._ignored(f"statement {statement_id} is not the awaited one "
+                                 f"({wait.get('statement_id')}): an older load try's")
+        token = str(wait["token"])
+        try:
+            load = LoadStarted.model_validate(wait["load"])
+            description = self._redshift.describe(statement_id)
+            if description.get("Status") in RUNNING_STATES:
+                return self._ignored(f"statement {statement_id} is still "
+                                     f"{description.get('Status')}")
+            status = self._status(load, description, run_id=str(wait["run_id"]),
+                                  partition=str(wait["partition"]), polls=1)
+        except (PipelineError, ValueError) as e:
+            sent = tasks.fail(token, type(e).__name__, str(e))
+            self._log("load could not be judged", statement_id=statement_id, error=str(e),
+                      sent=sent)
+            return {"statement_id": statement_id, "failed": type(e).__name__, "sent": sent}
+        return self._report(token, status, how="completion event")
+
+    def _report(self, token: str, status: LoadStatus, *, how: str) -> dict[str, Any]:
+        _, tasks = self._waiting()
+        sent = tasks.succeed(token, status.model_dump(mode="json"))
+        self._log("load reported" if sent else "load already reported (the task's token is "
+                  "closed: a redelivered event, or the wait ended another way)",
+                  statement_id=status.Id, outcome=status.outcome, how=how,
+                  load_try=status.load_try, cause=status.cause)
+        return {"statement_id": status.Id, "outcome": status.outcome, "sent": sent}
+
+    def _ignored(self, why: str) -> dict[str, Any]:
+        self._log("statement event ignored", why=why)
+        return {"ignored": why}
+
     # -- describe -------------------------------------------------------------------------------
     def describe(self, request: LoadStatementRequest) -> dict[str, Any]:
+        """After AwaitLoad's wait ran out: the statement's status and what it means."""
         load = _submitted(request)
         previous = request.state.load_status
         polls = previous.polls + 1 if previous and previous.Id == load.statement_id else 1
         description = self._redshift.describe(load.statement_id)
-        verdict = judge(description, polls=polls, load_try=load.load_try, rng=self._rng,
-                        raced_migration=self._raced_migration(request, load, description))
-        stale = stale_snapshot(description, load, request.run.partition)
+        status = self._status(load, description, run_id=request.run.run_id,
+                              partition=request.run.partition, polls=polls)
+        self._log("load described", statement_id=load.statement_id, outcome=status.outcome,
+                  polls=polls, load_try=load.load_try, cause=status.cause,
+                  wait_seconds=status.wait_seconds)
+        return status.model_dump(mode="json")
+
+    def _status(self, load: LoadStarted, description: Mapping[str, Any], *, run_id: str,
+                partition: str, polls: int) -> LoadStatus:
+        """The described statement and its verdict (load_policy), a stale snapshot named."""
+        verdict = judge(description, load_try=load.load_try, rng=self._rng,
+                        raced_migration=self._raced_migration(run_id, load, description))
+        stale = stale_snapshot(description, load, partition)
         if verdict.outcome == "finished" and stale is not None:
             verdict = Verdict("stale", 0, stale)
-        status = LoadStatus(
+        return LoadStatus(
             Id=load.statement_id, Status=str(description.get("Status")),
             Error=statement_error(description), SubStatements=_subs(description),
             outcome=verdict.outcome, wait_seconds=verdict.wait_seconds, polls=polls,
             load_try=load.load_try, cause=verdict.cause)
-        if verdict.outcome != "running":
-            self._log("load described", statement_id=load.statement_id,
-                      outcome=verdict.outcome, polls=polls, load_try=load.load_try,
-                      cause=verdict.cause, wait_seconds=verdict.wait_seconds)
-        return status.model_dump(mode="json")
 
-    def _raced_migration(self, request: LoadStatementRequest, load: LoadStarted,
+    def _raced_migration(self, run_id: str, load: LoadStarted,
                          description: Mapping[str, Any]) -> bool:
         """A failed batch that applied migrations, which are recorded now: another load
         applied them at the same time (this batch was rolled back, so it was not this one)."""
@@ -191,7 +337,7 @@ class LoadStatement:
             return False
         if is_serialization_conflict(statement_error(description)):
             return False
-        versions = set(self._read_versions(request.run.run_id))
+        versions = set(self._read_versions(run_id))
         mine = {v for v in map(label_version, load.migrations_applied) if v is not None}
         return bool(mine) and mine <= versions
 

@@ -1,10 +1,12 @@
-"""What a described load statement means, and how long to wait: pure, no AWS calls.
+"""What a described load statement means: pure, no AWS calls.
 
-The load Lambda's describe operation (pipeline_aws.load) applies these rules, so the state
-machine's poll loop is only Wait -> DescribeLoad -> LoadStatus, with no arithmetic in ASL.
+The load Lambda (pipeline_aws.load) applies these rules when the Data API's completion event
+arrives (or its own look right after the state machine's AwaitLoad starts waiting), and once
+more in DescribeLoad when the wait ran out; the state machine only branches on the outcome.
 
-- A running statement is polled with doubling waits (2, 4, ... capped at 60 s); after
-  MAX_POLLS polls it is `timed_out` and the state machine cancels it (CancelLoad).
+- The state machine waits for the statement's completion event, at most LOAD_TIMEOUT_SECONDS
+  (AwaitLoad's TimeoutSeconds). A statement still running when DescribeLoad looks after that
+  wait is `timed_out`, and the state machine cancels it (CancelLoad).
 - A FAILED statement whose error is a serialization conflict is `retry`: a provisioned
   Redshift cluster runs every transaction SERIALIZABLE and fails the loser of two concurrent
   writers to one table with error 1023 ("Serializable isolation violation"); PostgreSQL says
@@ -24,9 +26,9 @@ from typing import Any
 
 from pipeline_aws.contracts import LoadOutcome
 
-FIRST_WAIT_SECONDS = 2
-MAX_WAIT_SECONDS = 60
-MAX_POLLS = 60
+# How long the state machine waits for the load's completion event: the budget of the poll
+# loop it replaces (60 polls 2, 4, ... 60 s apart: 3302 s), rounded to 55 minutes.
+LOAD_TIMEOUT_SECONDS = 3300
 MAX_LOAD_TRIES = 5
 RETRY_BASE_SECONDS = 4
 RETRY_CAP_SECONDS = 120
@@ -63,13 +65,6 @@ def is_serialization_conflict(error: str | None) -> bool:
     return bool(error) and _SERIALIZATION.search(str(error)) is not None
 
 
-def poll_wait(polls: int) -> int:
-    """The wait after the `polls`-th describe of a running statement: 2, 4, 8, ... 60."""
-    if polls < 1:
-        raise ValueError(f"polls counts describes made, at least 1, got {polls}")
-    return int(min(FIRST_WAIT_SECONDS * 2 ** min(polls - 1, 16), MAX_WAIT_SECONDS))
-
-
 def retry_wait(load_try: int, rng: Callable[[float, float], float] = random.uniform) -> int:
     """The wait before load try `load_try + 1`: half of min(cap, base * 2^(try-1)) plus a
     random part up to the other half ("equal jitter": never near zero, so the conflicting
@@ -81,10 +76,12 @@ def retry_wait(load_try: int, rng: Callable[[float, float], float] = random.unif
     return max(1, round(half + rng(0.0, half)))
 
 
-def judge(description: Mapping[str, Any], *, polls: int, load_try: int,
+def judge(description: Mapping[str, Any], *, load_try: int,
           rng: Callable[[float, float], float] = random.uniform,
           raced_migration: bool = False) -> Verdict:
-    """What the describe of the load statement means; `polls` counts this describe.
+    """What the describe of the load statement means. It is made when the statement ended (its
+    completion event) or when the wait for that event ran out, so a statement still running
+    is `timed_out`.
 
     `raced_migration`: the batch applied migrations that another load has recorded since
     (its DDL collided with theirs): retried like a serialization conflict.
@@ -100,10 +97,9 @@ def judge(description: Mapping[str, Any], *, polls: int, load_try: int,
                        rng=rng, raced_migration=raced_migration)
     if status not in RUNNING_STATES:
         raise ValueError(f"DescribeStatement returned an unknown status {status!r}")
-    if polls >= MAX_POLLS:
-        return Verdict("timed_out", 0, f"the Redshift statement was still {status} after "
-                                       f"{polls} polls; it is cancelled")
-    return Verdict("running", poll_wait(polls))
+    return Verdict("timed_out", 0, f"the Redshift statement was still {status} after "
+                                   f"the load's time limit ({LOAD_TIMEOUT_SECONDS} s); it is "
+                                   "cancelled")
 
 
 def _failed(error: str, *, load_try: int, rng: Callable[[float, float], float],

@@ -2,10 +2,9 @@
 cancel.
 
 Only small bookkeeping queries are waited for here, with a hard time budget; the load itself is
-submitted, then described on each pass of the state machine's poll loop (WaitForLoad ->
-DescribeLoad, both calling the same function: a statement belongs to the identity that
-submitted it), so no Lambda ever sits waiting for a long COPY. FAILED and ABORTED are handled
-as outcomes, not as timeouts.
+submitted with WithEvent, and the state machine waits for its completion event (AwaitLoad, a
+task token; pipeline_aws.load), so no Lambda ever sits waiting for a long COPY and no poll
+loop costs state transitions. FAILED and ABORTED are handled as outcomes, not as timeouts.
 """
 
 from __future__ import annotations
@@ -55,8 +54,9 @@ class RedshiftDataPort(Protocol):
         ...
 
     def batch_execute(self, sqls: Sequence[str], *, statement_name: str,
-                      token: str | None = None) -> str:
-        """Submit statements run in order in one transaction; the same token, the same id."""
+                      token: str | None = None, with_event: bool = False) -> str:
+        """Submit statements run in order in one transaction; the same token, the same id.
+        `with_event`: the Data API sends an EventBridge event when the statement ends."""
         ...
 
     def describe(self, statement_id: str) -> dict[str, Any]:
@@ -109,11 +109,12 @@ class RedshiftData:
         return str(response["Id"])
 
     def batch_execute(self, sqls: Sequence[str], *, statement_name: str,
-                      token: str | None = None) -> str:
+                      token: str | None = None, with_event: bool = False) -> str:
         """Submit statements that Redshift runs in order, in one transaction; returns the id.
 
         The same `token` returns the same statement instead of a second one, so a retried
-        Lambda cannot submit a load twice.
+        Lambda cannot submit a load twice. `with_event`: the Data API sends a "Redshift Data
+        Statement Status Change" event when the statement ends (its WithEvent option).
         """
         if not sqls:
             raise ValueError("a batch needs at least one statement")
@@ -121,6 +122,8 @@ class RedshiftData:
                                   **self._connection}
         if token:
             kwargs["ClientToken"] = client_token(token)
+        if with_event:
+            kwargs["WithEvent"] = True
         response = self._call(f"submitting {statement_name}", self._client.batch_execute_statement,
                               **kwargs)
         return str(response["Id"])

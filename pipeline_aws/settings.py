@@ -132,7 +132,9 @@ class ResolveRunSettings(_LedgerEnv, _CatalogEnv):
         return value
 
 
-class StartLoadSettings(_RedshiftEnv, _CatalogEnv):
+class StartLoadSettings(_RedshiftEnv, _LedgerEnv, _CatalogEnv):
+    """The load statement's owner; the ledger holds the task token AwaitLoad waits with."""
+
     redshift_copy_role_arn: str = Field(
         alias="REDSHIFT_COPY_ROLE_ARN", pattern=r"^arn:aws[\w-]*:iam::\d{12}:role/"
     )

@@ -1,7 +1,10 @@
-"""The load statement's owner: StartLoad submits the run's load (`$.load`), DescribeLoad
-describes it (`$.load_status`), CancelLoad cancels it (`$.load_cancel`); `operation` says which.
+"""The load statement's owner: StartLoad submits the run's load (`$.load`), AwaitLoad keeps its
+task token and waits (`$.load_status`, sent by this function when the statement ends),
+DescribeLoad describes it after a wait that ran out (`$.load_status`), CancelLoad cancels it
+(`$.load_cancel`); `operation` says which. The statement's completion event (EventBridge,
+source aws.redshift-data) reaches the same function, which ends AwaitLoad's task.
 
-One function for all three because the Data API lets only the identity that submitted a
+One function for all of them because the Data API lets only the identity that submitted a
 statement describe or cancel it.
 """
 
@@ -10,26 +13,31 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline_aws.contracts import LoadStatementRequest
+from pipeline_aws.ledger import RunLedger
 from pipeline_aws.load import LoadStatement
 from pipeline_aws.observability import build_observability
 from pipeline_aws.redshift import RedshiftData
 from pipeline_aws.settings import StartLoadSettings
+from pipeline_aws.task_tokens import TaskTokens
 from pipeline_core.catalog import load_catalog
 from pipeline_core.load_sql import load_migrations
 
 settings = StartLoadSettings.from_environ()
 obs = build_observability("load_statement", settings.environment)
 redshift_client = boto3.client("redshift-data")
+sfn_client = boto3.client("stepfunctions")
 load_statement = LoadStatement(
     catalog=lambda: load_catalog(settings.catalog_dir),
     redshift=RedshiftData(redshift_client, settings.connection_kwargs()),
     migrations=lambda: load_migrations(settings.migrations_dir),
     copy_role_arn=settings.redshift_copy_role_arn,
+    app_name=settings.app_name,
+    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    tasks=TaskTokens(sfn_client),
     logger=obs.logger,
 )
 
 
 @obs.instrument
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return load_statement.handle(LoadStatementRequest.parse(event))
+    return load_statement.handle_event(event)

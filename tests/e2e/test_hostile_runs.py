@@ -129,7 +129,7 @@ def _rerun_recovers(deployment, warehouse_db, path: Path, key: str, day: str) ->
 # Retry/Catch routing of every Task is held cheaply in tests/statemachine.
 TASK_FAULTS = {
     "ResolveRun": ("2011-03-01", "ResolveRun"),
-    "DescribeLoad": ("2011-03-04", "DescribeLoad"),
+    "AwaitLoad": ("2011-03-04", "AwaitLoad"),
     "RecordRun": ("2011-03-05", "RecordRun"),
 }
 
@@ -236,7 +236,7 @@ def test_the_warehouse_gone_during_the_load_fails_the_run_then_a_rerun_recovers(
         res = run_file(deployment, path, key, out=None)
     assert res.status == "FAILED", res.summary
     assert res.ledger["status"] == "FAILED"
-    assert res.ledger["failure"]["state"] in ("StartLoad", "DescribeLoad", "LoadFailed")
+    assert res.ledger["failure"]["state"] in ("StartLoad", "AwaitLoad", "LoadFailed")
     cause = res.ledger["failure"]["cause"]
     assert re.search(r"connect|Connection refused", cause, re.I), cause
     assert res.alerts

@@ -118,3 +118,37 @@ def test_cluster_mode_succeeds_and_leaves_no_cluster(deployment, warehouse_db, t
     assert Decimal(0) < warehouse_db(
         "select sum(revenue) from analytics.customer_daily_sales "
         "where order_date = '2010-12-06'")[0][0]
+
+
+@pytest.mark.parametrize("compute, day, expected", [("serverless", "2010-12-13", 12),
+                                                    ("cluster", "2010-12-14", 14)])
+def test_a_slow_load_costs_no_more_state_transitions(deployment, warehouse_db, tmp_path,
+                                                     compute, day, expected):
+    """Issue 15, item 6: at most 15 state transitions in a happy run, whatever the load's
+    duration. The load is held 4 s before its commit; the state machine waits for the Data
+    API's completion event (AwaitLoad), which the stand-in sends as "Monitoring events for the
+    Amazon Redshift Data API in Amazon EventBridge" (Amazon Redshift Management Guide) shows it,
+    through the template's rule, to the load function."""
+    src = tmp_path / f"{day}.csv"
+    src.write_bytes(DAY1.read_bytes().replace(b"2010-12-01", day.encode()))
+    seen = len(deployment.delivered_events)
+    deployment.data_api.delay_before_commit(r"^INSERT INTO analytics\.sales_line_items", 4.0)
+    try:
+        res = run_file(deployment, src, f"online_retail/{day}.csv", out=None, compute=compute)
+    finally:
+        deployment.data_api.clear_failures()
+    assert res.status == "SUCCEEDED", res.summary
+    assert res.transitions == expected and res.transitions <= 15, res.timeline
+    assert [r["state"] for r in res.timeline].count("AwaitLoad") == 1
+    assert "DescribeLoad" not in [r["state"] for r in res.timeline]
+    await_row = next(r for r in res.timeline if r["state"] == "AwaitLoad")
+    assert await_row["seconds"] >= 3.0  # it waited for the statement, not a poll
+    events = [(fn, e) for fn, e in deployment.delivered_events[seen:]
+              if e["source"] == "aws.redshift-data"]
+    load_function = next(f.name for f in deployment.functions.values()
+                         if f.logical_id == "LoadStatementFunction")
+    [(fn, event)] = events  # the load's statement alone was submitted WithEvent
+    assert fn == load_function
+    assert event["detail"]["statementName"].startswith(f"{deployment.stack_name}-load/")
+    assert event["detail"]["state"] == "FINISHED"
+    assert _count(warehouse_db, "sales_line_items", day) > 0

@@ -179,6 +179,48 @@ def test_a_client_token_is_the_submitters(data_api):
     assert other.batch_execute_statement(**kwargs)["Id"] != first
 
 
+def test_a_statement_submitted_with_event_sends_its_completion_event_and_no_other(
+        data_api, engine):
+    """"Monitoring events for the Amazon Redshift Data API in Amazon EventBridge" (Amazon
+    Redshift Management Guide, https://docs.aws.amazon.com/redshift/latest/mgmt/
+    data-api-monitoring-events.html): events are sent when ExecuteStatement or
+    BatchExecuteStatement sets WithEvent to true; source aws.redshift-data, detail-type "Redshift
+    Data Statement Status Change", detail principal, statementName, statementId,
+    redshiftQueryId, state (ABORTED, FAILED or FINISHED), rows, expireAt."""
+    eng, _ = engine
+    sent: list[dict] = []
+    saved, eng.on_event = eng.on_event, sent.append
+    try:
+        owner = data_api("stack-LoadStatementFunction", "stack-LoadStatementFunctionRole")
+        target = {"Database": "dev", "WorkgroupName": "local-workgroup"}
+        quiet = owner.batch_execute_statement(Sqls=["SELECT 1"], StatementName="quiet",
+                                              **target)["Id"]
+        loud = owner.batch_execute_statement(Sqls=["SELECT 1", "SELECT 2"],
+                                             StatementName="stack-load/run/try-1",
+                                             WithEvent=True, **target)["Id"]
+        failing = owner.execute_statement(Sql="SELECT * FROM no_such_table",
+                                          StatementName="stack-load/run/try-2",
+                                          WithEvent=True, **target)["Id"]
+        for sid in (quiet, loud, failing):
+            _ended(owner, sid)
+        time.sleep(0.2)
+    finally:
+        eng.on_event = saved
+    by_id = {e["detail"]["statementId"]: e for e in sent}
+    assert set(by_id) == {loud, failing}  # nothing for the statement without WithEvent
+    event = by_id[loud]
+    assert (event["source"], event["detail-type"]) == ("aws.redshift-data",
+                                                       "Redshift Data Statement Status Change")
+    assert set(event) >= {"version", "id", "account", "time", "region", "resources", "detail"}
+    detail = event["detail"]
+    assert set(detail) == {"principal", "statementName", "statementId", "redshiftQueryId",
+                           "state", "rows", "expireAt"}
+    assert (detail["statementName"], detail["state"]) == ("stack-load/run/try-1", "FINISHED")
+    assert detail["principal"].endswith(
+        ":assumed-role/stack-LoadStatementFunctionRole/stack-LoadStatementFunction")
+    assert by_id[failing]["detail"]["state"] == "FAILED"
+
+
 # -- SERIALIZABLE, as a provisioned cluster ----------------------------------------------------
 
 
@@ -242,6 +284,7 @@ def test_two_loads_applying_the_same_migration_leave_it_applied_once(engine, dat
     [loser] = [sid for sid, d in ended.items() if d["Status"] == "FAILED"]
 
     owner = LoadStatement(catalog=lambda: None, redshift=rs, migrations=migrations,
+                          app_name="emr-pipelines-dev",
                           copy_role_arn="arn:aws:iam::123456789012:role/copy")
     event = read_event("start_load", "serverless_pass.json")
     event["operation"] = "describe"

@@ -2,10 +2,13 @@
 
 The Lambda functions, the Spark job runner and the Redshift Data API are scripted fakes plugged
 into the local runtime's interpreter hooks, so these tests exercise the definition itself:
-transitions, Retry, Catch, the polling loop, the load retry and the cluster teardown. The load
-function is the one scripted exception: its describe and cancel are the real
-pipeline_aws.load.LoadStatement (the waits and outcomes the loop follows are computed there) on
-a scripted Data API; its submit is scripted.
+transitions, Retry, Catch, the wait for the load's completion event, the load retry and the
+cluster teardown. The load function is the one scripted exception: its await, describe, cancel
+and completion-event handling are the real pipeline_aws.load.LoadStatement (the outcomes the
+state machine follows are computed there) on a scripted Data API, an in-memory ledger and
+moto's SendTaskSuccess/SendTaskFailure; its submit is scripted. The completion event is
+delivered as EventBridge would, shortly after AwaitLoad started waiting (`events` of them, 0 for
+a lost event), and only for a statement that has ended.
 """
 
 from __future__ import annotations
@@ -177,31 +180,79 @@ class FakeDataApi:
         return 0.0
 
 
+APP = "pipeline-test"
+
+
+def statement_event(name: str, statement_id: str, state: str) -> dict[str, Any]:
+    """A "Redshift Data Statement Status Change" event, shaped as in "Monitoring events for the
+    Amazon Redshift Data API in Amazon EventBridge" (Amazon Redshift Management Guide)."""
+    return {"version": "0", "id": str(uuid.uuid4()),
+            "detail-type": "Redshift Data Statement Status Change",
+            "source": "aws.redshift-data", "account": ACCOUNT, "time": "2026-11-21T10:05:00Z",
+            "region": REGION, "resources": [],
+            "detail": {"principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/load/LoadStatement",
+                       "statementName": name, "statementId": statement_id,
+                       "redshiftQueryId": -1, "state": state, "rows": 1,
+                       "expireAt": 1801673265}}
+
+
 class FakeLoadStatement:
     """The load function: submit scripted (a new statement id per load try, the try computed
-    by the real next_load_try), describe and cancel the real LoadStatement's."""
+    by the real next_load_try), await, describe, cancel and the completion event the real
+    LoadStatement's. `events`: how many times EventBridge delivers each statement's
+    completion event (0: lost)."""
 
     def __init__(self, data_api: FakeDataApi) -> None:
+        import boto3
+
         from pipeline_aws.load import LoadStatement
+        from pipeline_aws.task_tokens import TaskTokens
+        from tests.support.fakes.ledger import FakeLedger
 
         self.data_api = data_api
+        self.events = 1
+        self.reports: list[dict[str, Any]] = []  # what each event delivery did
         self.submitted: list[tuple[int, str]] = []  # (load try, statement id)
+        self.names: dict[str, str] = {}  # statement id -> StatementName
+        self.ledger = FakeLedger()
         self.owner = LoadStatement(catalog=lambda: None, redshift=data_api,  # type: ignore
-                                   migrations=[], copy_role_arn="unused",
+                                   migrations=[], copy_role_arn="unused", app_name=APP,
+                                   ledger=self.ledger,
+                                   tasks=TaskTokens(boto3.client("stepfunctions",
+                                                                 region_name=REGION)),
                                    rng=lambda low, high: high)
 
     def __call__(self, payload: dict[str, Any]) -> dict[str, Any]:
         from pipeline_aws.contracts import LoadStatementRequest
-        from pipeline_aws.load import next_load_try
+        from pipeline_aws.load import next_load_try, statement_name, waiting_run_id
 
         request = LoadStatementRequest.parse(payload)
+        if request.operation == "await":
+            result = self.owner.handle(request)
+            if "waiting" in result:
+                self._deliver_later(result["waiting"])
+            return result
         if request.operation != "submit":
             return self.owner.handle(request)
         load_try = next_load_try(request.state)
         statement_id = f"statement-{load_try}-{uuid.uuid4().hex[:8]}"
+        holder = waiting_run_id(request.state)
+        if self.ledger.get(holder) is None:  # as ResolveRun created it
+            self.ledger.create_run({"run_id": holder, "status": "RUNNING"})
+        self.names[statement_id] = statement_name(APP, holder, load_try)
         self.submitted.append((load_try, statement_id))
         return {"statement_id": statement_id, "tables": {"sales_line_items": 0},
                 "migrations_applied": [], "load_try": load_try}
+
+    def _deliver_later(self, statement_id: str) -> None:
+        """EventBridge: the event once the statement ended (the scripted describe says so)."""
+        def deliver() -> None:
+            for _ in range(self.events):
+                time.sleep(0.05)
+                event = statement_event(self.names[statement_id], statement_id, "FINISHED")
+                self.reports.append(self.owner.handle_event(event))
+
+        threading.Thread(target=deliver, daemon=True).start()
 
 
 class FakeClusterRuntime:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from sm_harness import InvalidInput, TransientError, manifest
 
-from pipeline_aws.load_policy import MAX_LOAD_TRIES, MAX_POLLS
+from pipeline_aws.load_policy import MAX_LOAD_TRIES
 
 REDSHIFT_1023 = ("ERROR: 1023 DETAIL: Serializable isolation violation on table - 156701, "
                  "transactions forming the cycle are: 1048577, 1048578 (pid:25413)")
@@ -28,44 +29,81 @@ def _inputs(ex, state: str) -> list[dict]:
             if e.get("stateEnteredEventDetails", {}).get("name") == state]
 
 
-def test_success_runs_every_stage_once_and_polls_the_load(harness):
-    harness.data_api.statuses = ["SUBMITTED", "STARTED", "STARTED", "FINISHED"]
+SERVERLESS_HAPPY = ["ResolveRun", "IsDuplicate", "ChooseCompute", "RunServerlessJob",
+                    "EvaluateQuality", "QualityGate", "StartLoad", "AwaitLoad", "LoadStatus",
+                    "RecordRun", "TrackCost", "Succeeded"]
+CLUSTER_HAPPY = ["ResolveRun", "IsDuplicate", "ChooseCompute", "CreateCluster", "RunClusterStep",
+                 "TerminateCluster", "EvaluateQuality", "QualityGate", "StartLoad", "AwaitLoad",
+                 "LoadStatus", "RecordRun", "TrackCost", "Succeeded"]
+
+
+def test_success_waits_for_the_completion_event(harness):
+    harness.data_api.statuses = ["STARTED", "FINISHED"]
     ex = harness.run()
     assert ex.status == "SUCCEEDED"
-    entered = ex.states_entered()
-    for state in ("ResolveRun", "RunServerlessJob", "EvaluateQuality", "StartLoad",
-                  "RecordRun", "TrackCost", "Succeeded"):
-        assert entered.count(state) == 1, state
-    assert "HandleFailure" not in entered and "CancelLoad" not in entered
-    assert entered.count("DescribeLoad") == 4
+    assert ex.states_entered() == SERVERLESS_HAPPY
     assert len(harness.jobs.runs) == 1
-    # the load function computes growing waits: 2, 4, 8 seconds between polls
-    waits = [i["load_status"]["wait_seconds"] for i in _inputs(ex, "WaitForLoad")]
-    assert waits == [2, 4, 8]
+    # AwaitLoad's own look saw it running; the completion event ended the wait
+    assert harness.load.reports == [{"statement_id": harness.load.submitted[0][1],
+                                     "outcome": "finished", "sent": True}]
     record_input = harness.lambdas.calls["RecordRun"][0]["state"]
     assert record_input["load_status"]["Status"] == "FINISHED"
-    assert record_input["load_status"]["polls"] == 4
+    assert record_input["load_status"]["polls"] == 1
     assert record_input["job_run"]["job_run_id"]
-    # one function owns the statement: StartLoad and every DescribeLoad called it
+    # one function owns the statement: StartLoad and AwaitLoad called it
     operations = [c["operation"] for c in harness.lambdas.calls["LoadStatement"]]
-    assert operations == ["submit"] + ["describe"] * 4
+    assert operations == ["submit", "await"]
+    [awaited] = [c for c in harness.lambdas.calls["LoadStatement"] if c["operation"] == "await"]
+    assert awaited["task_token"]
 
 
-def test_a_poll_costs_three_transitions(harness):
-    """Wait -> DescribeLoad -> LoadStatus: no Pass or Choice states doing arithmetic."""
-    harness.data_api.statuses = ["STARTED"] * 5 + ["FINISHED"]
+@pytest.mark.parametrize("compute, expected", [("serverless", SERVERLESS_HAPPY),
+                                               ("cluster", CLUSTER_HAPPY)])
+def test_a_happy_run_costs_at_most_fifteen_transitions(harness, compute, expected):
+    """However long the COPY: the wait is one Task state (issue 15, item 6). The full-run
+    layer holds it with a slow load (tests/e2e/test_pipeline.py)."""
+    harness.script_success(compute)
+    harness.data_api.statuses = ["STARTED"] * 3 + ["FINISHED"]
+    harness.load.events = 4  # three arrive while the statement still runs (ignored)
     entered = harness.run().states_entered()
-    first, last = entered.index("DescribeLoad"), len(entered) - entered[::-1].index("LoadStatus")
-    assert entered[first:last] == ["DescribeLoad", "LoadStatus"] + [
-        "WaitForLoad", "DescribeLoad", "LoadStatus"] * 5
+    assert entered == expected and len(entered) <= 15
 
 
-def test_wait_is_capped_at_sixty_seconds(harness):
-    harness.data_api.statuses = ["STARTED"] * 8 + ["FINISHED"]
+def test_a_load_that_ended_before_the_wait_is_reported_by_the_wait_itself(harness):
+    """The event came before AwaitLoad kept its token (it found no waiter): AwaitLoad's own
+    look reports the statement."""
+    harness.data_api.statuses = ["FINISHED"]
+    harness.load.events = 0
     ex = harness.run()
-    assert ex.status == "SUCCEEDED"
-    waits = [i["load_status"]["wait_seconds"] for i in _inputs(ex, "WaitForLoad")]
-    assert waits == [2, 4, 8, 16, 32, 60, 60, 60]
+    assert ex.status == "SUCCEEDED" and ex.states_entered() == SERVERLESS_HAPPY
+    assert harness.data_api.described == 1
+
+
+def test_a_redelivered_event_finds_its_token_used(harness):
+    """EventBridge may deliver an event twice: the second SendTaskSuccess meets a closed
+    token (TaskTimedOut / InvalidToken), which is not an error."""
+    harness.data_api.statuses = ["STARTED", "FINISHED"]
+    harness.load.events = 2
+    ex = harness.run()
+    assert ex.status == "SUCCEEDED" and ex.states_entered() == SERVERLESS_HAPPY
+    deadline = time.monotonic() + 5
+    while len(harness.load.reports) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [r["sent"] for r in harness.load.reports] == [True, False]
+    assert len(harness.lambdas.calls["RecordRun"]) == 1
+
+
+def test_a_lost_event_ends_the_wait_with_one_describe(harness):
+    """The wait runs out (TimeoutSeconds, compressed here) and DescribeLoad looks once: a
+    finished load is recorded."""
+    harness.data_api.statuses = ["STARTED", "FINISHED"]
+    harness.load.events = 0
+    ex = harness.run()
+    assert ex.status == "SUCCEEDED", ex.output
+    entered = ex.states_entered()
+    assert entered[entered.index("AwaitLoad"):] == [
+        "AwaitLoad", "DescribeLoad", "LoadStatus", "RecordRun", "TrackCost", "Succeeded"]
+    assert "failure" not in harness.lambdas.calls["RecordRun"][0]["state"]
 
 
 def test_duplicate_delivery_starts_no_job(harness):
@@ -127,17 +165,19 @@ def test_load_that_never_finishes_times_out_and_is_cancelled_by_its_owner(harnes
     assert ex.status == "FAILED"
     state = harness.lambdas.calls["HandleFailure"][0]["state"]
     assert state["failure"]["Load"]["Error"] == "LoadTimedOut"
-    assert ex.states_entered().count("DescribeLoad") == MAX_POLLS
+    assert ex.states_entered().count("DescribeLoad") == 1
     [(_, statement_id)] = harness.load.submitted
     assert harness.data_api.cancelled == [statement_id]
     assert state["load_cancel"] == {"action": "cancel_statement", "id": statement_id,
                                     "result": "cancelled"}
     entered = ex.states_entered()
-    assert entered.index("LoadTimedOut") < entered.index("CancelLoad") < entered.index(
-        "HandleFailure")
+    assert entered.index("AwaitLoad") < entered.index("DescribeLoad") < entered.index(
+        "LoadTimedOut") < entered.index("CancelLoad") < entered.index("HandleFailure")
 
 
-def test_a_describe_that_fails_cancels_the_statement_first(harness):
+def test_a_statement_that_cannot_be_judged_fails_the_wait_and_is_cancelled(harness):
+    """The event's describe fails (not retried: access denied): the function ends the task
+    with SendTaskFailure, and the statement is cancelled before HandleFailure."""
     from pipeline_core.errors import ConfigurationError
 
     harness.data_api.statuses = ["STARTED", ConfigurationError("describing statement failed "
@@ -145,9 +185,11 @@ def test_a_describe_that_fails_cancels_the_statement_first(harness):
     ex = harness.run()
     assert ex.status == "FAILED"
     state = harness.lambdas.calls["HandleFailure"][0]["state"]
-    assert state["failure"]["DescribeLoad"]["Error"] == "ConfigurationError"
+    assert state["failure"]["AwaitLoad"]["Error"] == "ConfigurationError"
+    assert "AccessDeniedException" in state["failure"]["AwaitLoad"]["Cause"]
     assert state["load_cancel"]["result"] == "cancelled"
     assert harness.data_api.cancelled == [harness.load.submitted[0][1]]
+    assert "DescribeLoad" not in ex.states_entered()
 
 
 def test_a_serialization_conflict_is_retried_with_a_new_load_try(harness):
@@ -160,13 +202,14 @@ def test_a_serialization_conflict_is_retried_with_a_new_load_try(harness):
     assert "HandleFailure" not in entered
     assert [t for t, _ in harness.load.submitted] == [1, 2]
     [retry] = _inputs(ex, "WaitBeforeLoadRetry")
+    assert entered.count("AwaitLoad") == 2 and "DescribeLoad" not in entered
     # backoff computed by the load function (the harness's jitter takes the top: 2 * 2 s)
     assert retry["load_status"]["outcome"] == "retry"
     assert retry["load_status"]["wait_seconds"] == 4
     record_input = harness.lambdas.calls["RecordRun"][0]["state"]
     assert record_input["load"]["load_try"] == 2
     assert record_input["load"]["statement_id"] == harness.load.submitted[1][1]
-    assert record_input["load_status"]["polls"] == 2  # counted afresh for the new statement
+    assert record_input["load_status"]["Id"] == harness.load.submitted[1][1]
 
 
 def test_a_load_that_keeps_losing_fails_naming_the_conflict(harness):
@@ -193,14 +236,28 @@ def test_transient_lambda_errors_are_retried(harness):
 
 
 def test_throttled_describe_statement_is_retried(harness):
-    # RedshiftData turns a ThrottlingException into TransientError, which DescribeLoad retries
+    # RedshiftData turns a ThrottlingException into TransientError, which AwaitLoad retries
+    # (the retry's task token is kept in place of the one before)
     harness.data_api.statuses = [TransientError("describing statement failed "
                                                 "(ThrottlingException): Rate exceeded"),
                                  "FINISHED"]
     ex = harness.run()
     assert ex.status == "SUCCEEDED", ex.output
-    assert ex.states_entered().count("DescribeLoad") == 1
+    assert ex.states_entered() == SERVERLESS_HAPPY
     assert harness.data_api.described == 2
+    tokens = [c["task_token"] for c in harness.lambdas.calls["LoadStatement"]
+              if c["operation"] == "await"]
+    assert len(tokens) == 2 and all(tokens)
+
+
+def test_a_load_function_that_crashes_before_the_submit_fails_the_run(harness):
+    """Nothing was submitted, so nothing waits and nothing is cancelled."""
+    harness.lambdas.set("LoadStatement", _crashes_on("submit"))
+    ex = harness.run()
+    assert ex.status == "FAILED"
+    assert failure_of(harness)["StartLoad"]["Error"] == "RuntimeError"
+    assert [c["operation"] for c in harness.lambdas.calls["LoadStatement"]] == ["submit"]
+    assert "AwaitLoad" not in ex.states_entered()
 
 
 def test_invalid_input_is_not_retried_and_is_recorded(harness):
@@ -264,6 +321,14 @@ def test_cluster_load_failure_leaves_no_cluster(harness):
     assert _cluster_states(harness) == ["TERMINATED"]
 
 
+def _crashes_on(operation: str):
+    def invoke(payload: dict) -> dict:
+        if payload.get("operation") == operation:
+            raise RuntimeError(f"{operation}: the function crashed")
+        return {}
+    return invoke
+
+
 def _fails_on(operation: str):
     def invoke(payload: dict) -> dict:
         if payload.get("operation") == operation:
@@ -278,7 +343,7 @@ EXHAUSTED = {
     "ResolveRun": ("ResolveRun", TransientError("ledger throttled")),
     "EvaluateQuality": ("EvaluateQuality", TransientError("report unreadable")),
     "StartLoad": ("LoadStatement", _fails_on("submit")),
-    "DescribeLoad": ("LoadStatement", _fails_on("describe")),
+    "AwaitLoad": ("LoadStatement", _fails_on("await")),
     "RecordRun": ("RecordRun", TransientError("ledger throttled")),
 }
 

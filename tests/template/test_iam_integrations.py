@@ -126,6 +126,10 @@ INTEGRATIONS: dict[str, Grant] = {
                              invokes_function=True),
     "lambda:invoke": Grant(DG + "lambda-iam.html", frozenset({"lambda:InvokeFunction"}),
                            invokes_function=True),
+    # The callback pattern: the same invoke; the token comes back through the function's own
+    # SendTaskSuccess, which the state machine's role does not need.
+    "lambda:invoke.waitForTaskToken": Grant(
+        DG + "lambda-iam.html", frozenset({"lambda:InvokeFunction"}), invokes_function=True),
     # aws-sdk:<service>:<apiAction>: any API of the service, as prefix:ApiAction.
     "aws-sdk:redshiftdata": Grant(
         DG + "supported-services-awssdk.html; https://docs.aws.amazon.com/service-authorization/"

@@ -19,6 +19,8 @@ CATCH_TARGETS_DEFAULT = {"HandleFailure", "TerminateClusterOnFailure"}
 CATCH_TARGETS = {
     "HandleFailure": {"TrackCostOnFailure"},  # the failure handler must not loop on itself
     "DescribeLoad": {"CancelLoad"},  # the load function cancels its statement first
+    # a lost completion event: one describe decides; any other failure cancels first
+    "AwaitLoad": {"DescribeLoad", "CancelLoad"},
     "TrackCost": {"Succeeded"},  # cost tracking never fails a run that loaded
     "TrackCostOnFailure": {"Failed"},
     # backfill.asl.json: a backfill starts no run of its own; a batch's failure is reported and
@@ -36,6 +38,10 @@ ACTIONS_WITHOUT_RESOURCE_TYPES = {
     "redshift-data:DescribeStatement",
     "redshift-data:GetStatementResult",
     "redshift-data:CancelStatement",
+    # a task token names the task, not a resource ARN (test_load_statement_owner.py says where
+    # AWS documents it)
+    "states:SendTaskSuccess",
+    "states:SendTaskFailure",
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
     "logs:UpdateLogDelivery",

@@ -26,6 +26,7 @@ class Statement:
     sqls: list[str]
     name: str
     token: str | None = None
+    with_event: bool = False
     status: str = "STARTED"
     error: str | None = None
     rows: list[list[Any]] = field(default_factory=list)
@@ -78,13 +79,15 @@ class FakeRedshiftData:
     # -- RedshiftDataPort -------------------------------------------------------------------
 
     def batch_execute(self, sqls: Sequence[str], *, statement_name: str,
-                      token: str | None = None) -> str:
+                      token: str | None = None, with_event: bool = False) -> str:
         if not sqls:
             raise ValueError("a batch needs at least one statement")
         again = next((s for s in self.statements if token and s.token == token), None)
         if again is not None:
             return again.id
-        return self._submit(list(sqls), statement_name, token).id
+        statement = self._submit(list(sqls), statement_name, token)
+        statement.with_event = with_event
+        return statement.id
 
     def run(self, sqls: Sequence[str], *, statement_name: str, timeout_seconds: float = 30.0
             ) -> dict[str, Any]:

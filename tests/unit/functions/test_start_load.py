@@ -1,6 +1,7 @@
 """functions/start_load (the load statement's owner): every events/start_load file through the
-handler, with the Data API stubbed (botocore Stubber checks each request against the API model;
-moto has no BatchExecuteStatement). LoadStatement's logic is tested in tests/unit/run."""
+handler, with the Data API and Step Functions stubbed (botocore Stubber checks each request
+against the API model; moto has no BatchExecuteStatement) and the ledger on moto.
+LoadStatement's logic is tested in tests/unit/run (test_load_statement, test_load_wait)."""
 
 from __future__ import annotations
 
@@ -33,8 +34,9 @@ def expect_applied_versions(stub: Stubber, versions: list[int]) -> None:
 
 
 def test_every_event_file_is_exercised() -> None:
-    assert event_files("start_load") == ["cancel_timed_out.json", "describe_running.json",
-                                         "serverless_pass.json", "serverless_warn.json"]
+    assert event_files("start_load") == ["await_running.json", "cancel_timed_out.json",
+                                         "describe_running.json", "serverless_pass.json",
+                                         "serverless_warn.json", "statement_finished.json"]
 
 
 @pytest.mark.parametrize("name", ["serverless_pass.json", "serverless_warn.json"])
@@ -46,8 +48,8 @@ def test_handler_submits_one_batch(load_handler, context, name) -> None:
     with Stubber(app.redshift_client) as stub:
         expect_applied_versions(stub, [])
         stub.add_response("batch_execute_statement", {"Id": SID}, {
-            "Sqls": ANY, "StatementName": ANY, "ClientToken": f"{run['run_id']}-load-a1-r1",
-            **CONNECTION})
+            "Sqls": ANY, "StatementName": f"emr-pipelines-dev-load/{run['run_id']}/try-1",
+            "ClientToken": f"{run['run_id']}-load-a1-r1", "WithEvent": True, **CONNECTION})
         original = app.redshift_client.batch_execute_statement
 
         def spy(**kwargs: Any) -> Any:
@@ -77,6 +79,7 @@ def test_handler_refuses_a_state_without_run(load_handler, context) -> None:
 
 
 def test_handler_describes_the_statement_it_submitted(load_handler, context) -> None:
+    """DescribeLoad runs only when the wait for the completion event ran out."""
     app = load_handler("start_load")
     event = read_event("start_load", "describe_running.json")
     sid = event["state"]["load"]["statement_id"]
@@ -84,8 +87,51 @@ def test_handler_describes_the_statement_it_submitted(load_handler, context) -> 
         stub.add_response("describe_statement", {"Id": sid, "Status": "STARTED"}, {"Id": sid})
         result = app.lambda_handler(event, context)
         stub.assert_no_pending_responses()
-    assert result["outcome"] == "running" and result["Status"] == "STARTED"
-    assert (result["polls"], result["wait_seconds"], result["load_try"]) == (1, 2, 1)
+    assert result["outcome"] == "timed_out" and result["Status"] == "STARTED"
+    assert (result["polls"], result["wait_seconds"], result["load_try"]) == (1, 0, 1)
+
+
+def test_handler_keeps_the_task_token_and_waits(aws, load_handler, context) -> None:
+    event = read_event("start_load", "await_running.json")
+    run_id = aws.register(event)
+    app = load_handler("start_load")
+    sid = event["state"]["load"]["statement_id"]
+    with Stubber(app.redshift_client) as stub, Stubber(app.sfn_client) as sfn:
+        stub.add_response("describe_statement", {"Id": sid, "Status": "STARTED"}, {"Id": sid})
+        result = app.lambda_handler(event, context)
+        stub.assert_no_pending_responses()
+        sfn.assert_no_pending_responses()  # nothing sent while it runs
+    assert result == {"waiting": sid, "status": "STARTED"}
+    kept = aws.ledger.get(run_id)["load_wait"]
+    assert kept["token"] == event["task_token"] and kept["statement_id"] == sid
+
+
+def test_handler_ends_the_wait_on_the_completion_event(aws, load_handler, context) -> None:
+    waiting = read_event("start_load", "await_running.json")
+    aws.register(waiting)
+    app = load_handler("start_load")
+    sid = waiting["state"]["load"]["statement_id"]
+    with Stubber(app.redshift_client) as stub:
+        stub.add_response("describe_statement", {"Id": sid, "Status": "STARTED"}, {"Id": sid})
+        app.lambda_handler(waiting, context)
+    finished = {"Id": sid, "Status": "FINISHED", "SubStatements": [
+        {"Id": f"{sid}:{i + 1}", "Status": "FINISHED", "ResultRows": 7} for i in range(14)]}
+    with Stubber(app.redshift_client) as stub, Stubber(app.sfn_client) as sfn:
+        stub.add_response("describe_statement", finished, {"Id": sid})
+        sfn.add_response("send_task_success", {}, {"taskToken": waiting["task_token"],
+                                                   "output": ANY})
+        result = app.lambda_handler(read_event("start_load", "statement_finished.json"),
+                                    context)
+        stub.assert_no_pending_responses()
+        sfn.assert_no_pending_responses()
+    assert result == {"statement_id": sid, "outcome": "finished", "sent": True}
+    # the same event again: Step Functions answers that the task is closed
+    with Stubber(app.redshift_client) as stub, Stubber(app.sfn_client) as sfn:
+        stub.add_response("describe_statement", finished, {"Id": sid})
+        sfn.add_client_error("send_task_success", "TaskTimedOut", "Task Timed Out")
+        again = app.lambda_handler(read_event("start_load", "statement_finished.json"),
+                                   context)
+    assert again == {"statement_id": sid, "outcome": "finished", "sent": False}
 
 
 def test_handler_cancels_the_statement_it_submitted(load_handler, context) -> None:

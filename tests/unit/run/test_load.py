@@ -173,7 +173,8 @@ def test_bad_names_and_uris_never_reach_sql(kwargs, error, message) -> None:
 @pytest.fixture
 def starter(redshift: FakeRedshiftData, env: dict[str, str]) -> LoadStatement:
     return LoadStatement(catalog=load_catalog(env["CATALOG_DIR"]), redshift=redshift,
-                         migrations=load_migrations, copy_role_arn=ROLE, clock=lambda: NOW)
+                         migrations=load_migrations, app_name="emr-pipelines-dev",
+                         copy_role_arn=ROLE, clock=lambda: NOW)
 
 
 def load_request(name: str = "serverless_pass.json") -> LoadStatementRequest:
@@ -198,7 +199,8 @@ def test_the_schema_is_brought_up_to_date_and_the_load_submitted_as_one_batch(
                       "snapshot_checks": {}}  # no full_refresh table
     assert result["migrations_applied"][0] == "V001__analytics_online_retail"
     assert load.token == f"{run.run_id}-load-a1-r1" and load.status == "STARTED"  # not waited
-    assert load.name == f"load online_retail 2010-12-01 {run.run_id} try 1"
+    # the completion event's rule and handler find the run by it (pipeline_aws.load)
+    assert load.name == f"emr-pipelines-dev-load/{run.run_id}/try-1" and load.with_event
     assert load.sqls[first + 3] == ("DELETE FROM analytics.sales_line_items "
                                     "WHERE order_date IN ('2010-12-01')")
     assert load.sqls[first + 4] == ("INSERT INTO analytics.sales_line_items SELECT * FROM "

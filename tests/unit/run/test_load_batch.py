@@ -112,7 +112,8 @@ def batch_state() -> dict[str, Any]:
 def test_the_load_leaves_out_the_partitions_the_gate_failed(redshift: FakeRedshiftData,
                                                             env: dict[str, str]) -> None:
     starter = LoadStatement(catalog=load_catalog(env["CATALOG_DIR"]), redshift=redshift,
-                            migrations=load_migrations, copy_role_arn=ROLE, clock=lambda: NOW)
+                            migrations=load_migrations, app_name="emr-pipelines-dev",
+                            copy_role_arn=ROLE, clock=lambda: NOW)
     starter.handle(LoadStatementRequest.parse(batch_state()))
     load = redshift.statements[-1]
     where = f"WHERE order_date IN ('{DAYS[0]}', '{DAYS[2]}')"

@@ -1,5 +1,7 @@
-"""The load statement's owner after the submit: describe (what a status means, the waits, the
-serialization retry) and cancel, on FakeRedshiftData; the pure rules of pipeline_aws.load_policy.
+"""The load statement's owner after the submit: the wait for its completion event (await, the
+event itself), describe (what a status means, the serialization retry) and cancel, on
+FakeRedshiftData, FakeLedger and a recorder of task tokens; the pure rules of
+pipeline_aws.load_policy.
 """
 
 from __future__ import annotations
@@ -11,12 +13,11 @@ import pytest
 from pipeline_aws.contracts import LoadStatementRequest
 from pipeline_aws.load import LoadStatement, load_token, next_load_try
 from pipeline_aws.load_policy import (
+    LOAD_TIMEOUT_SECONDS,
     MAX_LOAD_TRIES,
-    MAX_POLLS,
     RETRY_CAP_SECONDS,
     is_serialization_conflict,
     judge,
-    poll_wait,
     retry_wait,
     statement_error,
 )
@@ -73,13 +74,6 @@ def test_the_error_is_the_batchs_or_the_failing_sub_statements() -> None:
     assert statement_error({"Status": "FAILED"}) is None
 
 
-def test_polls_wait_longer_each_time_up_to_a_minute() -> None:
-    assert [poll_wait(n) for n in range(1, 9)] == [2, 4, 8, 16, 32, 60, 60, 60]
-    assert poll_wait(10_000) == 60
-    with pytest.raises(ValueError, match="at least 1"):
-        poll_wait(0)
-
-
 def test_retry_waits_grow_exponentially_with_jitter_and_a_cap() -> None:
     lows = [retry_wait(n, no_jitter) for n in range(1, 8)]
     highs = [retry_wait(n, full_jitter) for n in range(1, 8)]
@@ -97,35 +91,37 @@ def test_retry_waits_grow_exponentially_with_jitter_and_a_cap() -> None:
     ({"Status": "FAILED", "Error": NOT_A_CONFLICT}, "failed"),
     ({"Status": "FAILED", "Error": REDSHIFT_1023}, "retry"),
     ({"Status": "FAILED", "SubStatements": [{"Error": POSTGRES_40001}]}, "retry"),
-    ({"Status": "STARTED"}, "running"),
-    ({"Status": "SUBMITTED"}, "running"),
-    ({"Status": "PICKED"}, "running"),
+    ({"Status": "STARTED"}, "timed_out"),
+    ({"Status": "SUBMITTED"}, "timed_out"),
+    ({"Status": "PICKED"}, "timed_out"),
 ])
 def test_what_each_status_means(description: dict[str, Any], outcome: str) -> None:
-    assert judge(description, polls=1, load_try=1, rng=no_jitter).outcome == outcome
+    """A statement is judged when it ended, or when the wait for its end ran out: one still
+    running then has taken too long."""
+    assert judge(description, load_try=1, rng=no_jitter).outcome == outcome
 
 
 def test_a_failed_load_keeps_redshifts_message() -> None:
-    verdict = judge({"Status": "FAILED", "Error": NOT_A_CONFLICT}, polls=3, load_try=1)
+    verdict = judge({"Status": "FAILED", "Error": NOT_A_CONFLICT}, load_try=1)
     assert verdict.cause == NOT_A_CONFLICT and verdict.wait_seconds == 0
 
 
 def test_the_last_try_that_loses_is_a_conflict_naming_it() -> None:
-    verdict = judge({"Status": "FAILED", "Error": REDSHIFT_1023}, polls=1,
-                    load_try=MAX_LOAD_TRIES)
+    verdict = judge({"Status": "FAILED", "Error": REDSHIFT_1023}, load_try=MAX_LOAD_TRIES)
     assert verdict.outcome == "conflict"
     assert "serialization conflict" in verdict.cause and f"all {MAX_LOAD_TRIES}" in verdict.cause
     assert "1023" in verdict.cause
 
 
-def test_running_too_long_times_out() -> None:
-    assert judge({"Status": "STARTED"}, polls=MAX_POLLS - 1, load_try=1).outcome == "running"
-    assert judge({"Status": "STARTED"}, polls=MAX_POLLS, load_try=1).outcome == "timed_out"
+def test_running_after_the_wait_times_out_naming_the_limit() -> None:
+    verdict = judge({"Status": "STARTED"}, load_try=1)
+    assert verdict.outcome == "timed_out"
+    assert f"time limit ({LOAD_TIMEOUT_SECONDS} s)" in verdict.cause
 
 
 def test_an_unknown_status_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown status 'LOST'"):
-        judge({"Status": "LOST"}, polls=1, load_try=1)
+        judge({"Status": "LOST"}, load_try=1)
 
 
 # -- LoadStatement: describe and cancel ------------------------------------------------------
@@ -134,8 +130,9 @@ def test_an_unknown_status_is_an_error() -> None:
 @pytest.fixture
 def owner(redshift: FakeRedshiftData, env: dict[str, str]) -> LoadStatement:
     return LoadStatement(catalog=load_catalog(env["CATALOG_DIR"]), redshift=redshift,
-                         migrations=load_migrations, copy_role_arn=RUN_ENV[
-                             "REDSHIFT_COPY_ROLE_ARN"], clock=lambda: NOW, rng=no_jitter)
+                         migrations=load_migrations, app_name="emr-pipelines-dev",
+                         copy_role_arn=RUN_ENV["REDSHIFT_COPY_ROLE_ARN"], clock=lambda: NOW,
+                         rng=no_jitter)
 
 
 def request(operation: str, **state: Any) -> LoadStatementRequest:
@@ -149,15 +146,13 @@ def submitted(owner: LoadStatement, **state: Any) -> dict[str, Any]:
     return owner.handle(request("submit", **state))
 
 
-def test_describe_counts_polls_and_says_how_long_to_wait(owner, redshift) -> None:
+def test_describe_after_the_wait_says_what_the_statement_is(owner, redshift) -> None:
     load = submitted(owner)
-    first = owner.handle(request("describe", load=load))
-    assert (first["outcome"], first["polls"], first["wait_seconds"]) == ("running", 1, 2)
-    second = owner.handle(request("describe", load=load, load_status=first))
-    assert (second["outcome"], second["polls"], second["wait_seconds"]) == ("running", 2, 4)
+    late = owner.handle(request("describe", load=load))
+    assert (late["outcome"], late["polls"], late["wait_seconds"]) == ("timed_out", 1, 0)
     redshift.finish(load["statement_id"], result_rows=[0] * 8 + [3080] + [0] * 4 + [98])
-    done = owner.handle(request("describe", load=load, load_status=second))
-    assert done["outcome"] == "finished" and done["polls"] == 3
+    done = owner.handle(request("describe", load=load, load_status=late))
+    assert done["outcome"] == "finished" and done["polls"] == 2
     assert done["SubStatements"][8]["ResultRows"] == 3080  # what RecordRun reads
 
 
