@@ -36,6 +36,7 @@ What the job used on this machine (local facts, not AWS's):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -49,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from local_runtime.warm_spark import JOB_ERROR, Outcome, WarmSpark
+from pipeline_core.derived import INPUTS_FILE
 
 INPUT_ARGS = {"--input", "--rules"}
 OUTPUT_DIR_ARGS = {"--output-root", "--quarantine"}
@@ -237,11 +239,33 @@ class SparkRunner:
             staged.uploads.append((local, uri))
             return [option, str(local)]
         local_input = str(self._download(uri, staged.work / "in" / name / Path(uri).name))
+        if option == "--input" and Path(uri).name == INPUTS_FILE:
+            self._stage_inputs_folders(staged, Path(local_input))
         if option == "--input":
             # The copy is of the object as it is now, as EMRFS would read it; the job checks
             # the object version against --input-source in S3 itself (AWS_ENDPOINT_URL_S3).
             return [option, local_input, "--input-source", uri]
         return [option, local_input]
+
+    def _stage_inputs_folders(self, staged: StagedJob, inputs: Path) -> None:
+        """A derived run's inputs.json names s3:// folders of curated parquet: download each
+        and point the staged copy at the local folders (the S3 object, its ETag checked by
+        the job against --input-source, is unchanged)."""
+        document = json.loads(inputs.read_text())
+        for n, folders in enumerate((document.get("tables") or {}).values()):
+            for i, folder in enumerate(folders):
+                uri = str(folder["uri"])
+                if not uri.startswith("s3://"):
+                    continue
+                local = staged.work / "in" / "upstream" / f"{n}-{i}"
+                bucket, _, prefix = uri[len("s3://"):].partition("/")
+                pages = self.s3.get_paginator("list_objects_v2").paginate(
+                    Bucket=bucket, Prefix=prefix)
+                for obj in (o for page in pages for o in page.get("Contents", [])):
+                    self._download(f"s3://{bucket}/{obj['Key']}",
+                                   local / obj["Key"][len(prefix):])
+                folder["uri"] = str(local) + "/"
+        inputs.write_text(json.dumps(document))
 
     def _upload_outputs(self, uploads: list[tuple[Path, str]]) -> None:
         for local, uri in uploads:

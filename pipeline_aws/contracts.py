@@ -141,7 +141,7 @@ class RunManifest(_Payload):
     execution_id: str = Field(min_length=1)
     dataset: str = Field(min_length=1)
     partition: str = Field(min_length=1)
-    trigger: Literal["s3", "schedule", "manual", "batch"]
+    trigger: Literal["s3", "schedule", "manual", "batch", "upstream"]
     duplicate: bool
     attempt: int = Field(ge=1)
     compute: Compute
@@ -498,6 +498,28 @@ class ManualTrigger(_Payload):
         return self
 
 
+class UpstreamRef(_Payload):
+    """The upstream partition whose load started a derived run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1)
+    partition: str = Field(min_length=1)
+    run_id: str = Field(min_length=1, max_length=128)
+
+
+class UpstreamLoaded(_Payload):
+    """A derived dataset's run for `as_of`, started because an upstream partition loaded
+    (pipeline_aws.derived_trigger, on the pipeline's execution-succeeded event)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["pipeline.upstream"]
+    dataset: str = Field(min_length=1)
+    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    upstream: UpstreamRef
+
+
 _BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
@@ -541,9 +563,10 @@ class BatchTrigger(_Payload):
     batch: BatchSpec
 
 
-Trigger = S3ObjectCreated | ScheduleTrigger | ManualTrigger | BatchTrigger
+Trigger = S3ObjectCreated | ScheduleTrigger | ManualTrigger | BatchTrigger | UpstreamLoaded
 _TRIGGERS: dict[str | None, type[Trigger]] = {
     "aws.s3": S3ObjectCreated, "pipeline.schedule": ScheduleTrigger, None: ManualTrigger,
+    "pipeline.upstream": UpstreamLoaded,
 }
 
 
@@ -556,7 +579,8 @@ def trigger_model(event: Any) -> type[Trigger]:
     source = event.get("source")
     if source not in _TRIGGERS:
         raise InvalidInput(f"event.source {source!r} is not supported (aws.s3, "
-                           "pipeline.schedule, or no source for a manual run)")
+                           "pipeline.schedule, pipeline.upstream, or no source for a manual "
+                           "run)")
     return _TRIGGERS[source]
 
 
@@ -587,9 +611,11 @@ class ResolveRunRequest(_Payload):
         return self.execution.Id
 
     @property
-    def trigger_kind(self) -> Literal["s3", "schedule", "manual", "batch"]:
+    def trigger_kind(self) -> Literal["s3", "schedule", "manual", "batch", "upstream"]:
         if isinstance(self.trigger, S3ObjectCreated):
             return "s3"
+        if isinstance(self.trigger, UpstreamLoaded):
+            return "upstream"
         if isinstance(self.trigger, BatchTrigger):
             return "batch"
         return "schedule" if isinstance(self.trigger, ScheduleTrigger) else "manual"
@@ -646,6 +672,27 @@ class ExecutionStatusChange(EventBridgeModel, _Parses):
         if self.detail.stopDate is None:
             return None
         return datetime.fromtimestamp(self.detail.stopDate / 1000, tz=UTC)
+
+
+class SucceededExecution(_Payload):
+    """`detail` of a "Step Functions Execution Status Change" event for a SUCCEEDED
+    execution (TriggerDerived's). `output` is the execution's output as JSON text when the
+    event carries it (`outputDetails.included`), else None: read it with DescribeExecution."""
+
+    executionArn: str = Field(pattern=_STATES_ARN + r"[^:]+:\d{12}:execution:")
+    stateMachineArn: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    status: Literal["SUCCEEDED"]
+    output: str | None = None
+
+
+class ExecutionSucceeded(EventBridgeModel, _Parses):
+    """TriggerDerived's trigger (source aws.states): a pipeline execution that succeeded."""
+
+    what: ClassVar[str] = "trigger_derived input is invalid"
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: SucceededExecution
 
 
 class CostRun(_Payload):
