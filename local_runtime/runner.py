@@ -264,7 +264,8 @@ def derived_runs(deployment: LocalDeployment, res: RunResult, *, out: TextIO | N
     function starts the runs of the derived datasets waiting for the loads (each under a
     deterministic name, so a second delivery starts nothing new); each is followed here."""
     function = deployment.resolver.refs.get(TRIGGER_DERIVED)  # its name in the deployment
-    if res.status != "SUCCEEDED" or function not in deployment.functions:
+    if not deployment.derived_triggers or res.status != "SUCCEEDED" \
+            or function not in deployment.functions:
         return []
     event = succeeded_event(deployment, res)
     if not any(pattern_matches(p, event) for p in _rule_patterns(deployment, TRIGGER_DERIVED)):
