@@ -14,7 +14,8 @@ SAM := $(TOOLS)/bin/sam
 CHECKOV_VENV := .venv-checkov
 CHECKOV := $(CHECKOV_VENV)/bin/checkov
 PYTEST := $(PYTHON) -m pytest
-PYTEST_ARGS ?=
+# The slowest tests are printed at the end of each run: where CI's minutes go, visible in its log.
+PYTEST_ARGS ?= --durations=15
 ASL_VALIDATOR := asl-validator@4.0.0
 STATE_MACHINES := $(sort $(wildcard statemachines/*.asl.json))
 # Job code version: <UTC date>-<git describe --always --dirty>; evaluated once per make run.

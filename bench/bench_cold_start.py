@@ -62,7 +62,7 @@ def _shaped(logical_id: str, attr: str = "") -> str:
         return f"arn:aws:iam::123456789012:role/{logical_id}"
     if "topic" in name:
         return f"arn:aws:sns:eu-west-1:123456789012:{logical_id}"
-    if attr == "Arn":
+    if attr == "Arn" or "statemachine" in name:  # a state machine's Ref is its ARN too
         return f"arn:aws:states:eu-west-1:123456789012:stateMachine:{logical_id}"
     return logical_id.lower()
 

@@ -332,6 +332,8 @@ def print_query_hint(url: str, answers: list[tuple[DemoDataset, list[str], list[
 def cmd_run(args: argparse.Namespace) -> int:
     from local_runtime.runner import print_summary
 
+    if args.dir is not None or args.dataset is not None:
+        return cmd_run_dir(args)
     plan = plan_run(args)
     deployment = _start_deployment(args)
     try:
@@ -341,6 +343,33 @@ def cmd_run(args: argparse.Namespace) -> int:
             write_json(args.summary_json,
                        {**res.summary, "timeline": res.timeline, "alerts": res.alerts})
         return 0 if res.status == "SUCCEEDED" else 1
+    finally:
+        deployment.stop()
+
+
+def cmd_run_dir(args: argparse.Namespace) -> int:
+    """`run --dir DIR --dataset NAME`: every file dropped at once (local_runtime.burst)."""
+    from local_runtime import burst
+
+    if args.dir is None or args.dataset is None:
+        raise LocalRuntimeError("run --dir DIR goes with --dataset NAME")
+    other = [o for o in ("file", "key", "schedule", "date", "compute") if getattr(args, o)]
+    if other or args.rerun:
+        raise LocalRuntimeError("run --dir takes no --" + ", --".join(other or ["rerun"]) +
+                                " (each file is a new object, dropped as an S3 event)")
+    request = burst.plan_dir(args.dir, args.dataset, _catalog())
+    deployment = _start_deployment(args)
+    try:
+        print(f"\n== burst: {len(request.files)} file(s) of {args.dir} dropped at once as "
+              f"{request.dataset.name} objects", file=sys.stdout, flush=True)
+        puts = burst.drop_files(deployment, request)
+        result = burst.run_burst(deployment, [p.event() for p in puts], sys.stdout)
+        summary = burst.summarize(deployment, request, puts, result)
+        burst.print_burst_summary(summary, sys.stdout)
+        if args.summary_json:
+            write_json(args.summary_json, summary)
+        ok = not summary["not_loaded"] and summary["failed"] == 0
+        return 0 if ok else 1
     finally:
         deployment.stop()
 
@@ -551,6 +580,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--schedule", metavar="DATASET")
     r.add_argument("--date", metavar="YYYY-MM-DD")
     r.add_argument("--compute", choices=["serverless", "cluster"])
+    r.add_argument("--dir", type=Path, metavar="DIR",
+                   help="drop every file of DIR at once as S3 events (with --dataset)")
+    r.add_argument("--dataset", metavar="NAME", help="the dataset of --dir's files")
     r.set_defaults(func=cmd_run)
     d = sub.add_parser("demo", help="run every sample day and query the result",
                        parents=[_common(warehouse=True)])

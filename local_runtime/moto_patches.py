@@ -99,7 +99,7 @@ def worker_plan(request: dict[str, Any]) -> WorkerPlan:
         raise ServerlessValidationException(str(e)) from None
 
 
-def _start_local_run(job_run: Any, request: dict[str, Any]) -> None:
+def _start_local_run(job_run: Any, request: dict[str, Any], application: Any = None) -> None:
     runner = STATE["runner"]
     driver = (request.get("job_driver") or {}).get("sparkSubmit") or {}
     conf, py_files = parse_submit_parameters(driver.get("sparkSubmitParameters"))
@@ -110,8 +110,12 @@ def _start_local_run(job_run: Any, request: dict[str, Any]) -> None:
     if runner is None:
         result.state, result.details = "FAILED", "no local Spark runner installed"
         return
+    need = capacity_need(_worker_plans[job_run.id]) if job_run.id in _worker_plans else None
+    gate = _gate(application)
 
     def work() -> None:
+        if need is not None and not gate.acquire(job_run.id, need, result):
+            return
         result.state = "RUNNING"
         timeout = (request.get("execution_timeout_minutes") or 720) * 60
         try:
@@ -121,8 +125,99 @@ def _start_local_run(job_run: Any, request: dict[str, Any]) -> None:
         except Exception as e:
             result.state, result.details = "FAILED", f"local runner error: {e}"
             result.ended_at = time.time()
+        finally:
+            if need is not None:
+                gate.release(job_run.id)
 
     threading.Thread(target=work, daemon=True, name=f"emr-job-{job_run.id}").start()
+
+
+# -- the application's maximum capacity ------------------------------------------------------------
+
+_UNITS = {"vcpu": "cpu", "gb": "memory"}
+
+
+def parse_capacity(maximum: Any) -> dict[str, float] | None:
+    """An application's maximumCapacity ({"cpu": "32 vCPU", "memory": "128 GB", "disk":
+    "500 GB"}) as numbers; None when it sets none (no cap)."""
+    if not maximum:
+        return None
+    out = {}
+    for key in ("cpu", "memory", "disk"):
+        text = str((maximum.get(key) if isinstance(maximum, dict) else None) or "").strip()
+        if not text:
+            continue
+        number = text.split()[0]
+        try:
+            out[key] = float(number)
+        except ValueError:
+            raise ServerlessValidationException(
+                f"maximumCapacity.{key} {text!r} is not a number with a unit") from None
+    return out or None
+
+
+def capacity_need(plan: WorkerPlan) -> dict[str, float]:
+    """What a job run's initial workers take of the application's capacity."""
+    workers = plan.workers()
+    return {"cpu": float(sum(w.vcpu for w in workers)),
+            "memory": float(sum(w.memory_gb for w in workers)),
+            "disk": float(sum(w.storage_gb for w in workers))}
+
+
+class CapacityGate:
+    """An EMR Serverless application's maximum capacity ("Understanding application behavior
+    in EMR Serverless", Maximum capacity): a job run whose workers do not fit beside the running
+    ones waits (state SCHEDULED, "Job run states") until enough of them end; one that could never
+    fit fails at once, saying so."""
+
+    def __init__(self, maximum: dict[str, float] | None):
+        self.maximum = maximum
+        self.used: dict[str, dict[str, float]] = {}
+        self.peak_jobs = 0
+        self._cond = threading.Condition()
+
+    def _fits(self, need: dict[str, float]) -> bool:
+        assert self.maximum is not None
+        return all(sum(u.get(k, 0.0) for u in self.used.values()) + need.get(k, 0.0) <= cap
+                   for k, cap in self.maximum.items())
+
+    def acquire(self, job_id: str, need: dict[str, float], result: Any) -> bool:
+        """True once the job's workers fit; False when it was cancelled or never can fit."""
+        if self.maximum is None:
+            return True
+        too_big = [f"{k} {need.get(k, 0):g} > {cap:g}" for k, cap in self.maximum.items()
+                   if need.get(k, 0.0) > cap]
+        if too_big:
+            result.state = "FAILED"
+            result.details = ("the job run's initial workers exceed the application's maximum "
+                              f"capacity: {', '.join(too_big)}")
+            return False
+        with self._cond:
+            result.state = "SCHEDULED"
+            while not self._fits(need):
+                self._cond.wait(0.2)
+                if result.state != "SCHEDULED":  # cancelled while it waited
+                    return False
+            self.used[job_id] = need
+            self.peak_jobs = max(self.peak_jobs, len(self.used))
+        return True
+
+    def release(self, job_id: str) -> None:
+        with self._cond:
+            self.used.pop(job_id, None)
+            self._cond.notify_all()
+
+
+GATES: dict[str, CapacityGate] = {}
+
+
+def _gate(application: Any) -> CapacityGate:
+    key = getattr(application, "id", None) or "default"
+    with _lock:
+        if key not in GATES:
+            GATES[key] = CapacityGate(parse_capacity(getattr(application, "maximum_capacity",
+                                                             None)))
+        return GATES[key]
 
 
 def _patch_emr_serverless() -> None:
@@ -134,7 +229,7 @@ def _patch_emr_serverless() -> None:
         plan = worker_plan(kwargs)
         job_run = original_start(self, **kwargs)
         _worker_plans[job_run.id] = plan
-        _start_local_run(job_run, kwargs)
+        _start_local_run(job_run, kwargs, self.applications.get(kwargs.get("application_id")))
         return job_run
 
     def get_job_run(self, application_id: str, job_run_id: str):
@@ -147,7 +242,7 @@ def _patch_emr_serverless() -> None:
         job_run = original_get(self, application_id, job_run_id)
         out = original_cancel(self, application_id, job_run_id)
         res = _local_runs.get(job_run.id)
-        if res is not None and res.state in ("SUBMITTED", "RUNNING"):
+        if res is not None and res.state in ("SUBMITTED", "SCHEDULED", "RUNNING"):
             res.state = "CANCELLING"
             STATE["runner"].cancel(job_run_id)
             if res.started_at is None:

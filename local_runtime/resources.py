@@ -10,6 +10,7 @@ after everything else.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -129,8 +130,16 @@ def create_topic(d: LocalDeployment, lid: str, props: dict[str, Any]) -> None:
     d.alert_queues[arn] = queue_url
 
 
+# Queue properties moto applies as SQS attributes (the burst queue's redrive policy among them)
+_QUEUE_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "RedrivePolicy",
+                     "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+
+
 def create_queue(d: LocalDeployment, lid: str, props: dict[str, Any]) -> None:
-    d.client("sqs").create_queue(QueueName=d.resolver.attrs[(lid, "QueueName")])
+    p = d.resolver.resolve({k: v for k, v in props.items() if k in _QUEUE_ATTRIBUTES})
+    attributes = {k: json.dumps(v) if isinstance(v, dict) else str(v) for k, v in p.items()}
+    d.client("sqs").create_queue(QueueName=d.resolver.attrs[(lid, "QueueName")],
+                                 Attributes=attributes)
 
 
 def create_parameter(d: LocalDeployment, lid: str, props: dict[str, Any]) -> None:
@@ -151,6 +160,9 @@ def _application_request(d: LocalDeployment, lid: str, p: dict[str, Any]) -> dic
         tags = p["Tags"]
         kwargs["tags"] = ({t["Key"]: t["Value"] for t in tags} if isinstance(tags, list)
                           else tags)
+    cap = p.get("MaximumCapacity")
+    if cap:  # the stand-in holds job runs to it (moto_patches)
+        kwargs["maximumCapacity"] = {k.lower(): str(v) for k, v in cap.items()}
     return kwargs
 
 

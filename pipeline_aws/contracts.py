@@ -13,13 +13,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, Self, TypeVar
 
-from aws_lambda_powertools.utilities.parser.models.event_bridge import EventBridgeModel
-from aws_lambda_powertools.utilities.parser.models.s3 import (
-    S3EventNotificationEventBridgeBucketModel,
-    S3EventNotificationEventBridgeDetailModel,
-    S3EventNotificationEventBridgeModel,
-    S3EventNotificationObjectModel,
-)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline_core.errors import InvalidInput, PipelineError
@@ -409,21 +402,58 @@ class FailureSummary(_Payload):
 # ResolveRun: the trigger events and its input.
 
 
-class _S3Bucket(S3EventNotificationEventBridgeBucketModel):
+class EventBridgeEvent(BaseModel):
+    """The envelope every event delivered to an event bus has (EventBridge user guide, "AWS
+    service event metadata", eb-events-structure.html). Our own model rather than powertools'
+    parser models: importing one of those imports all of them (~40 services' models), which
+    was a third of a handler's cold import."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
+    id: str
+    source: str
+    account: str
+    time: datetime
+    region: str
+    resources: list[str]
+    detail_type: str = Field(alias="detail-type")
+    detail: Any
+    replay_name: str | None = Field(default=None, alias="replay-name")
+
+
+class _S3Bucket(BaseModel):
     name: str = Field(min_length=3)
 
 
-class _S3Object(S3EventNotificationObjectModel):
+class _S3Object(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     key: str = Field(min_length=1)
+    size: float | None = Field(default=None, ge=0)
+    etag: str = ""
+    version_id: str | None = Field(default=None, alias="version-id")
+    sequencer: str | None = None
 
 
-class _S3Detail(S3EventNotificationEventBridgeDetailModel):
+class _S3Detail(BaseModel):
+    """`detail` of an S3 event (S3 user guide, "EventBridge event message structure",
+    ev-events.html: version, bucket.name, object.key/size/etag/version-id/sequencer,
+    request-id, requester, source-ip-address, reason)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    version: str
     bucket: _S3Bucket
     object: _S3Object
+    request_id: str = Field(alias="request-id")
+    requester: str
+    source_ip_address: str | None = Field(default=None, alias="source-ip-address")
+    reason: str | None = None
 
 
-class S3ObjectCreated(S3EventNotificationEventBridgeModel):
-    """EventBridge "Object Created" from the raw bucket (powertools' model, narrowed).
+class S3ObjectCreated(EventBridgeEvent):
+    """EventBridge "Object Created" from the raw bucket.
 
     `detail.object` carries `etag` and, in a versioned bucket, `version-id`: the object this
     event is about, which is what runs (S3 user guide, "EventBridge event message structure").
@@ -637,7 +667,7 @@ class ResolveRunRequest(_Payload):
 _STATES_ARN = r"^arn:aws[\w-]*:states:"
 
 
-class ScheduledEvent(EventBridgeModel, _Parses):
+class ScheduledEvent(EventBridgeEvent, _Parses):
     """The AutoTerminator's trigger: an EventBridge schedule (only its id is used, as the
     correlation id of the sweep's log lines)."""
 
@@ -659,7 +689,7 @@ class ExecutionStatus(_Payload):
     cause: str | None = None
 
 
-class ExecutionStatusChange(EventBridgeModel, _Parses):
+class ExecutionStatusChange(EventBridgeEvent, _Parses):
     """CleanupExecution's trigger (source aws.states), for an execution that did not succeed."""
 
     what: ClassVar[str] = "cleanup_execution input is invalid"

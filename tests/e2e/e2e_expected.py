@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 
 def expected_day(path: Path) -> dict:
@@ -62,3 +63,14 @@ def expected_day(path: Path) -> dict:
                           abs(v["returned"]).quantize(cents, ROUND_HALF_UP))
                       for k, v in per_customer.items()},
     }
+
+
+def loaded_day_figures(q: Any, day: str) -> dict[str, Any]:
+    """What the warehouse holds of one online_retail day: its line count and its
+    customer_daily_sales rows, in expected_day's shape."""
+    items = q("select count(*) from analytics.sales_line_items where order_date = %s",
+              (day,))[0][0]
+    customers = {(str(d), c): (o, u, r, rv) for d, c, o, u, r, rv in q(
+        "select order_date, customer_id, orders, units, revenue, returned_value "
+        "from analytics.customer_daily_sales where order_date = %s", (day,))}
+    return {"line_items": items, "customers": customers}

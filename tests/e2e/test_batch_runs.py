@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_expected import expected_day
+from e2e_expected import expected_day, loaded_day_figures
 
 from local_runtime.cli import run_file
 from local_runtime.runner import run_batch
@@ -43,15 +43,6 @@ def _files(tmp: Path) -> list[tuple[Path, str]]:
     return files
 
 
-def _day_figures(q: Any, day: str) -> dict[str, Any]:
-    items = q("select count(*) from analytics.sales_line_items where order_date = %s",
-              (day,))[0][0]
-    customers = {(str(d), c): (o, u, r, rv) for d, c, o, u, r, rv in q(
-        "select order_date, customer_id, orders, units, revenue, returned_value "
-        "from analytics.customer_daily_sales where order_date = %s", (day,))}
-    return {"line_items": items, "customers": customers}
-
-
 def _partitions(res: Any) -> dict[str, dict[str, Any]]:
     return {p["partition"]: p for p in res.summary["partitions"]}
 
@@ -67,7 +58,7 @@ def test_a_batch_loads_each_good_day_as_its_own_run_would_and_bad_days_fail_alon
     for day, (path, _) in zip(GOOD, files, strict=False):
         expected = expected_day(path)
         # Figure for figure what the single-day e2e run is held to (test_pipeline.py).
-        assert _day_figures(warehouse_db, day) == {
+        assert loaded_day_figures(warehouse_db, day) == {
             "line_items": expected["line_items"], "customers": expected["customers"]}, day
         assert parts[day]["status"] == "SUCCEEDED" and parts[day]["verdict"] == "pass"
         assert parts[day]["lines"] == {"in": expected["lines"], "out": expected["line_items"],
@@ -76,7 +67,7 @@ def test_a_batch_loads_each_good_day_as_its_own_run_would_and_bad_days_fail_alon
         assert parts[day]["rows_loaded"]["sales_line_items"] == expected["line_items"]
     for day in (TRUNCATED, BAD_HEADER):
         assert parts[day]["status"] == "FAILED", parts[day]
-        assert _day_figures(warehouse_db, day)["line_items"] == 0
+        assert loaded_day_figures(warehouse_db, day)["line_items"] == 0
     assert parts[BAD_HEADER]["refused"]  # refused by ResolveRun, before any compute
     subjects = sorted(a["subject"] for a in res.alerts)
     assert [s for s in subjects if TRUNCATED in s or BAD_HEADER in s] == subjects, subjects
@@ -85,14 +76,14 @@ def test_a_batch_loads_each_good_day_as_its_own_run_would_and_bad_days_fail_alon
     assert len(jobs) == 1  # one Spark job for the whole batch
 
     # The same batch again: every partition's run exists, nothing runs, nothing changes.
-    before = {day: _day_figures(warehouse_db, day) for day in GOOD}
+    before = {day: loaded_day_figures(warehouse_db, day) for day in GOOD}
     again = run_batch(deployment, "online_retail", files, batch_id="e2e-may", out=None)
     assert again.status == "SUCCEEDED" and again.summary["duplicate"], again.summary
     assert {p["status"] for p in again.summary["partitions"]} == {"SKIPPED"}
-    assert {day: _day_figures(warehouse_db, day) for day in GOOD} == before
+    assert {day: loaded_day_figures(warehouse_db, day) for day in GOOD} == before
 
     # An S3 event of one of the batch's object versions is a redelivery: loaded once.
     path, key = files[0]
     event = run_file(deployment, path, key, out=None)
     assert event.status == "SUCCEEDED" and event.summary["duplicate"]
-    assert {day: _day_figures(warehouse_db, day) for day in GOOD} == before
+    assert {day: loaded_day_figures(warehouse_db, day) for day in GOOD} == before

@@ -79,12 +79,6 @@ def test_a_misnamed_day_fails_the_gate_and_loads_nothing(deployment, warehouse_d
                         "where log_date = '2015-05-18'")[0][0] == 0
 
 
-def test_a_doubled_day_fails_uniqueness_and_loads_nothing(deployment, warehouse_db, tmp_path):
-    bad = tmp_path / "2015-05-19.log"
-    bad.write_bytes(DAY.read_bytes().replace(b"17/May/2015", b"19/May/2015") * 2)
-    res = run_file(deployment, bad, "web_logs/2015-05-19.log", out=None)
-    assert res.status == "FAILED"
-    assert res.ledger["failure"]["state"] == "EvaluateQuality"
-    assert "Uniqueness" in res.ledger["failure"]["cause"]
-    assert warehouse_db("select count(*) from analytics.web_requests "
-                        "where log_date = '2015-05-19'")[0][0] == 0
+# A doubled day fails Uniqueness and loads nothing: the gate's behaviour is one for every dataset
+# (test_pipeline.py::test_quality_gate_failure_is_not_loaded, a double export); web_logs' own rule
+# catching a doubled file: tests/spark/test_web_logs_rules.py::test_a_doubled_file_fails_uniqueness.

@@ -1,19 +1,17 @@
 """A failing job ends with one `JOB ERROR: <cause>` line naming what happened (exit code 1),
 whatever the cause: the JVM out of memory, a full disk, a Spark analysis error, a failed task,
-the driver JVM killed; and cleanup never hides that first error (spark_jobs.common.entry)."""
+the driver JVM killed (test_online_retail_job.py); and cleanup never hides that first error
+(spark_jobs.common.entry)."""
 
 from __future__ import annotations
 
 import errno
 import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from pyspark.sql import functions as F
-from spark_helpers import REPO, SAMPLES, data_lines, write_lines
+from spark_helpers import SAMPLES, data_lines, write_lines
 
 from spark_jobs.common import entry, outputs
 from spark_jobs.common.outputs import GroupedOutput, LineOutput
@@ -129,42 +127,7 @@ _ARGS = ["--input", "/x.csv", "--output-root", "/o/{table}/", "--quarantine", "/
          "--metrics", "/m.json", "--quality", "/q.json", "--rules", "/r.dqdl", "--run-id", "r1",
          "--partition", "2010-12-01"]
 
-_KILL_THE_DRIVER = textwrap.dedent("""
-    import os, signal, sys
-    from spark_jobs.common.outputs import LineOutput
-    from spark_jobs.online_retail import main, transforms
 
-    original = transforms.sales_line_items
-
-    def kill_the_jvm(frame, run_id):
-        proc = frame.sparkSession.sparkContext._gateway.proc
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        return original(frame, run_id)
-
-    transforms.OUTPUTS["sales_line_items"] = LineOutput(kill_the_jvm)
-    sys.exit(main.main(sys.argv[1:]))
-""")
-
-
-def test_a_killed_driver_jvm_is_named_and_stop_does_not_hide_it(small_day, tmp_path):
-    """The driver JVM SIGKILLed mid-run (in a process of its own: the test session must live):
-    the job names the lost JVM, and the failing spark.stop() after it is only secondary."""
-    out = tmp_path / "out"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "PYSPARK_PYTHON": sys.executable}
-    env.pop("PYSPARK_GATEWAY_PORT", None)
-    done = subprocess.run(
-        [sys.executable, "-c", _KILL_THE_DRIVER, "--input", str(small_day),
-         "--output-root", f"{out}/{{table}}/", "--quarantine", f"{out}/q/",
-         "--metrics", f"{out}/metrics.json", "--quality", f"{out}/quality.json",
-         "--rules", str(REPO / "datasets" / "online_retail.dqdl"), "--run-id", "killed",
-         "--partition", "2010-12-01"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("JOB ERROR:")]
-    assert done.returncode == entry.EXIT_FAILED, done.stderr[-3000:]
-    assert len(errors) == 1, done.stderr[-3000:]
-    assert errors[0].startswith("JOB ERROR: the Spark driver JVM is gone (killed or crashed): "), \
-        errors[0]
-    later = done.stderr[done.stderr.index(errors[0]):]
-    assert "failed (secondary error, the first one is reported above)" in later, \
-        done.stderr[-3000:]
+# The driver JVM SIGKILLed mid-run needs a process of its own (the test session must live): it
+# shares that process and its JVM with the checkout-script run, in test_online_retail_job.py::
+# test_main_runs_as_a_script_from_a_checkout_and_a_killed_driver_jvm_is_named.

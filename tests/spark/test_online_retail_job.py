@@ -7,11 +7,14 @@ import datetime as dt
 import gzip
 import importlib.util
 import io
+import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
+import textwrap
+import zipfile
 from collections import defaultdict
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
@@ -366,49 +369,155 @@ def test_invalid_rules_stop_the_job_with_exit_code_3(run_job, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# As EMR runs it: a script, packages from the deploy zip
+# As EMR runs it: a script, packages from the deploy zip. Each process here starts a JVM of its
+# own (the dearest thing in this layer), so each one proves several things in a row.
 
 
 def _job_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_HOME")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PYTHONPATH", "SPARK_HOME", "PYSPARK_GATEWAY_PORT")}
     env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
     return env
 
 
-def _arguments(out: Path, source: Path, partition: str) -> list[str]:
+def _arguments(out: Path, source: Path, partition: str, run_id: str = "script-1") -> list[str]:
     return ["--input", str(source), "--output-root", f"{out}/{{table}}/",
             "--quarantine", f"{out}/q/", "--metrics", f"{out}/metrics.json",
-            "--quality", f"{out}/quality.json", "--rules", str(RULES), "--run-id", "script-1",
+            "--quality", f"{out}/quality.json", "--rules", str(RULES), "--run-id", run_id,
             "--partition", partition]
 
 
-def test_main_runs_as_a_script_from_a_checkout(tmp_path):
-    out = tmp_path / "out"
+def _small_day(tmp_path: Path, extra: tuple[str, ...] = ()) -> Path:
+    """The sample day's first 40 lines (all distinct) and `extra`: the launch is under test
+    here, not the counts (the whole sample day's are held by the in-process tests)."""
+    header, lines = data_lines(DAY)
+    return write_lines(tmp_path / "2010-12-01.csv", header, [*lines[:40], *extra])
+
+
+# Runs the checkout's main.py as `python spark_jobs/online_retail/main.py` does (its folder
+# first on sys.path, the repository root not on it), then, in the same process and JVM, the job
+# again with a step that SIGKILLs the driver JVM mid-run (the test session's JVM must live).
+_CHECKOUT_THEN_KILL = textwrap.dedent("""
+    import json, os, runpy, signal, sys
+
+    script, checkout_args, kill_args = sys.argv[1], *map(json.loads, sys.argv[2:4])
+    sys.path[0] = os.path.dirname(script)
+    try:
+        import spark_jobs
+    except ImportError:
+        pass
+    else:
+        sys.exit(f"spark_jobs importable before the script ran: {spark_jobs.__file__}")
+    sys.argv = [script, *checkout_args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    except SystemExit as done:
+        print(f"checkout run exit code: {done.code}", file=sys.stderr, flush=True)
+    else:
+        sys.exit("the script ended without sys.exit")
+
+    from spark_jobs.common.outputs import LineOutput
+    from spark_jobs.online_retail import main, transforms
+
+    original = transforms.sales_line_items
+
+    def kill_the_jvm(frame, run_id):
+        proc = frame.sparkSession.sparkContext._gateway.proc
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        return original(frame, run_id)
+
+    transforms.OUTPUTS["sales_line_items"] = LineOutput(kill_the_jvm)
+    sys.exit(main.main(kill_args))
+""")
+
+
+def test_main_runs_as_a_script_from_a_checkout_and_a_killed_driver_jvm_is_named(tmp_path):
+    """(1) The checkout's main.py as a script finds its packages (it puts the repository root
+    on sys.path itself) and writes the day. (2) The driver JVM SIGKILLed mid-run: the job
+    names the lost JVM (exit 1), and the failing spark.stop() after it is only secondary
+    (spark_jobs.common.entry; the other failure causes: test_job_failure_causes.py)."""
+    day, out, killed = _small_day(tmp_path), tmp_path / "out", tmp_path / "killed"
     done = subprocess.run(
-        [sys.executable, "spark_jobs/online_retail/main.py", *_arguments(out, DAY, "2010-12-01")],
-        cwd=REPO, env=_job_env(), capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "online_retail script-1: read 3108 lines, wrote 3064" in done.stdout
+        [sys.executable, "-c", _CHECKOUT_THEN_KILL,
+         str(REPO / "spark_jobs" / "online_retail" / "main.py"),
+         json.dumps(_arguments(out, day, "2010-12-01")),
+         json.dumps(_arguments(killed, day, "2010-12-01", "killed"))],
+        cwd=tmp_path, env=_job_env(), capture_output=True, text=True, timeout=300)
+    checkout, marker, kill = done.stderr.partition("checkout run exit code: 0\n")
+    assert marker, done.stderr[-3000:]
+    assert "JOB ERROR:" not in checkout, checkout[-3000:]
+    assert "online_retail script-1: read 40 lines, wrote 40" in done.stdout
     assert (out / "metrics.json").is_file() and _parquet_files(out / "sales_line_items")
+
+    errors = [ln for ln in kill.splitlines() if ln.startswith("JOB ERROR:")]
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert len(errors) == 1, kill[-3000:]
+    assert errors[0].startswith("JOB ERROR: the Spark driver JVM is gone (killed or crashed): "), \
+        errors[0]
+    later = kill[kill.index(errors[0]):]
+    assert "failed (secondary error, the first one is reported above)" in later, kill[-3000:]
+    assert not (killed / "metrics.json").exists()
+
+
+# The spark-submit entry: the job's main.py copied beside it (as the deploy ships it) run as a
+# script, once per `--next-run`-separated argument list; exits with the last run's code.
+_RUNS_MAIN = textwrap.dedent("""
+    import os, runpy, sys
+
+    main = os.path.join(os.path.dirname(os.path.abspath(__file__)), "main.py")
+    args, runs = sys.argv[1:], [[]]
+    for arg in args:
+        if arg == "--next-run":
+            runs.append([])
+        else:
+            runs[-1].append(arg)
+    for run in runs:
+        sys.argv = [main, *run]
+        try:
+            runpy.run_path(main, run_name="__main__")
+        except SystemExit as done:
+            code = done.code
+        print(f"run exit code: {code}", file=sys.stderr, flush=True)
+    sys.exit(code)
+""")
 
 
 def test_main_runs_from_the_deploy_zip_with_spark_submit(tmp_path):
+    """spark-submit --py-files spark_jobs.zip (scripts/package_jobs.py) of a lone main.py, as
+    EMR runs it: a day loads, with the column limits read from the migrations inside the zip
+    (the 300-byte description is quarantined); a refused input exits 2 through spark-submit
+    with one `JOB ERROR` line."""
     spec = importlib.util.spec_from_file_location("package_jobs",
                                                   REPO / "scripts" / "package_jobs.py")
     package_jobs = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(package_jobs)
     archive = tmp_path / "spark_jobs.zip"
     package_jobs.build_zip(REPO, archive)
+    with zipfile.ZipFile(archive) as zf:
+        assert any(n.startswith("warehouse/migrations/") and n.endswith(".sql")
+                   for n in zf.namelist())
     entry = tmp_path / "entry"
     entry.mkdir()
     shutil.copy(REPO / "spark_jobs" / "online_retail" / "main.py", entry / "main.py")
+    (entry / "runs.py").write_text(_RUNS_MAIN)
+    refused_line = ("536993,22633," + "X" * 300
+                    + ",6,2010-12-01 10:00:00,1.85,17850.0,United Kingdom")
+    day = _small_day(tmp_path, (refused_line,))
     header, lines = data_lines(DAY)
     bad = write_lines(tmp_path / "bad.csv", header.replace("Country", "Land"), lines[:3])
-    spark_submit = Path(sys.executable).parent / "spark-submit"
+    out = tmp_path / "out"
     done = subprocess.run(
-        [str(spark_submit), "--master", "local[1]", "--py-files", str(archive),
-         str(entry / "main.py"), *_arguments(tmp_path / "out", bad, "2010-12-01")],
+        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
+         "--py-files", str(archive), str(entry / "runs.py"),
+         *_arguments(out, day, "2010-12-01", "zip-1"), "--next-run",
+         *_arguments(tmp_path / "bad-out", bad, "2010-12-01", "zip-2")],
         cwd=tmp_path, env=_job_env(), capture_output=True, text=True, timeout=300)
+    # spark-submit hands the Python driver's stderr to its own stdout (the JVM log is stderr).
+    codes = [ln for ln in done.stdout.splitlines() if ln.startswith("run exit code: ")]
+    assert codes == ["run exit code: 0", "run exit code: 2"], done.stderr[-3000:]
+    assert "online_retail zip-1: read 41 lines, wrote 40, quarantined 1" in done.stdout
+    assert "description is 300 bytes, over varchar(256)" in (out / "metrics.json").read_text()
     assert done.returncode == 2, done.stderr[-3000:]
     errors = [line for line in done.stderr.splitlines() if line.startswith("JOB ERROR:")]
     assert len(errors) == 1

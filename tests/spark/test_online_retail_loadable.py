@@ -4,18 +4,12 @@ by line (the rest of the day loads), and metrics.json shows samples of them."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from spark_helpers import REPO, RULES, SAMPLES, data_lines
+from spark_helpers import SAMPLES, data_lines
 
 pytestmark = pytest.mark.spark
 
@@ -237,45 +231,6 @@ def test_encoding_refusals(run_job, tmp_path):
     assert run.error_lines() == [f"JOB ERROR: input {header}: the header line is not UTF-8 text"]
 
 
-# ---------------------------------------------------------------------------------------------
-# As EMR runs it: the limits come from the migrations inside the deploy zip
-
-
-def _deploy_zip(target: Path) -> Path:
-    """spark_jobs.zip as scripts/package_jobs.py builds it, with warehouse/migrations/*.sql
-    (which the job reads from the zip; added here if package_jobs does not ship them yet)."""
-    spec = importlib.util.spec_from_file_location("package_jobs",
-                                                  REPO / "scripts" / "package_jobs.py")
-    assert spec is not None and spec.loader is not None
-    package_jobs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(package_jobs)
-    package_jobs.build_zip(REPO, target)
-    with zipfile.ZipFile(target, "a") as zf:
-        present = set(zf.namelist())
-        for sql in sorted((REPO / "warehouse" / "migrations").glob("*.sql")):
-            name = f"warehouse/migrations/{sql.name}"
-            if name not in present:
-                zf.write(sql, name)
-    return target
-
-
-def test_main_from_the_deploy_zip_takes_the_limits_from_the_zipped_migrations(tmp_path):
-    archive = _deploy_zip(tmp_path / "spark_jobs.zip")
-    entry = tmp_path / "entry"
-    entry.mkdir()
-    shutil.copy(REPO / "spark_jobs" / "online_retail" / "main.py", entry / "main.py")
-    source = _write(tmp_path / "2010-12-01.csv", [REFUSED[0][0]])
-    out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_HOME")}
-    env["PYSPARK_PYTHON"] = env["PYSPARK_DRIVER_PYTHON"] = sys.executable
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "spark-submit"), "--master", "local[1]",
-         "--py-files", str(archive), str(entry / "main.py"),
-         "--input", str(source), "--output-root", f"{out}/{{table}}/",
-         "--quarantine", f"{out}/q/", "--metrics", f"{out}/metrics.json",
-         "--quality", f"{out}/quality.json", "--rules", str(RULES), "--run-id", "zip-1",
-         "--partition", "2010-12-01"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"read {LINES + 1} lines, wrote {WRITTEN}, quarantined 1" in done.stdout
-    assert "description is 300 bytes, over varchar(256)" in (out / "metrics.json").read_text()
+# As EMR runs it (spark-submit --py-files spark_jobs.zip), the limits come from the migrations
+# inside the zip: test_online_retail_job.py::test_main_runs_from_the_deploy_zip_with_spark_submit
+# (one spark-submit JVM proves that with the zip's other properties).

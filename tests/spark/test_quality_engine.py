@@ -10,7 +10,7 @@ from collections import Counter
 from decimal import Decimal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
@@ -179,8 +179,39 @@ def one_shuffle_partition(spark):
     spark.conf.set("spark.sql.shuffle.partitions", previous)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+def _hour(h: int) -> dt.datetime:
+    """The strategy's timestamps: 2010-11-30 12:00 UTC plus h hours (h = 24 is NOON)."""
+    return dt.datetime(2010, 11, 30, 12, tzinfo=dt.UTC) + dt.timedelta(hours=h)
+
+
+# Each example is one Spark query set (seconds each on CI): fixed cases hold the edges every run
+# must cover, fewer random ones the rest. Fixed: no rows; only NULLs; one row (a zero standard
+# deviation); the bounds of every between/comparison (x = 0, 1, 2.5; t at now() - 1 day, NOON =
+# now() - 12 hours, now() - 6 hours, now()); duplicates and ties for Uniqueness, IsUnique,
+# IsPrimaryKey; every string the strategy draws (EMPTY, WHITESPACES_ONLY, lengths 0..3).
+D = Decimal
+EDGES = [
+    [],
+    [(None, None, None, None), (None, None, None, None)],
+    [(1, "a", D("1.000"), NOON)],
+    [(0, "a", D("0.000"), _hour(12)), (1, "aa", D("1.000"), _hour(24)),
+     (1, None, D("2.500"), _hour(30)), (2, "bb", D("-5.000"), _hour(36)),
+     (3, "abc", D("5.000"), _hour(0)), (None, " ", None, _hour(60))],
+    [(1, "a", D("1.500"), NOON), (1, "a", D("1.500"), NOON), (2, "a", None, None),
+     (2, "", D("-0.001"), _hour(11)), (None, "a", D("2.499"), _hour(13)), (0, " ", None, None),
+     (0, "bb", D("0.001"), _hour(35))],
+]
+
+
+def _with_edges(test):
+    for rows in EDGES:
+        test = example(rows=rows)(test)
+    return test
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])
+@_with_edges
 @given(rows=rows_strategy)
 def test_every_rule_matches_plain_python(spark, one_shuffle_partition, rows):
     engine = QualityEngine(_ruleset([text for text, _ in RULES]), REFERENCE)

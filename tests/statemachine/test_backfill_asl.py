@@ -22,6 +22,9 @@ from pipeline_aws.backfill import Backfill, parse_request
 from pipeline_aws.backfill_aws import SfnExecutions
 from pipeline_core.backfill_plan import RawObject
 from pipeline_core.catalog import load_catalog
+from tests.support.fakes.backfill import FakeLister as Lister
+from tests.support.fakes.backfill import FakeLoadedVersions as Ledger
+from tests.support.fakes.backfill import FakeStore as Store
 
 pytestmark = pytest.mark.statemachine
 
@@ -32,33 +35,6 @@ PIPELINE_ASL = {
     "StartAt": "Load",
     "States": {"Load": {"Type": "Task", "Resource": FN + "FakePipeline", "End": True}},
 }
-
-
-class Lister:
-    def __init__(self) -> None:
-        self.objects: list[RawObject] = []
-
-    def list_latest(self, bucket: str, prefix: str):
-        return iter([o for o in self.objects if o.key.startswith(prefix)])
-
-
-class Store:
-    def __init__(self) -> None:
-        self.docs: dict[str, Any] = {}
-
-    def put_json(self, uri: str, data: Any) -> None:
-        self.docs[uri] = json.loads(json.dumps(data))
-
-    def get_json(self, uri: str) -> Any:
-        return self.docs[uri]
-
-
-class Ledger:
-    def __init__(self) -> None:
-        self.loaded: dict[str, str | None] = {}
-
-    def loaded_versions(self, dataset: str, partitions: list[str]) -> dict[str, str | None]:
-        return {p: v for p, v in self.loaded.items() if p in partitions}
 
 
 class FakePipeline:

@@ -52,14 +52,30 @@ def test_async_invoked_functions_keep_failed_events(functions: dict[str, Any],
         assert queue["Properties"]["MessageRetentionPeriod"] == 1209600, "keep them 14 days"
 
 
+def _invoked_by_queues_with_redrive(resources: dict[str, Any]) -> set[str]:
+    """Functions an SQS event source mapping invokes (synchronously), from a queue whose
+    failed records go to a dead-letter queue (its RedrivePolicy)."""
+    names: set[str] = set()
+    for resource in resources.values():
+        if resource["Type"] != "AWS::Lambda::EventSourceMapping":
+            continue
+        props = resource["Properties"]
+        queue = resources[props["EventSourceArn"]["Fn::GetAtt"][0]]
+        if queue["Type"] == "AWS::SQS::Queue" and queue["Properties"].get("RedrivePolicy"):
+            names.add(props["FunctionName"]["Ref"])
+    return names
+
+
 def test_dlq_skips_only_on_functions_the_state_machine_invokes(
         functions: dict[str, Any], resources: dict[str, Any]) -> None:
-    """The CKV_AWS_116 skip says "invoked synchronously by the state machine": keep it true."""
-    invoked = _invoked_by_state_machines(resources)
+    """The CKV_AWS_116 skip says "invoked synchronously by the state machine" (or by an SQS
+    event source mapping whose queue has a dead-letter queue): keep it true."""
+    invoked = _invoked_by_state_machines(resources) | _invoked_by_queues_with_redrive(resources)
     skipped = {name for name, fn in functions.items() if "CKV_AWS_116" in _skips(fn)}
     assert skipped
     for name in skipped:
-        assert name in invoked, f"{name} skips the DLQ check but no state machine invokes it"
+        assert name in invoked, f"{name} skips the DLQ check but no state machine (nor a " \
+            "queue with a dead-letter queue) invokes it"
         events = functions[name]["Properties"].get("Events", {})
         assert not events, f"{name} skips the DLQ check but has triggers {sorted(events)}"
 

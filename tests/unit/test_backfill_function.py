@@ -20,39 +20,12 @@ from pipeline_aws.backfill import (
 from pipeline_core.backfill_plan import RawObject
 from pipeline_core.catalog import load_catalog
 from pipeline_core.errors import InvalidInput, UnknownDataset
+from tests.support.fakes.backfill import FakeLister, FakeStore
+from tests.support.fakes.backfill import FakeLoadedVersions as FakeLedger
 
 PIPELINE = "arn:aws:states:eu-west-1:123456789012:stateMachine:app-pipeline"
 EXECUTION = {"Id": "arn:aws:states:eu-west-1:123456789012:execution:app-backfill:b1",
              "Name": "b1"}
-
-
-class FakeLister:
-    def __init__(self, objects: list[RawObject]):
-        self.objects = objects
-        self.prefixes: list[str] = []
-
-    def list_latest(self, bucket: str, prefix: str):
-        self.prefixes.append(prefix)
-        return iter([o for o in self.objects if o.key.startswith(prefix)])
-
-
-class FakeStore:
-    def __init__(self) -> None:
-        self.docs: dict[str, Any] = {}
-
-    def put_json(self, uri: str, data: Any) -> None:
-        self.docs[uri] = json.loads(json.dumps(data))
-
-    def get_json(self, uri: str) -> Any:
-        return self.docs[uri]
-
-
-class FakeLedger:
-    def __init__(self, loaded: dict[str, str | None] | None = None):
-        self.loaded = dict(loaded or {})
-
-    def loaded_versions(self, dataset: str, partitions: list[str]) -> dict[str, str | None]:
-        return {p: v for p, v in self.loaded.items() if p in partitions}
 
 
 class FakeExecutions:

@@ -1,0 +1,25 @@
+"""AdmitObjects: raw "Object Created" events from the burst queue -> batched pipeline executions
+within each dataset's concurrency limit (pipeline_aws.admission)."""
+
+from typing import Any
+
+import boto3
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from pipeline_aws.admission import Admission, AdmitObjectsSettings, SfnStarter
+from pipeline_aws.observability import build_observability
+from pipeline_core.catalog import load_catalog
+
+settings = AdmitObjectsSettings.from_environ()
+obs = build_observability("admit_objects", settings.environment)
+admission = Admission(
+    catalog=lambda: load_catalog(settings.catalog_dir),
+    starter=SfnStarter(boto3.client("stepfunctions"), settings.pipeline_state_machine_arn),
+    raw_bucket=settings.raw_bucket,
+    logger=obs.logger,
+)
+
+
+@obs.instrument
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return admission.handle(event)
