@@ -277,7 +277,9 @@ def derived_runs(deployment: LocalDeployment, res: RunResult, *, out: TextIO | N
     results = []
     for started in answer["Payload"]["started"]:
         if out:
-            print(f"\n== after the load: {started['dataset']} {started['as_of']} "
+            days = f"{started['from_day']}..{started['as_of']}" if started.get("from_day") \
+                else started["as_of"]
+            print(f"\n== after the load: {started['dataset']} {days} "
                   f"({started['name']}, {started['result']})", file=out, flush=True)
         results.append(follow_execution(deployment, f"{prefix}:{started['name']}", out=out,
                                         timeout_s=timeout_s))

@@ -117,10 +117,21 @@ class PartitionRun(_Payload):
     metrics_uri: str = Field(pattern=S3_URI)
     quality_uri: str = Field(pattern=S3_URI)
     refused: str | None = None
+    # A derived run that writes the days from this one to `partition` (rows_per_day).
+    from_day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+    @property
+    def days(self) -> list[str]:
+        """The partition values the load replaces: the partition, or each day from
+        `from_day` to it."""
+        from pipeline_core.derived import range_days  # the catalog's import, only here
+
+        return range_days(self.from_day, self.partition) if self.from_day else \
+            [self.partition]
 
 
 _PARTITION_FIELDS = ("run_id", "partition", "attempt", "input", "outputs", "quarantine_uri",
-                     "metrics_uri", "quality_uri")
+                     "metrics_uri", "quality_uri", "from_day")
 
 
 class RunManifest(_Payload):
@@ -145,6 +156,7 @@ class RunManifest(_Payload):
     quarantine_uri: str | None = Field(default=None, pattern=S3_URI)
     metrics_uri: str | None = Field(default=None, pattern=S3_URI)
     quality_uri: str | None = Field(default=None, pattern=S3_URI)
+    from_day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     # The ASL's part, passed to EMR as it is: ResolveRun builds it from JobSpec / ClusterSpec;
     # no function reads it back, so a reader does not refuse a state for it.
     job: dict[str, Any]
@@ -176,6 +188,7 @@ class RunManifest(_Payload):
             "run_id": part.run_id, "partition": part.partition, "attempt": part.attempt,
             "input": part.input, "outputs": part.outputs, "quarantine_uri": part.quarantine_uri,
             "metrics_uri": part.metrics_uri, "quality_uri": part.quality_uri,
+            "from_day": part.from_day,
             "partitions": [part]})
 
 
@@ -539,15 +552,24 @@ class UpstreamRef(_Payload):
 
 
 class UpstreamLoaded(_Payload):
-    """A derived dataset's run for `as_of`, started because an upstream partition loaded
-    (pipeline_aws.derived_trigger, on the pipeline's execution-succeeded event)."""
+    """A derived dataset's run for `as_of`, started because upstream partitions loaded
+    (pipeline_aws.derived_trigger, on the pipeline's execution-succeeded event). `from_day`:
+    the run writes every day from it to `as_of` (a rows_per_day dataset after a batch); the
+    upstream of a batch is its run (`partition` `<first>..<last>`)."""
 
     model_config = ConfigDict(extra="forbid")
 
     source: Literal["pipeline.upstream"]
     dataset: str = Field(min_length=1)
     as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    from_day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     upstream: UpstreamRef
+
+    @model_validator(mode="after")
+    def _forward(self) -> Self:
+        if self.from_day is not None and self.from_day >= self.as_of:
+            raise ValueError(f"from_day {self.from_day} must be before as_of {self.as_of}")
+        return self
 
 
 _BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
@@ -716,7 +738,7 @@ class SucceededExecution(_Payload):
     output: str | None = None
 
 
-class ExecutionSucceeded(EventBridgeModel, _Parses):
+class ExecutionSucceeded(EventBridgeEvent, _Parses):
     """TriggerDerived's trigger (source aws.states): a pipeline execution that succeeded."""
 
     what: ClassVar[str] = "trigger_derived input is invalid"

@@ -21,6 +21,7 @@ from pipeline_core.derived import (
     inputs_bytes,
     inputs_document,
     needs_training,
+    range_days,
 )
 
 # How many of a dataset's newest SUCCEEDED runs are searched for its current model.
@@ -72,24 +73,27 @@ class DerivedInputs:
                  ledger: LedgerPort):
         self._settings, self._objects, self._ledger = settings, objects, ledger
 
-    def resolve(self, dataset: Dataset, as_of: str) -> ResolvedInputs:
+    def resolve(self, dataset: Dataset, as_of: str, from_day: str | None = None
+                ) -> ResolvedInputs:
         """InvalidInput (pipeline_core.derived.inputs_document) when no upstream partition in
-        the range is loaded."""
+        the range is loaded. `from_day`: the run writes the days from it to `as_of`
+        (`--from-day`), reading the lookback of its first day."""
         derived = derived_of(dataset)
-        first = derived.first_day(as_of)
+        range_days(from_day, as_of)  # InvalidInput when backwards or too long
+        first = derived.first_day(as_of, from_day)
         runs = [run for upstream in derived.upstream
                 for run in upstream_runs(upstream,
                                          self._ledger.loaded_runs(upstream, first, as_of))]
-        document = inputs_document(dataset, as_of, runs)
+        document = inputs_document(dataset, as_of, runs, from_day)
         run_id = derived_run_id(dataset.name, as_of, document)
         bucket = self._settings.curated_bucket
         obj = self._objects.write(bucket, f"_runs/{dataset.name}/{run_id}/{INPUTS_FILE}",
                                   inputs_bytes(document))
-        options: tuple[str, ...] = ()
+        options: tuple[str, ...] = ("--from-day", from_day) if from_day else ()
         if derived.model is not None:
             history = self._ledger.query_by_dataset(
                 dataset.name, limit=MODEL_HISTORY_RUNS, status="SUCCEEDED",
                 fields=("run_id", "status", "started_at", "model"))
-            options = model_options(derived.model, f"s3://{bucket}/models/{dataset.name}/",
+            options += model_options(derived.model, f"s3://{bucket}/models/{dataset.name}/",
                                     as_of, current_model(history, as_of))
         return ResolvedInputs(obj, run_id, options)

@@ -226,6 +226,8 @@ class _Target:
     # A derived run's id (its inputs' digest) and job options (the model's); None for raw.
     run_id: str | None = None
     options: tuple[str, ...] = ()
+    # A derived run that writes the days from this one to its partition (rows_per_day).
+    from_day: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,14 +327,23 @@ class RunResolver:
         if dataset.derived is None or upstream not in dataset.derived.upstream:
             raise InvalidInput(f"dataset {dataset.name} does not read {upstream}: an upstream "
                                "trigger names a derived dataset and one of its upstreams")
-        return self._find_day(dataset, validate_partition(trigger.as_of))
+        as_of = validate_partition(trigger.as_of)
+        if trigger.from_day is None:
+            return self._find_day(dataset, as_of)
+        if not dataset.derived.rows_per_day:
+            raise InvalidInput(f"dataset {dataset.name} writes a snapshot as of a day, not "
+                               f"rows per day: a run from {trigger.from_day} to {as_of} is "
+                               "for rows_per_day datasets only")
+        return self._derived_day(dataset, as_of, validate_partition(trigger.from_day))
 
-    def _derived_day(self, dataset: Dataset, as_of: str) -> _Target:
-        """A derived run for `as_of`: its inputs (written as inputs.json in the curated
-        bucket, the run's `input`), its run id, and the model's job options."""
+    def _derived_day(self, dataset: Dataset, as_of: str, from_day: str | None = None
+                     ) -> _Target:
+        """A derived run for `as_of` (writing the days from `from_day`): its inputs (written
+        as inputs.json in the curated bucket, the run's `input`), its run id, and its job
+        options (the model's, the first day's)."""
         found = DerivedInputs(self._settings, self._objects, self._ledger).resolve(
-            dataset, as_of)
-        return _Target(dataset, as_of, found.obj, found.run_id, found.options)
+            dataset, as_of, from_day)
+        return _Target(dataset, as_of, found.obj, found.run_id, found.options, from_day)
 
     def _find_day(self, dataset: Dataset, partition: str) -> _Target:
         """The day's one raw object, under any of the keys the catalog's key pattern allows
@@ -360,7 +371,8 @@ class RunResolver:
     def build_manifest(self, *, dataset: Dataset, partition: str, obj: ObjectInfo,
                        run_id: str, attempt: int, request: ResolveRunRequest, started_at: str,
                        duplicate: bool, batch_run_id: str | None = None,
-                       options: Sequence[str] = ()) -> dict[str, Any]:
+                       options: Sequence[str] = (), from_day: str | None = None
+                       ) -> dict[str, Any]:
         """The run manifest (contracts.RunManifest) as the state machine receives it."""
         s = self._settings
         name = safe_identifier(dataset.name, "dataset name")
@@ -386,7 +398,7 @@ class RunResolver:
             input=RunInput(bucket=obj.bucket, key=obj.key, etag=obj.etag, size=obj.size,
                            uri=obj.uri, version_id=obj.version_id),
             outputs=paths.outputs, quarantine_uri=paths.quarantine, metrics_uri=paths.metrics,
-            quality_uri=paths.quality, job=job.model_dump(mode="json"),
+            quality_uri=paths.quality, from_day=from_day, job=job.model_dump(mode="json"),
             cluster=cluster.model_dump(mode="json") if cluster else None, tags=tags,
         ).model_dump(mode="json")
 
@@ -522,7 +534,8 @@ class RunResolver:
         return self.build_manifest(dataset=target.dataset, partition=target.partition,
                                    obj=target.obj, run_id=run_id, attempt=attempt,
                                    request=run.request, started_at=started_at,
-                                   duplicate=duplicate, options=target.options)
+                                   duplicate=duplicate, options=target.options,
+                                   from_day=target.from_day)
 
     def _item(self, run: _Resolution, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """The run's ledger item (docs/architecture.md, The run ledger)."""
@@ -539,6 +552,8 @@ class RunResolver:
         }
         if isinstance(run.request.trigger, BatchTrigger):
             record["batch_id"] = run.request.trigger.batch.batch_id
+        if run.target.from_day:
+            record["from_day"] = run.target.from_day
         if attempt == 1:
             record["latest_attempt"] = 1
             record["latest_run_id"] = manifest["run_id"]

@@ -192,25 +192,31 @@ class Derived:
 
     A run's partition is its `as_of` day; its inputs are the upstream partitions the ledger
     has as loaded from `as_of - lookback_days + 1` to `as_of` (`lookback_days` None: all
-    history up to as_of). `after_upstream_loads`: each loaded upstream partition starts this
-    dataset's run for that day (besides any schedule)."""
+    history up to as_of). `after_upstream_loads`: an upstream execution that loaded days starts
+    one run of this dataset (besides any schedule), for its newest loaded day. `rows_per_day`:
+    the dataset's rows are per day (its tables' replace_by column is a day, as sales_trends'
+    order_date), so that run covers every day from the execution's first loaded day to its
+    newest (`from_day`); otherwise (a snapshot as of a day, as a model's scores) it is for the
+    newest day only."""
 
     inputs: tuple[DerivedInput, ...]
     lookback_days: int | None = None
     after_upstream_loads: bool = False
     model: ModelPolicy | None = None
+    rows_per_day: bool = False
 
     @property
     def upstream(self) -> tuple[str, ...]:
         """The upstream datasets, each once, in the order first named."""
         return tuple(dict.fromkeys(i.dataset for i in self.inputs))
 
-    def first_day(self, as_of: str) -> str | None:
-        """The first partition a run for `as_of` reads (None: all history)."""
+    def first_day(self, as_of: str, from_day: str | None = None) -> str | None:
+        """The first partition a run for `as_of` reads (None: all history); a run that
+        writes the days from `from_day` reads the lookback of its first day."""
         if self.lookback_days is None:
             return None
-        day = dt.date.fromisoformat(as_of) - dt.timedelta(days=self.lookback_days - 1)
-        return day.isoformat()
+        first = dt.date.fromisoformat(from_day or as_of)
+        return (first - dt.timedelta(days=self.lookback_days - 1)).isoformat()
 
 
 @dataclass(frozen=True)
@@ -673,7 +679,8 @@ def _derived(reader: _Reader | None, name: str) -> Derived | None:
         raise ConfigurationError(f"{reader.where}.inputs: a table is named twice")
     derived = Derived(inputs, reader.get("lookback_days", int, None),
                       reader.get("after_upstream_loads", bool, False),
-                      _model(reader.optional_sub("model")))
+                      _model(reader.optional_sub("model")),
+                      reader.get("rows_per_day", bool, False))
     if derived.lookback_days is not None and \
             not 1 <= derived.lookback_days <= MAX_LOOKBACK_DAYS:
         raise ConfigurationError(f"{reader.where}.lookback_days: must be between 1 and "

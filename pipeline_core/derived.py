@@ -26,6 +26,9 @@ INPUTS_VERSION = 1
 # Step Functions execution names: 1-80 characters (StartExecution, Step Functions API
 # reference); the name doubles as the idempotency key of an upstream-triggered run.
 MAX_EXECUTION_NAME = 80
+# The most days one run of a rows_per_day dataset writes (the load names each day it
+# replaces); an upstream execution whose loaded days span more starts one run per span.
+MAX_RANGE_DAYS = 366
 
 
 @dataclass(frozen=True, order=True)
@@ -49,13 +52,14 @@ def derived_of(dataset: Dataset) -> Derived:
     return dataset.derived
 
 
-def inputs_document(dataset: Dataset, as_of: str, runs: Sequence[UpstreamRun]
-                    ) -> dict[str, Any]:
+def inputs_document(dataset: Dataset, as_of: str, runs: Sequence[UpstreamRun],
+                    from_day: str | None = None) -> dict[str, Any]:
     """inputs.json: per upstream table (`<dataset>.<table>`), its partitions' folders in day
     order; InvalidInput when no upstream partition in the range is loaded, or a loaded one
-    lacks a table's folder."""
+    lacks a table's folder. `from_day`: the run writes the days from it to `as_of`
+    (range_days), so it reads the lookback of `from_day`; the document then says so."""
     derived = derived_of(dataset)
-    first = derived.first_day(as_of)
+    first = derived.first_day(as_of, from_day)
     wanted = sorted(r for r in runs if r.partition <= as_of
                     and (first is None or r.partition >= first))
     span = f"from {first} to {as_of}" if first else f"up to {as_of}"
@@ -74,8 +78,21 @@ def inputs_document(dataset: Dataset, as_of: str, runs: Sequence[UpstreamRun]
                                    f"recorded no {item.table} output")
             folders.append({"partition": run.partition, "run_id": run.run_id, "uri": uri})
         tables[f"{item.dataset}.{item.table}"] = folders
-    return {"version": INPUTS_VERSION, "dataset": dataset.name, "as_of": as_of,
-            "first_day": first, "tables": tables}
+    document = {"version": INPUTS_VERSION, "dataset": dataset.name, "as_of": as_of,
+                "first_day": first, "tables": tables}
+    return document | ({"from_day": from_day} if from_day else {})
+
+
+def range_days(from_day: str | None, as_of: str) -> list[str]:
+    """The days a run writes: `from_day` to `as_of` (just `as_of` without a `from_day`);
+    InvalidInput when the range is backwards or longer than MAX_RANGE_DAYS."""
+    last = dt.date.fromisoformat(as_of)
+    first = dt.date.fromisoformat(from_day) if from_day else last
+    days = (last - first).days + 1
+    if not 1 <= days <= MAX_RANGE_DAYS:
+        raise InvalidInput(f"the days from {first} to {as_of} are not a range of 1 to "
+                           f"{MAX_RANGE_DAYS} days")
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range(days)]
 
 
 def inputs_bytes(document: Mapping[str, Any]) -> bytes:
@@ -90,18 +107,58 @@ def derived_run_id(dataset: str, as_of: str, document: Mapping[str, Any]) -> str
     identity = "/".join(f"{table}:{f['partition']}:{f['run_id']}"
                         for table, folders in sorted(document["tables"].items())
                         for f in folders)
+    if document.get("from_day"):  # the same inputs written from another day are another run
+        identity = f"from:{document['from_day']}/{identity}"
     return f"{dataset}-{as_of}-{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
 
 
-def upstream_execution_name(dataset: str, as_of: str, upstream_run_id: str) -> str:
-    """The execution name of the derived run that an upstream partition's load starts:
-    deterministic, so the same load delivered twice starts one execution (StartExecution
-    refuses a second execution of a name)."""
-    digest = hashlib.sha256(f"{dataset}/{upstream_run_id}".encode()).hexdigest()[:12]
+def upstream_execution_name(dataset: str, as_of: str,
+                            upstream_run_ids: str | Sequence[str]) -> str:
+    """The execution name of the derived run that an upstream execution's loads start (the
+    run ids of the partitions it loaded): deterministic, so the same loads delivered twice
+    start one execution (StartExecution refuses a second execution of a name)."""
+    ids = [upstream_run_ids] if isinstance(upstream_run_ids, str) else sorted(upstream_run_ids)
+    digest = hashlib.sha256(f"{dataset}/{','.join(ids)}".encode()).hexdigest()[:12]
     name = f"{dataset}-{as_of}-u{digest}"
     if len(name) > MAX_EXECUTION_NAME:
         name = f"{dataset[:MAX_EXECUTION_NAME - 26]}-{as_of}-u{digest}"
     return name
+
+
+@dataclass(frozen=True)
+class UpstreamStart:
+    """One derived run an upstream execution's loads start: for `as_of` (the newest loaded
+    day), writing the days from `from_day` (a rows_per_day dataset; None: `as_of` only), named
+    by the loaded partitions' run ids."""
+
+    as_of: str
+    from_day: str | None
+    partitions: tuple[str, ...]
+    run_ids: tuple[str, ...]
+
+
+def upstream_starts(dataset: Dataset, loaded: Sequence[tuple[str, str]]
+                    ) -> list[UpstreamStart]:
+    """The runs of `dataset` that an upstream execution's loaded (partition, run id) pairs
+    start: one for the whole execution (a 31-day backfill batch is one run, not 31), for its
+    newest day; a rows_per_day dataset's run covers the first loaded day to the newest, one
+    run per MAX_RANGE_DAYS span when they span more."""
+    parts = sorted(loaded)
+    if not parts:
+        return []
+    if not derived_of(dataset).rows_per_day:
+        spans = [parts]
+    else:
+        spans = []
+        for part in parts:
+            if not spans or (dt.date.fromisoformat(part[0])
+                             - dt.date.fromisoformat(spans[-1][0][0])).days >= MAX_RANGE_DAYS:
+                spans.append([])
+            spans[-1].append(part)
+    rows_per_day = derived_of(dataset).rows_per_day
+    return [UpstreamStart(span[-1][0], span[0][0] if rows_per_day and len(span) > 1 else None,
+                          tuple(p for p, _ in span), tuple(r for _, r in span))
+            for span in spans]
 
 
 def parse_inputs(text: str, where: str) -> dict[str, list[dict[str, str]]]:

@@ -8,9 +8,10 @@ import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline_aws.contracts import ExecutionSucceeded
-from pipeline_aws.derived_trigger import DerivedTrigger, StepFunctionsExecutions
+from pipeline_aws.derived_trigger import DerivedTrigger
 from pipeline_aws.observability import build_observability
 from pipeline_aws.settings import TriggerDerivedSettings
+from pipeline_aws.step_functions import SfnStarter
 from pipeline_core.catalog import load_catalog
 
 settings = TriggerDerivedSettings.from_environ()
@@ -18,8 +19,7 @@ obs = build_observability("trigger_derived", settings.environment,
                           correlation_id_path="detail.executionArn", service_dimension=False)
 trigger = DerivedTrigger(
     catalog=lambda: load_catalog(settings.catalog_dir),
-    executions=StepFunctionsExecutions(boto3.client("stepfunctions")),
-    state_machine_arn=settings.pipeline_state_machine_arn,
+    executions=SfnStarter(boto3.client("stepfunctions"), settings.pipeline_state_machine_arn),
     logger=obs.logger,
 )
 

@@ -35,10 +35,17 @@ class DerivedArgs:
     train: bool = True
     policy: ModelPolicy | None = None
     extra: dict[str, str] = field(default_factory=dict)  # the catalog's job.arguments
+    # The first day a rows_per_day job writes (an upstream batch's first loaded day).
+    from_day: str | None = None
 
     @property
     def as_of(self) -> dt.date:
         return dt.date.fromisoformat(self.partition)
+
+    @property
+    def first_day(self) -> dt.date:
+        """The first day the run writes: `--from-day`, else the as_of day."""
+        return dt.date.fromisoformat(self.from_day) if self.from_day else self.as_of
 
     @property
     def input_object(self) -> str:
@@ -88,7 +95,8 @@ def _parser(prog: str) -> argparse.ArgumentParser:
                  "--partition"):
         p.add_argument(name, required=True)
     for name in ("--reference-time", "--input-etag", "--input-source", "--model-root",
-                 "--current-model", "--promotion-metric", "--promotion-tolerance"):
+                 "--current-model", "--promotion-metric", "--promotion-tolerance",
+                 "--from-day"):
         p.add_argument(name, default=None)
     p.add_argument("--train", choices=["true", "false"], default="true")
     p.add_argument("--promotion-direction", choices=MODEL_DIRECTIONS,
@@ -124,6 +132,9 @@ def parse_derived_args(argv: list[str], prog: str = "job") -> DerivedArgs:
     if not _RUN_ID.match(ns.run_id):
         raise InvalidInput(f"--run-id {ns.run_id!r} must be 1-128 letters, digits, '.', '_', '-'")
     partition = validate_partition(ns.partition)
+    from_day = validate_partition(ns.from_day) if ns.from_day is not None else None
+    if from_day is not None and from_day > partition:
+        raise InvalidInput(f"--from-day {from_day} is after --partition {partition}")
     if ns.reference_time is None:
         day = dt.date.fromisoformat(partition) + dt.timedelta(days=1)
         reference = dt.datetime.combine(day, dt.time(), dt.UTC)
@@ -139,4 +150,4 @@ def parse_derived_args(argv: list[str], prog: str = "job") -> DerivedArgs:
         reference.astimezone(dt.UTC), ns.input_etag or None, ns.input_source or None,
         ns.model_root, ns.current_model, ns.train == "true",
         _policy(ns.promotion_metric, ns.promotion_direction, ns.promotion_tolerance),
-        _extra(rest))
+        _extra(rest), from_day)

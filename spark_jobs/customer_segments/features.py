@@ -34,6 +34,21 @@ def money(column: Column) -> Column:
     return F.round(column, 2).cast("decimal(18,2)")
 
 
+# A frame of a row per customer (4,339 customers in the real year) is cached and iterated
+# over by the models (KMeans: an iteration per Spark job, for each k, and the silhouettes;
+# the value model's boosting rounds): in a shuffle's 200 partitions that is 200 tasks a pass
+# for a few rows each, which made customer_segments' run on the three sample days take over
+# 15 minutes on a loaded 2-core machine (the e2e test's limit). A fixed few partitions instead
+# (coalesce: no shuffle, the rows' order kept), the same on every machine, so a seed gives
+# the same model locally and on EMR.
+CUSTOMER_PARTITIONS = 4
+
+
+def per_customer(frame: DataFrame) -> DataFrame:
+    """`frame` (a row per customer) in CUSTOMER_PARTITIONS partitions."""
+    return frame.coalesce(CUSTOMER_PARTITIONS)
+
+
 def rfm(lines: DataFrame, as_of: date) -> DataFrame:
     """Per customer with at least one purchase up to as_of: recency_days (days from the last
     purchase day to as_of), frequency (distinct purchase invoices), monetary (net revenue,

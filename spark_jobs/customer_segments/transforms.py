@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 from spark_jobs.customer_segments.features import (
     history_start,
     money,
+    per_customer,
     read_json,
     rfm,
     write_json,
@@ -43,8 +44,8 @@ MAX_ITER = 20
 
 
 def segment_features(lines: DataFrame, as_of: date) -> DataFrame:
-    """rfm() plus the log1p features the pipeline assembles."""
-    customers = rfm(lines, as_of)
+    """rfm() plus the log1p features the pipeline assembles (per_customer partitions)."""
+    customers = per_customer(rfm(lines, as_of))
     return customers.select(
         "*",
         F.log1p(F.col("recency_days").cast("double")).alias("log_recency"),

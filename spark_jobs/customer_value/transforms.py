@@ -33,6 +33,7 @@ from spark_jobs.customer_segments.features import (
     history_start,
     money,
     net_revenue,
+    per_customer,
     read_json,
     rfm,
     write_json,
@@ -66,7 +67,7 @@ def value_features(lines: DataFrame, cutoff: date, horizon_days: int) -> DataFra
 def labelled(lines: DataFrame, cutoff: date, horizon_days: int) -> DataFrame:
     """value_features at cutoff with `label`: net revenue in (cutoff, cutoff + h]."""
     target = net_revenue(lines, cutoff, cutoff + timedelta(days=horizon_days))
-    return (
+    return per_customer(
         value_features(lines, cutoff, horizon_days)
         .join(target.select("customer_id", F.col("revenue").alias("_target")), "customer_id",
               "left")

@@ -1,10 +1,12 @@
 """The sales_trends job: online_retail's curated sales_line_items of the catalog's 30 days up
-to the run's as_of day in; that day's analytics.sales_trends rows, metrics.json and
+to the run's as_of day in (30 days before --from-day when given); the analytics.sales_trends
+rows of the as_of day (each day from --from-day to it), metrics.json and
 quality.json out.
 
     spark-submit spark_jobs/sales_trends/main.py --input <inputs.json> --output-root URI
         --metrics URI --quality URI --rules URI --run-id ID --partition YYYY-MM-DD
         [--reference-time ISO-8601] [--input-etag ETAG] [--input-source s3://...]
+        [--from-day YYYY-MM-DD]
 
 Everything but the transform (reading the inputs, the rules, the writes, metrics, exit codes)
 is the derived job framework's: spark_jobs.common.derived_job.
@@ -36,8 +38,9 @@ TABLE = "sales_trends"
 
 
 def compute(inputs: Mapping[str, DataFrame], args: DerivedArgs) -> dict[str, DataFrame]:
-    """The as_of day's rows (the load replaces that day)."""
-    return {TABLE: transforms.sales_trends(inputs[SOURCE], args.as_of, args.as_of)}
+    """The rows of the days from --from-day (the first day an upstream batch loaded; default
+    the as_of day) to as_of: the load replaces each of those days."""
+    return {TABLE: transforms.sales_trends(inputs[SOURCE], args.first_day, args.as_of)}
 
 
 JOB = DerivedJob(dataset="sales_trends", outputs=(TABLE,), rules_on=TABLE, compute=compute)

@@ -86,3 +86,44 @@ def test_a_day_with_no_loaded_history_is_refused_clearly(deployment):
     assert res.status == "FAILED"
     assert "online_retail has no loaded partition from 2009-05-03 to 2009-06-01" in str(
         res.summary.get("failure")), res.summary
+
+
+def _segments(q, day: str) -> tuple[list[tuple], list[tuple]]:
+    return (q("select customer_id, segment_id, segment_name, recency_days, frequency, monetary "
+              "from analytics.customer_segments where as_of_date = %s order by customer_id",
+              (day,)),
+            q("select segment_id, segment_name, customers, silhouette "
+              "from analytics.segment_profiles where as_of_date = %s order by segment_id",
+              (day,)))
+
+
+def test_customer_segments_by_schedule_loads_and_the_same_run_changes_nothing(deployment,
+                                                                               warehouse_db):
+    """The weekly ML dataset (no upstream trigger) by its schedule's path: it trains, saves
+    its model, scores every customer with a purchase up to the day and loads both tables;
+    the same inputs again are the same run (a duplicate: nothing changes)."""
+    for day in DAYS:  # loaded by an earlier test, or here: then a duplicate
+        res = run_file(deployment, SAMPLES / f"{day}.csv", f"online_retail/{day}.csv", out=None,
+                       rerun=False)
+        assert res.status == "SUCCEEDED", res.summary
+        assert [d.summary["dataset"] for d in res.derived
+                if d.summary["dataset"] == "customer_segments"] == []  # schedule only
+    res = run_schedule(deployment, "customer_segments", DAYS[-1], None, out=None)
+    assert res.status == "SUCCEEDED", res.summary
+    assert res.ledger["trigger"] == "schedule"
+    model = res.ledger["model"]
+    assert model["trained"] and model["promoted"], model
+    assert model["path"].endswith(f"/models/customer_segments/{res.summary['run_id']}/")
+    segments, profiles = _segments(warehouse_db, DAYS[-1])
+    [(buyers,)] = warehouse_db(
+        "select count(distinct customer_id) from analytics.sales_line_items "
+        "where customer_id is not null and not is_cancellation and order_date <= %s",
+        (DAYS[-1],))
+    assert len(segments) == buyers > 0
+    assert 2 <= len(profiles) <= 8
+    assert sum(p[2] for p in profiles) == buyers
+    assert len({p[3] for p in profiles}) == 1 and profiles[0][3] > 0.25
+    again = run_schedule(deployment, "customer_segments", DAYS[-1], None, out=None)
+    assert again.status == "SUCCEEDED", again.summary
+    assert again.summary["duplicate"], again.summary
+    assert _segments(warehouse_db, DAYS[-1]) == (segments, profiles)

@@ -37,14 +37,15 @@ def _day(spark, folder: Path, day: dt.date, revenue: str, country: str = "France
     return uri
 
 
-def _inputs(tmp_path: Path, spark, days: dict[dt.date, str], as_of: str) -> Path:
+def _inputs(tmp_path: Path, spark, days: dict[dt.date, str], as_of: str,
+            from_day: str | None = None) -> Path:
     dataset = load_catalog().get("sales_trends")
     folder = tmp_path / "online_retail" / "sales_line_items"
     runs = [UpstreamRun("online_retail", d.isoformat(), f"run-{d}",
                         (("sales_line_items", _day(spark, folder, d, r)),))
             for d, r in days.items()]
     path = tmp_path / "inputs.json"
-    path.write_bytes(inputs_bytes(inputs_document(dataset, as_of, runs)))
+    path.write_bytes(inputs_bytes(inputs_document(dataset, as_of, runs, from_day)))
     return path
 
 
@@ -73,6 +74,26 @@ def test_sales_trends_writes_the_as_of_day_with_its_windows(spark, tmp_path):
     assert metrics["inputs"] == {"online_retail.sales_line_items": {
         "partitions": 2, "first": "2011-01-01", "last": "2011-01-09"}}
     quality = json.loads((tmp_path / "run1" / "quality.json").read_text())
+    assert {r["outcome"] for r in quality["rules"]} == {"pass"}, quality["rules"]
+
+
+def test_sales_trends_after_an_upstream_batch_writes_each_day_from_its_first(spark, tmp_path):
+    """One run for a batch's days (--from-day): every day from it to as_of, each with its
+    windows, and the rules hold per day."""
+    days = {dt.date(2011, 1, 1): "10.00", dt.date(2011, 1, 3): "2.00",
+            dt.date(2011, 1, 9): "5.50"}
+    inputs = _inputs(tmp_path, spark, days, "2011-01-09", "2011-01-02")
+    args = _args(tmp_path, inputs, "2011-01-09", "run3", REPO / "datasets" / "sales_trends.dqdl")
+    assert sales_trends_main.main([*args, "--from-day", "2011-01-02"]) == 0
+    rows = {(r["order_date"].isoformat(), r["country"]): r for r in spark.read.parquet(
+        str(tmp_path / "run3" / "sales_trends")).collect()}
+    assert sorted({d for d, _ in rows}) == [f"2011-01-0{i}" for i in range(2, 10)]
+    assert len(rows) == 16  # 'ALL' and France on each of the 8 days
+    assert (rows[("2011-01-02", "ALL")]["revenue"], rows[("2011-01-02", "ALL")]["revenue_7d"]) \
+        == (Decimal("0.00"), Decimal("10.00"))
+    assert (rows[("2011-01-09", "ALL")]["revenue_7d"], rows[("2011-01-09", "ALL")]["revenue_30d"]) \
+        == (Decimal("7.50"), Decimal("17.50"))
+    quality = json.loads((tmp_path / "run3" / "quality.json").read_text())
     assert {r["outcome"] for r in quality["rules"]} == {"pass"}, quality["rules"]
 
 

@@ -21,6 +21,7 @@ from pipeline_core.catalog import (
 )
 from pipeline_core.derived import (
     MAX_EXECUTION_NAME,
+    MAX_RANGE_DAYS,
     UpstreamRun,
     derived_run_id,
     inputs_bytes,
@@ -28,6 +29,7 @@ from pipeline_core.derived import (
     needs_training,
     parse_inputs,
     promotion,
+    range_days,
     upstream_execution_name,
 )
 from pipeline_core.errors import ConfigurationError, InvalidInput
@@ -45,7 +47,7 @@ def _doc(**derived: Any) -> dict[str, Any]:
 def test_the_real_derived_dataset_parses() -> None:
     dataset = load_catalog().get("sales_trends")
     assert dataset.derived == Derived(
-        (DerivedInput("online_retail", "sales_line_items"),), 30, True, None)
+        (DerivedInput("online_retail", "sales_line_items"),), 30, True, None, rows_per_day=True)
     assert dataset.raw_source is None and dataset.is_derived
     assert dataset.derived.first_day("2011-01-30") == "2011-01-01"
 
@@ -155,6 +157,32 @@ def test_the_run_id_is_the_inputs_digest() -> None:
     assert run_id.startswith("sales_trends-2011-01-30-") and len(run_id) == 36
 
 
+def test_a_run_from_a_first_day_reads_its_lookback_and_is_another_run() -> None:
+    """A run writing the days from `from_day` reads the 29 days before `from_day` too; the
+    same inputs written from another day are another run (its outputs differ)."""
+    dataset = load_catalog().get("sales_trends")
+    runs = [_run("2010-12-03"), _run("2010-12-02"), _run("2011-01-30")]
+    ranged = inputs_document(dataset, "2011-01-30", runs, "2011-01-01")
+    assert ranged["first_day"] == "2010-12-03" and ranged["from_day"] == "2011-01-01"
+    assert [f["partition"] for f in ranged["tables"]["online_retail.sales_line_items"]] == [
+        "2010-12-03", "2011-01-30"]
+    single = inputs_document(dataset, "2011-01-30", [runs[2]])
+    assert "from_day" not in single
+    ranged_id = derived_run_id("sales_trends", "2011-01-30", ranged)
+    assert ranged_id != derived_run_id("sales_trends", "2011-01-30", {**ranged, "from_day": None})
+    assert ranged_id == derived_run_id("sales_trends", "2011-01-30", dict(ranged))
+
+
+def test_the_days_a_run_writes() -> None:
+    assert range_days(None, "2011-01-30") == ["2011-01-30"]
+    assert range_days("2011-01-29", "2011-01-31") == ["2011-01-29", "2011-01-30", "2011-01-31"]
+    assert len(range_days("2011-01-01", "2012-01-01")) == MAX_RANGE_DAYS
+    with pytest.raises(InvalidInput, match="not a range of 1 to 366 days"):
+        range_days("2011-01-01", "2012-01-02")
+    with pytest.raises(InvalidInput, match="from 2011-02-01 to 2011-01-30"):
+        range_days("2011-02-01", "2011-01-30")
+
+
 def test_the_upstream_execution_name_is_deterministic_and_fits() -> None:
     name = upstream_execution_name("sales_trends", "2011-01-30", "online_retail-2011-01-30-abc")
     assert name == upstream_execution_name("sales_trends", "2011-01-30",
@@ -163,6 +191,12 @@ def test_the_upstream_execution_name_is_deterministic_and_fits() -> None:
                                            "online_retail-2011-01-30-abc-r2")
     long = upstream_execution_name("d" * 63, "2011-01-30", "x")
     assert len(long) <= MAX_EXECUTION_NAME
+    # Several loaded partitions: named by all their run ids, in any order; one is as before.
+    assert upstream_execution_name("sales_trends", "2011-01-30", ["b", "a"]) == \
+        upstream_execution_name("sales_trends", "2011-01-30", ["a", "b"]) != \
+        upstream_execution_name("sales_trends", "2011-01-30", ["a"])
+    assert upstream_execution_name("sales_trends", "2011-01-30", ["a"]) == \
+        upstream_execution_name("sales_trends", "2011-01-30", "a")
 
 
 @pytest.mark.parametrize("text", ["nope", json.dumps({"version": 2, "tables": {}}),

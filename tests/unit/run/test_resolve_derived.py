@@ -122,6 +122,54 @@ def test_an_upstream_trigger_runs_its_day(tmp_path: Path, env: dict[str, str],
         _resolver(tmp_path, env, objects, ledger).resolve(_request(wrong, "exec-9"))
 
 
+def test_an_upstream_batch_runs_once_over_its_days(tmp_path: Path, env: dict[str, str],
+                                                  objects: FakeS3Objects,
+                                                  ledger: FakeLedger) -> None:
+    """An upstream batch's one run (`from_day`): it reads the 29 days before its first day
+    too, writes (and its load replaces) each day from `from_day` to as_of, and the same
+    trigger again is a duplicate."""
+    for day in ("2010-12-02", "2010-12-03", "2011-01-01", "2011-01-31"):
+        _loaded(ledger, day)
+    event = {"source": "pipeline.upstream", "dataset": "sales_trends", "as_of": "2011-01-31",
+             "from_day": "2011-01-01",
+             "upstream": {"dataset": "online_retail", "partition": "2011-01-01..2011-01-31",
+                          "run_id": "online_retail-batch-0123456789ab"}}
+    resolver = _resolver(tmp_path, env, objects, ledger)
+    manifest = resolver.resolve(_request(event))
+    run = RunManifest.model_validate(manifest)
+    assert run.partition == "2011-01-31" and run.from_day == "2011-01-01"
+    assert run.partitions[0].days[0] == "2011-01-01" and len(run.partitions[0].days) == 31
+    assert _args(manifest)["--from-day"] == "2011-01-01"
+    document = json.loads(objects.objects[(CURATED, manifest["input"]["key"])])
+    assert [f["partition"] for f in document["tables"]["online_retail.sales_line_items"]] == [
+        "2010-12-03", "2011-01-01", "2011-01-31"]
+    assert ledger.get(manifest["run_id"])["from_day"] == "2011-01-01"  # type: ignore[index]
+    single = resolver.resolve(_request({**event, "from_day": None}, "exec-2"))
+    assert single["run_id"] != manifest["run_id"] and single["from_day"] is None
+    assert resolver.resolve(_request(event, "exec-3"))["duplicate"]
+
+
+def test_a_range_run_is_for_rows_per_day_datasets_only(
+        tmp_path: Path, env: dict[str, str], objects: FakeS3Objects,
+        ledger: FakeLedger) -> None:
+    _loaded(ledger, "2011-01-31")
+    cat = _catalog(tmp_path / "cat")
+    doc = yaml.safe_load((cat / "sales_trends.yaml").read_text())
+    doc["derived"]["rows_per_day"] = False
+    (cat / "sales_trends.yaml").write_text(yaml.safe_dump(doc))
+    resolver = RunResolver(settings=ResolveRunSettings.from_environ(env),
+                           catalog=load_catalog(cat), objects=objects, ledger=ledger,
+                           clock=lambda: NOW)
+    event = {"source": "pipeline.upstream", "dataset": "sales_trends", "as_of": "2011-01-31",
+             "from_day": "2011-01-01",
+             "upstream": {"dataset": "online_retail", "partition": "2011-01-01..2011-01-31",
+                          "run_id": "online_retail-batch-0123456789ab"}}
+    with pytest.raises(InvalidInput, match="not rows per day"):
+        resolver.resolve(_request(event))
+    with pytest.raises(InvalidInput, match="from_day 2011-02-01 must be before as_of"):
+        _request({**event, "from_day": "2011-02-01"})
+
+
 def test_no_loaded_partition_is_refused_before_any_ledger_item(
         tmp_path: Path, env: dict[str, str], objects: FakeS3Objects,
         ledger: FakeLedger) -> None:
