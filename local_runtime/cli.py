@@ -62,8 +62,8 @@ def _database(deployment: LocalDeployment) -> str:
 class RunPlan:
     """One `run`: an object (`file` put at `key`), or a dataset's day for a schedule."""
 
-    file: Path
-    key: str
+    file: Path | None  # None: a derived dataset's day (no raw file; its upstream's loads)
+    key: str | None
     dataset: str | None = None  # set: the schedule (or a manual day run) of this dataset
     date: str | None = None
     compute: str | None = None
@@ -144,6 +144,12 @@ def _plan_schedule(args: argparse.Namespace) -> RunPlan:
             f"{args.date}{ds.source.suffixes[0]}")
     day = _day(args.date)
     schedule_time(day, ds.schedule.date_offset_days, ds.schedule.timezone)
+    if ds.derived is not None:
+        if args.file:
+            raise LocalRuntimeError(
+                f"dataset {ds.name} is derived (from {', '.join(ds.derived.upstream)}): it has "
+                "no file; its run reads the upstream days already loaded: drop --file")
+        return RunPlan(None, None, ds.name, day.isoformat(), args.compute, args.rerun)
     source, key = _day_file(ds, day.isoformat(), args.file)
     return RunPlan(source, key, ds.name, day.isoformat(), args.compute, args.rerun)
 
@@ -221,7 +227,8 @@ def run_schedule(deployment: LocalDeployment, dataset: str, date: str, file: Pat
 
     plan = _plan_schedule(argparse.Namespace(schedule=dataset, date=date, file=file,
                                              compute=compute, rerun=rerun))
-    put_raw_object(deployment, plan.key, plan.file.read_bytes())
+    if plan.file is not None and plan.key is not None:  # a derived dataset has no file
+        put_raw_object(deployment, plan.key, plan.file.read_bytes())
     schedule = _catalog().get(dataset).schedule
     assert schedule is not None  # _plan_schedule refused a dataset without one
     scheduled = schedule_time(dt.date.fromisoformat(date), schedule.date_offset_days,
@@ -241,6 +248,7 @@ def _execute(deployment: LocalDeployment, plan: RunPlan) -> Any:
     if plan.dataset and plan.date:
         return run_schedule(deployment, plan.dataset, plan.date, plan.file, plan.compute,
                             rerun=plan.rerun)
+    assert plan.file is not None and plan.key is not None  # _plan_object requires both
     return run_file(deployment, plan.file, plan.key, compute=plan.compute, rerun=plan.rerun)
 
 
@@ -280,7 +288,7 @@ def demo_datasets(sample_dir: Path | None = None) -> list[DemoDataset]:
     root = sample_dir or SAMPLE_DIR
     catalog = _catalog()
     found = []
-    for name in sorted(catalog.datasets):
+    for name in sorted(catalog.raw_datasets):  # a derived dataset has no sample files
         ds = catalog.get(name)
         folder = root / ds.source.prefix.rstrip("/")
         if not folder.is_dir():

@@ -68,6 +68,8 @@ class RunResult:
     sql_seconds: float = 0.0
     lambda_seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
+    # The derived datasets' runs this execution's loads started (TriggerDerived).
+    derived: list[RunResult] = field(default_factory=list)
 
 
 class Timeline:
@@ -171,14 +173,28 @@ def check_event(deployment: LocalDeployment, event: dict[str, Any]) -> None:
 def run_execution(deployment: LocalDeployment, payload: dict[str, Any], *,
                   out: TextIO | None = None, name: str | None = None, timeout_s: float = 900
                   ) -> RunResult:
+    """Start one execution, follow it to its end; then, as the template's EventBridge rule
+    does after a SUCCEEDED execution, start (and follow) the derived datasets' runs that wait
+    for its loads (`derived_runs`: RunResult.derived)."""
+    sfn = deployment.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=deployment.state_machine_arn,
+                              name=name or f"local-{uuid.uuid4().hex[:12]}",
+                              input=json.dumps(payload))["executionArn"]
+    res = follow_execution(deployment, arn, out=out, timeout_s=timeout_s)
+    res.derived = derived_runs(deployment, res, out=out, timeout_s=timeout_s)
+    if res.derived:
+        res.summary["derived"] = [d.summary for d in res.derived]
+    return res
+
+
+def follow_execution(deployment: LocalDeployment, arn: str, *, out: TextIO | None = None,
+                     timeout_s: float = 900) -> RunResult:
+    """Poll an execution to its end (printing its timeline); its RunResult."""
     sfn = deployment.client("stepfunctions")
     job0 = deployment.spark_runner.job_seconds()
     sql0 = deployment.data_api.sql_seconds()
     lam0 = deployment.lambda_seconds
     t0 = time.monotonic()
-    arn = sfn.start_execution(stateMachineArn=deployment.state_machine_arn,
-                              name=name or f"local-{uuid.uuid4().hex[:12]}",
-                              input=json.dumps(payload))["executionArn"]
     timeline = Timeline(out)
     while True:
         desc = sfn.describe_execution(executionArn=arn)
@@ -211,6 +227,63 @@ def run_execution(deployment: LocalDeployment, payload: dict[str, Any], *,
     res.summary = redact_obj(summarize(res))
     dump_ledger(deployment)
     return res
+
+
+TRIGGER_DERIVED = "TriggerDerivedFunction"
+
+
+def succeeded_event(deployment: LocalDeployment, res: RunResult) -> dict[str, Any]:
+    """The "Step Functions Execution Status Change" event of a SUCCEEDED execution, as
+    EventBridge delivers it ("AWS Step Functions events", EventBridge events reference)."""
+    now = dt.datetime.now(dt.UTC)
+    name = res.execution_arn.rsplit(":", 1)[-1]
+    return {
+        "version": "0", "id": str(uuid.uuid4()),
+        "detail-type": "Step Functions Execution Status Change", "source": "aws.states",
+        "account": res.execution_arn.split(":")[4], "time": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": res.execution_arn.split(":")[3], "resources": [res.execution_arn],
+        "detail": {"executionArn": res.execution_arn,
+                   "stateMachineArn": deployment.state_machine_arn, "name": name,
+                   "status": "SUCCEEDED", "output": json.dumps(res.output),
+                   "outputDetails": {"included": True}},
+    }
+
+
+def _rule_patterns(deployment: LocalDeployment, function: str) -> list[Any]:
+    """The EventBridge patterns of a function's rules in the template, resolved."""
+    from local_runtime import cfn
+
+    events = cfn.function_properties(deployment.template, function).get("Events") or {}
+    return [deployment.resolver.resolve(e["Properties"]["Pattern"]) for e in events.values()
+            if e.get("Type") in ("EventBridgeRule", "CloudWatchEvent")]
+
+
+def derived_runs(deployment: LocalDeployment, res: RunResult, *, out: TextIO | None = None,
+                 timeout_s: float = 900) -> list[RunResult]:
+    """What the template's TriggerDerived rule does after a SUCCEEDED execution: its
+    function starts the runs of the derived datasets waiting for the loads (each under a
+    deterministic name, so a second delivery starts nothing new); each is followed here."""
+    function = deployment.resolver.refs.get(TRIGGER_DERIVED)  # its name in the deployment
+    if not deployment.derived_triggers or res.status != "SUCCEEDED" \
+            or function not in deployment.functions:
+        return []
+    event = succeeded_event(deployment, res)
+    if not any(pattern_matches(p, event) for p in _rule_patterns(deployment, TRIGGER_DERIVED)):
+        return []
+    answer = deployment.invoke_lambda(str(function), event)
+    if answer.get("FunctionError"):
+        raise LocalRuntimeError(f"{TRIGGER_DERIVED} failed: {answer.get('Payload')}")
+    prefix = deployment.state_machine_arn.replace(":stateMachine:", ":execution:")
+    results = []
+    for started in answer["Payload"]["started"]:
+        if out:
+            days = f"{started['from_day']}..{started['as_of']}" if started.get("from_day") \
+                else started["as_of"]
+            print(f"\n== after the load: {started['dataset']} {days} "
+                  f"({started['name']}, {started['result']})", file=out, flush=True)
+        results.append(follow_execution(deployment, f"{prefix}:{started['name']}", out=out,
+                                        timeout_s=timeout_s))
+    return results
 
 
 def batch_event(dataset: str, batch_id: str, puts: list[PutObject], *, force: bool = False

@@ -36,6 +36,7 @@ What the job used on this machine (local facts, not AWS's):
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -44,13 +45,17 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from local_runtime.warm_spark import JOB_ERROR, Outcome, WarmSpark
+from pipeline_core.derived import INPUTS_FILE
 
 INPUT_ARGS = {"--input", "--rules"}
+# Input folders (a derived job's current model: a Spark ML writer's directory): downloaded whole.
+INPUT_DIR_ARGS = {"--current-model"}
 OUTPUT_DIR_ARGS = {"--output-root", "--quarantine"}
 OUTPUT_FILE_ARGS = {"--metrics", "--quality"}
 # spark-submit options that take a value and mean nothing for a local run
@@ -133,6 +138,9 @@ class StagedJob:
     args: list[str]
     uploads: list[tuple[Path, str]]  # (local output, s3:// URI), uploaded after success
     py_paths: list[Path]  # the --py-files, on the job's PYTHONPATH
+    # (local folder, s3:// folder) of the staged folder arguments: what the job reports of
+    # them in metrics.json is put back in S3 terms (`report_in_s3_terms`).
+    folders: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -224,12 +232,18 @@ class SparkRunner:
                         ) -> list[str]:
         """`option uri` -> `option local-path`: inputs downloaded, outputs to upload noted."""
         name = option.lstrip("-") + ("" if copy == 1 else f"-{copy}")
+        if option in INPUT_DIR_ARGS:
+            local = staged.work / "in" / name
+            self._download_prefix(uri, local)
+            staged.folders.append((str(local) + "/", uri))
+            return [option, str(local) + "/"]
         if option in OUTPUT_DIR_ARGS or (option not in INPUT_ARGS
                                          and option not in OUTPUT_FILE_ARGS
                                          and (uri.endswith("/") or "{table}" in uri)):
             local = staged.work / "out" / name
             staged.uploads.append((local, uri))
             local_dir = local / "{table}" if "{table}" in uri else local
+            staged.folders.append((str(local_dir) + "/", uri))
             return [option, str(local_dir) + "/"]
         if option in OUTPUT_FILE_ARGS:
             local = staged.work / "out" / name / Path(uri).name
@@ -237,11 +251,36 @@ class SparkRunner:
             staged.uploads.append((local, uri))
             return [option, str(local)]
         local_input = str(self._download(uri, staged.work / "in" / name / Path(uri).name))
+        if option == "--input" and Path(uri).name == INPUTS_FILE:
+            self._stage_inputs_folders(staged, Path(local_input))
         if option == "--input":
             # The copy is of the object as it is now, as EMRFS would read it; the job checks
             # the object version against --input-source in S3 itself (AWS_ENDPOINT_URL_S3).
             return [option, local_input, "--input-source", uri]
         return [option, local_input]
+
+    def _stage_inputs_folders(self, staged: StagedJob, inputs: Path) -> None:
+        """A derived run's inputs.json names s3:// folders of curated parquet: download each
+        and point the staged copy at the local folders (the S3 object, its ETag checked by
+        the job against --input-source, is unchanged)."""
+        document = json.loads(inputs.read_text())
+        for n, folders in enumerate((document.get("tables") or {}).values()):
+            for i, folder in enumerate(folders):
+                uri = str(folder["uri"])
+                if not uri.startswith("s3://"):
+                    continue
+                local = staged.work / "in" / "upstream" / f"{n}-{i}"
+                self._download_prefix(uri, local)
+                folder["uri"] = str(local) + "/"
+        inputs.write_text(json.dumps(document))
+
+    def _download_prefix(self, uri: str, local: Path) -> None:
+        """Every object under the s3:// folder `uri`, into `local` (keys relative to it)."""
+        bucket, _, prefix = uri[len("s3://"):].partition("/")
+        pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+        local.mkdir(parents=True, exist_ok=True)
+        for obj in (o for page in pages for o in page.get("Contents", [])):
+            self._download(f"s3://{bucket}/{obj['Key']}", local / obj["Key"][len(prefix):])
 
     def _upload_outputs(self, uploads: list[tuple[Path, str]]) -> None:
         for local, uri in uploads:
@@ -367,6 +406,7 @@ class SparkRunner:
             result.details = failure_details(result.exit_code, work / "stderr.log")
             return result
         try:
+            report_in_s3_terms(staged)
             self._upload_outputs(staged.uploads)
         except Exception as e:
             result.state, result.details = "FAILED", f"uploading outputs failed: {e}"
@@ -390,6 +430,30 @@ class SparkRunner:
     def job_seconds(self) -> float:
         with self._lock:
             return self.job_seconds_total
+
+
+def report_in_s3_terms(staged: StagedJob) -> None:
+    """The job's metrics.json names the folders it was given (its outputs, a model it saved
+    under --model-root, the --current-model it read): on EMR those are the s3:// URIs, and the
+    pipeline keeps them (the ledger's model path is the next run's --current-model). Here the
+    job saw local copies, so each staged folder's path is put back as its S3 URI (a
+    `{table}` folder per table)."""
+    for report, uri in staged.uploads:
+        if not uri.endswith("/metrics.json") or not report.is_file():
+            continue
+        text = report.read_text()
+        for local, s3_uri in staged.folders:
+            if "{table}" in local:
+                head = re.escape(json.dumps(local.split("{table}")[0])[1:-1])
+                text = re.sub(head + r"([A-Za-z0-9_]+)/", _table_uri(s3_uri), text)
+            else:
+                text = text.replace(json.dumps(local)[1:-1], json.dumps(s3_uri)[1:-1])
+        report.write_text(text)
+
+
+def _table_uri(uri: str) -> Callable[[re.Match[str]], str]:
+    """A `{table}` folder's S3 URI for the table a match names."""
+    return lambda match: uri.replace("{table}", match.group(1))
 
 
 def _failed(result: JobResult, details: str) -> JobResult:

@@ -134,6 +134,10 @@ class LocalDeployment:
         self.topics: dict[str, str] = {}  # logical id -> topic arn
         self.alert_queues: dict[str, str] = {}  # topic arn -> queue url
         self.functions: dict[str, LocalFunction] = {}  # arn and name -> fn
+        # After a SUCCEEDED execution, play the template's TriggerDerived rule (the product's
+        # behaviour). The e2e session turns it off for the tests not about derived datasets,
+        # so an online_retail run there is not followed by a sales_trends run each time.
+        self.derived_triggers = True
         self.state_machine_arn = ""
         self.state_machine_logical_id = ""
         self.state_machine_arns: dict[str, str] = {}  # logical id -> ARN, every machine

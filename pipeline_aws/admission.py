@@ -42,10 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import unquote_plus
 
-from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from pipeline_aws import domain_error, error_code
 from pipeline_aws.contracts import S3ObjectCreated
 from pipeline_aws.settings import _CatalogEnv
 from pipeline_core.backfill_plan import Batch, PlannedObject, make_batches
@@ -287,37 +285,3 @@ class Admission:
 
 def _ident(a: Arrival) -> tuple[str, str | None, str | None]:
     return (a.obj.key, a.obj.version_id, a.etag)
-
-
-# -- AWS adapter ---------------------------------------------------------------------------------
-
-class SfnStarter:
-    """StartExecution and ListExecutions of the pipeline state machine."""
-
-    def __init__(self, sfn: Any, state_machine_arn: str):
-        self.sfn, self.arn = sfn, state_machine_arn
-
-    def start(self, name: str, payload: dict[str, Any]) -> str:
-        # The same payload always serializes the same way: StartExecution is idempotent on
-        # name and input only while the input is byte for byte the same.
-        text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-        try:
-            self.sfn.start_execution(stateMachineArn=self.arn, name=name, input=text)
-        except ClientError as e:
-            if error_code(e) == "ExecutionAlreadyExists":
-                return "exists"
-            raise domain_error(e, f"StartExecution {name}") from e
-        except BotoCoreError as e:
-            raise domain_error(e, f"StartExecution {name}") from e
-        return "started"
-
-    def running_names(self) -> list[str]:
-        names: list[str] = []
-        try:
-            pages = self.sfn.get_paginator("list_executions").paginate(
-                stateMachineArn=self.arn, statusFilter="RUNNING")
-            for page in pages:
-                names += [str(e["name"]) for e in page.get("executions") or []]
-        except (ClientError, BotoCoreError) as e:
-            raise domain_error(e, f"ListExecutions {self.arn}") from e
-        return names

@@ -124,10 +124,21 @@ class PartitionRun(_Payload):
     metrics_uri: str = Field(pattern=S3_URI)
     quality_uri: str = Field(pattern=S3_URI)
     refused: str | None = None
+    # A derived run that writes the days from this one to `partition` (rows_per_day).
+    from_day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+    @property
+    def days(self) -> list[str]:
+        """The partition values the load replaces: the partition, or each day from
+        `from_day` to it."""
+        from pipeline_core.derived import range_days  # the catalog's import, only here
+
+        return range_days(self.from_day, self.partition) if self.from_day else \
+            [self.partition]
 
 
 _PARTITION_FIELDS = ("run_id", "partition", "attempt", "input", "outputs", "quarantine_uri",
-                     "metrics_uri", "quality_uri")
+                     "metrics_uri", "quality_uri", "from_day")
 
 
 class RunManifest(_Payload):
@@ -141,7 +152,7 @@ class RunManifest(_Payload):
     execution_id: str = Field(min_length=1)
     dataset: str = Field(min_length=1)
     partition: str = Field(min_length=1)
-    trigger: Literal["s3", "schedule", "manual", "batch"]
+    trigger: Literal["s3", "schedule", "manual", "batch", "upstream"]
     duplicate: bool
     attempt: int = Field(ge=1)
     compute: Compute
@@ -152,6 +163,7 @@ class RunManifest(_Payload):
     quarantine_uri: str | None = Field(default=None, pattern=S3_URI)
     metrics_uri: str | None = Field(default=None, pattern=S3_URI)
     quality_uri: str | None = Field(default=None, pattern=S3_URI)
+    from_day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
     # The ASL's part, passed to EMR as it is: ResolveRun builds it from JobSpec / ClusterSpec;
     # no function reads it back, so a reader does not refuse a state for it.
     job: dict[str, Any]
@@ -183,6 +195,7 @@ class RunManifest(_Payload):
             "run_id": part.run_id, "partition": part.partition, "attempt": part.attempt,
             "input": part.input, "outputs": part.outputs, "quarantine_uri": part.quarantine_uri,
             "metrics_uri": part.metrics_uri, "quality_uri": part.quality_uri,
+            "from_day": part.from_day,
             "partitions": [part]})
 
 
@@ -539,6 +552,37 @@ class ManualTrigger(_Payload):
         return self
 
 
+class UpstreamRef(_Payload):
+    """The upstream partition whose load started a derived run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dataset: str = Field(min_length=1)
+    partition: str = Field(min_length=1)
+    run_id: str = Field(min_length=1, max_length=128)
+
+
+class UpstreamLoaded(_Payload):
+    """A derived dataset's run for `as_of`, started because upstream partitions loaded
+    (pipeline_aws.derived_trigger, on the pipeline's execution-succeeded event). `from_day`:
+    the run writes every day from it to `as_of` (a rows_per_day dataset after a batch); the
+    upstream of a batch is its run (`partition` `<first>..<last>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["pipeline.upstream"]
+    dataset: str = Field(min_length=1)
+    as_of: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    from_day: str | None = Field(default=None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    upstream: UpstreamRef
+
+    @model_validator(mode="after")
+    def _forward(self) -> Self:
+        if self.from_day is not None and self.from_day >= self.as_of:
+            raise ValueError(f"from_day {self.from_day} must be before as_of {self.as_of}")
+        return self
+
+
 _BATCH_ID = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 
 
@@ -582,9 +626,10 @@ class BatchTrigger(_Payload):
     batch: BatchSpec
 
 
-Trigger = S3ObjectCreated | ScheduleTrigger | ManualTrigger | BatchTrigger
+Trigger = S3ObjectCreated | ScheduleTrigger | ManualTrigger | BatchTrigger | UpstreamLoaded
 _TRIGGERS: dict[str | None, type[Trigger]] = {
     "aws.s3": S3ObjectCreated, "pipeline.schedule": ScheduleTrigger, None: ManualTrigger,
+    "pipeline.upstream": UpstreamLoaded,
 }
 
 
@@ -597,7 +642,8 @@ def trigger_model(event: Any) -> type[Trigger]:
     source = event.get("source")
     if source not in _TRIGGERS:
         raise InvalidInput(f"event.source {source!r} is not supported (aws.s3, "
-                           "pipeline.schedule, or no source for a manual run)")
+                           "pipeline.schedule, pipeline.upstream, or no source for a manual "
+                           "run)")
     return _TRIGGERS[source]
 
 
@@ -628,9 +674,11 @@ class ResolveRunRequest(_Payload):
         return self.execution.Id
 
     @property
-    def trigger_kind(self) -> Literal["s3", "schedule", "manual", "batch"]:
+    def trigger_kind(self) -> Literal["s3", "schedule", "manual", "batch", "upstream"]:
         if isinstance(self.trigger, S3ObjectCreated):
             return "s3"
+        if isinstance(self.trigger, UpstreamLoaded):
+            return "upstream"
         if isinstance(self.trigger, BatchTrigger):
             return "batch"
         return "schedule" if isinstance(self.trigger, ScheduleTrigger) else "manual"
@@ -687,6 +735,27 @@ class ExecutionStatusChange(EventBridgeEvent, _Parses):
         if self.detail.stopDate is None:
             return None
         return datetime.fromtimestamp(self.detail.stopDate / 1000, tz=UTC)
+
+
+class SucceededExecution(_Payload):
+    """`detail` of a "Step Functions Execution Status Change" event for a SUCCEEDED
+    execution (TriggerDerived's). `output` is the execution's output as JSON text when the
+    event carries it (`outputDetails.included`), else None: read it with DescribeExecution."""
+
+    executionArn: str = Field(pattern=_STATES_ARN + r"[^:]+:\d{12}:execution:")
+    stateMachineArn: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    status: Literal["SUCCEEDED"]
+    output: str | None = None
+
+
+class ExecutionSucceeded(EventBridgeEvent, _Parses):
+    """TriggerDerived's trigger (source aws.states): a pipeline execution that succeeded."""
+
+    what: ClassVar[str] = "trigger_derived input is invalid"
+    source: Literal["aws.states"]
+    detail_type: Literal["Step Functions Execution Status Change"] = Field(alias="detail-type")
+    detail: SucceededExecution
 
 
 class CostRun(_Payload):

@@ -126,6 +126,26 @@ def newest_loaded_versions(succeeded: Iterable[Mapping[str, Any]], partitions: S
     return {partition: version for partition, (_, version) in sorted(newest.items())}
 
 
+def newest_loaded_runs(succeeded: Iterable[Mapping[str, Any]], first: str | None, last: str
+                       ) -> dict[str, dict[str, Any]]:
+    """partition -> the item of its newest SUCCEEDED run (by `started_at`) that recorded its
+    `outputs`, for the partitions from `first` (None: the earliest) to `last`: the curated
+    folders a derived dataset reads. A batch's own item (no partition of its own) is
+    ignored."""
+    newest: dict[str, dict[str, Any]] = {}
+    for item in succeeded:
+        partition, outputs = item.get("partition"), item.get("outputs")
+        if item.get("status") != "SUCCEEDED" or not isinstance(partition, str) or \
+                not isinstance(outputs, Mapping) or not outputs or ".." in partition:
+            continue
+        if partition > last or (first is not None and partition < first):
+            continue
+        started = str(item.get("started_at") or "")
+        if partition not in newest or started > str(newest[partition].get("started_at") or ""):
+            newest[partition] = dict(item)
+    return dict(sorted(newest.items()))
+
+
 class LedgerPort(Protocol):
     """What the logic needs from the run ledger (RunLedger; FakeLedger in the tests)."""
 
@@ -141,6 +161,9 @@ class LedgerPort(Protocol):
                          fields: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
 
     def month_cost(self, dataset: str, since: str, exclude_run_id: str) -> float: ...
+
+    def loaded_runs(self, dataset: str, first: str | None, last: str
+                    ) -> dict[str, dict[str, Any]]: ...
 
     def loaded_versions(self, dataset: str, partitions: Sequence[str]
                         ) -> dict[str, str | None]: ...
@@ -323,6 +346,21 @@ class RunLedger:
         items = (from_dynamo(i) for i in self._query(
             f"querying the loaded partitions of {dataset}", kwargs))
         return newest_loaded_versions(items, partitions)
+
+    def loaded_runs(self, dataset: str, first: str | None, last: str
+                    ) -> dict[str, dict[str, Any]]:
+        """partition -> the newest SUCCEEDED run's item (run_id, partition, outputs,
+        started_at, model) for the partitions from `first` to `last`
+        (`newest_loaded_runs`): what a derived dataset reads. One by_dataset query of the
+        SUCCEEDED runs, every page (eventually consistent, like the GSI)."""
+        kwargs = self._by_dataset(dataset, None, ("run_id", "partition", "outputs", "status",
+                                                  "started_at", "model"))
+        kwargs["ExpressionAttributeNames"]["#st"] = "status"
+        kwargs["ExpressionAttributeValues"][":st"] = "SUCCEEDED"
+        kwargs["FilterExpression"] = "#st = :st"
+        items = (from_dynamo(i) for i in self._query(
+            f"querying the loaded partitions of {dataset}", kwargs))
+        return newest_loaded_runs(items, first, last)
 
     def month_cost(self, dataset: str, since: str, exclude_run_id: str) -> float:
         """Sum of cost.total_usd of the dataset's runs started at or after `since` (ISO),

@@ -216,7 +216,9 @@ class LoadStatement:
             schema=dataset.load.schema, tables=dataset.load.tables,
             outputs={t.name: [p.outputs[t.name] for p in loaded] for t in dataset.load.tables},
             copy_role_arn=self._copy_role_arn, pending=pending, run_id=run.run_id,
-            applied_at=utc_now_iso(self._clock), partitions=[p.partition for p in loaded],
+            applied_at=utc_now_iso(self._clock),
+            # A derived run over a range of days replaces each of them (PartitionRun.days).
+            partitions=[day for p in loaded for day in p.days],
         )
         statement_id = self._redshift.batch_execute(
             batch.sqls,

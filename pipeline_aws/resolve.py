@@ -34,7 +34,9 @@ from pipeline_aws.contracts import (
     RunManifest,
     S3ObjectCreated,
     ScheduleTrigger,
+    UpstreamLoaded,
 )
+from pipeline_aws.derived_inputs import DerivedInputs
 from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import ENDED_UNSUCCESSFULLY, LedgerPort, parse_iso_utc, utc_now_iso
 from pipeline_aws.s3_objects import ObjectInfo, RawObjectsPort
@@ -155,15 +157,36 @@ def job_arguments(dataset: Dataset, *, obj: ObjectInfo, output_root: str, quaran
             "--input-etag", obj.etag]
     if obj.version_id:
         args.extend(["--input-version-id", obj.version_id])
+    return args + _catalog_arguments(dataset, args)
+
+
+def derived_job_arguments(dataset: Dataset, *, obj: ObjectInfo, output_root: str,
+                          quarantine: str, metrics: str, quality: str, rules: str, run_id: str,
+                          partition: str, started_at: datetime) -> list[str]:
+    """A derived job's arguments (docs/architecture.md, "Derived datasets"): `--input` is the
+    run's inputs.json (the upstream folders), checked by its ETag; no encoding and no
+    quarantine (its inputs are curated tables, not lines of a file)."""
+    del quarantine  # a derived job refuses no line: the layout's path stays unused
+    reference = dataset.quality.evaluation_time(partition, started_at)
+    args = ["--input", obj.uri, "--output-root", output_root, "--metrics", metrics,
+            "--quality", quality, "--rules", rules, "--run-id", run_id,
+            "--partition", partition,
+            "--reference-time", reference.isoformat().replace("+00:00", "Z"),
+            "--input-etag", obj.etag]
+    return args + _catalog_arguments(dataset, args)
+
+
+def _catalog_arguments(dataset: Dataset, args: Sequence[str]) -> list[str]:
     reserved = {a[2:] for a in args[::2]} | {"input-version-id"}
+    out: list[str] = []
     for name, value in dataset.job.arguments.items():
         if not _ARG_NAME.fullmatch(name) or name in reserved:
             raise ConfigurationError(
                 f"{dataset.name}.job.arguments: {name!r} must be a lower-case option name and "
                 f"not one of the contract's ({', '.join(sorted(reserved))})"
             )
-        args.extend([f"--{name}", value])
-    return args
+        out.extend([f"--{name}", value])
+    return out
 
 
 @dataclass(frozen=True)
@@ -200,6 +223,11 @@ class _Target:
     dataset: Dataset
     partition: str
     obj: ObjectInfo
+    # A derived run's id (its inputs' digest) and job options (the model's); None for raw.
+    run_id: str | None = None
+    options: tuple[str, ...] = ()
+    # A derived run that writes the days from this one to its partition (rows_per_day).
+    from_day: str | None = None
 
 
 @dataclass(frozen=True)
@@ -245,13 +273,15 @@ class RunResolver:
             if schedule is None:
                 raise InvalidInput(
                     f"dataset {dataset.name} has no schedule in the catalog (it runs when its "
-                    "files are dropped): a scheduled trigger for it is a mistake; start a "
-                    "manual run with its dataset and date instead")
+                    "files are dropped or its upstream loads): a scheduled trigger for it is "
+                    "a mistake; start a manual run with its dataset and date instead")
             return self._find_day(dataset, validate_partition(scheduled_partition(
                 trigger.scheduled_time, schedule.date_offset_days, schedule.timezone)))
         if isinstance(trigger, ManualTrigger) and trigger.dataset is not None:
             return self._find_day(self.catalog.get(trigger.dataset),
                                   validate_partition(str(trigger.date)))
+        if isinstance(trigger, UpstreamLoaded):
+            return self._upstream_day(trigger)
         if isinstance(trigger, S3ObjectCreated):
             return self._find_event_object(trigger)
         if isinstance(trigger, BatchTrigger):
@@ -291,9 +321,35 @@ class RunResolver:
                 "the newer upload's own event runs it)")
         return target
 
+    def _upstream_day(self, trigger: UpstreamLoaded) -> _Target:
+        dataset = self.catalog.get(trigger.dataset)
+        upstream = trigger.upstream.dataset
+        if dataset.derived is None or upstream not in dataset.derived.upstream:
+            raise InvalidInput(f"dataset {dataset.name} does not read {upstream}: an upstream "
+                               "trigger names a derived dataset and one of its upstreams")
+        as_of = validate_partition(trigger.as_of)
+        if trigger.from_day is None:
+            return self._find_day(dataset, as_of)
+        if not dataset.derived.rows_per_day:
+            raise InvalidInput(f"dataset {dataset.name} writes a snapshot as of a day, not "
+                               f"rows per day: a run from {trigger.from_day} to {as_of} is "
+                               "for rows_per_day datasets only")
+        return self._derived_day(dataset, as_of, validate_partition(trigger.from_day))
+
+    def _derived_day(self, dataset: Dataset, as_of: str, from_day: str | None = None
+                     ) -> _Target:
+        """A derived run for `as_of` (writing the days from `from_day`): its inputs (written
+        as inputs.json in the curated bucket, the run's `input`), its run id, and its job
+        options (the model's, the first day's)."""
+        found = DerivedInputs(self._settings, self._objects, self._ledger).resolve(
+            dataset, as_of, from_day)
+        return _Target(dataset, as_of, found.obj, found.run_id, found.options, from_day)
+
     def _find_day(self, dataset: Dataset, partition: str) -> _Target:
         """The day's one raw object, under any of the keys the catalog's key pattern allows
-        for it (one per file suffix)."""
+        for it (one per file suffix); for a derived dataset, its inputs."""
+        if dataset.derived is not None:
+            return self._derived_day(dataset, partition)
         bucket = self._settings.raw_bucket
         keys = dataset.source.day_keys(partition)
         found = [obj for obj in (self._objects.head(bucket, key) for key in keys)
@@ -314,7 +370,9 @@ class RunResolver:
 
     def build_manifest(self, *, dataset: Dataset, partition: str, obj: ObjectInfo,
                        run_id: str, attempt: int, request: ResolveRunRequest, started_at: str,
-                       duplicate: bool, batch_run_id: str | None = None) -> dict[str, Any]:
+                       duplicate: bool, batch_run_id: str | None = None,
+                       options: Sequence[str] = (), from_day: str | None = None
+                       ) -> dict[str, Any]:
         """The run manifest (contracts.RunManifest) as the state machine receives it."""
         s = self._settings
         name = safe_identifier(dataset.name, "dataset name")
@@ -322,7 +380,7 @@ class RunResolver:
         paths = RunPaths.of(s.curated_bucket, name, tables, partition, run_id, batch_run_id)
         conf = spark_conf_pairs(dataset)
         job = self._job(dataset, obj, paths, conf, run_id=run_id, attempt=attempt,
-                        partition=partition, started_at=started_at)
+                        partition=partition, started_at=started_at, options=options)
         tags = {
             "pipeline:app": s.app_name,
             "pipeline:environment": s.environment,
@@ -340,23 +398,24 @@ class RunResolver:
             input=RunInput(bucket=obj.bucket, key=obj.key, etag=obj.etag, size=obj.size,
                            uri=obj.uri, version_id=obj.version_id),
             outputs=paths.outputs, quarantine_uri=paths.quarantine, metrics_uri=paths.metrics,
-            quality_uri=paths.quality, job=job.model_dump(mode="json"),
+            quality_uri=paths.quality, from_day=from_day, job=job.model_dump(mode="json"),
             cluster=cluster.model_dump(mode="json") if cluster else None, tags=tags,
         ).model_dump(mode="json")
 
     def _job(self, dataset: Dataset, obj: ObjectInfo, paths: RunPaths,
              conf: list[tuple[str, str]], *, run_id: str, attempt: int, partition: str,
-             started_at: str) -> JobSpec:
+             started_at: str, options: Sequence[str] = ()) -> JobSpec:
         s = self._settings
         jobs = f"s3://{s.artifacts_bucket}/jobs/{s.job_code_version}"
         job_name = safe_identifier(dataset.job.name, "job name")
         py_files = f"{jobs}/spark_jobs.zip"
-        arguments = job_arguments(
+        build = derived_job_arguments if dataset.derived is not None else job_arguments
+        arguments = build(
             dataset, obj=obj, output_root=paths.output_root,
             quarantine=paths.quarantine, metrics=paths.metrics, quality=paths.quality,
             rules=f"{jobs}/datasets/{dataset.quality.rules_file}", run_id=run_id,
             partition=partition, started_at=parse_iso_utc(started_at),
-        )
+        ) + list(options)
         return JobSpec(
             name=job_name,
             code_version=s.job_code_version,
@@ -417,12 +476,13 @@ class RunResolver:
         if isinstance(trigger, S3ObjectCreated) and is_folder_marker(trigger.key, trigger.size):
             return self._ignored(trigger)
         target = self._locate(request)
-        self._objects.check_input(target.obj, target.dataset.source)
         obj = target.obj
-        run = _Resolution(request, target,
-                          run_id_for(target.dataset.name, target.partition, obj.bucket, obj.key,
-                                     obj.etag, obj.version_id),
-                          utc_now_iso(self._clock))
+        if target.run_id is None:
+            self._objects.check_input(target.obj, target.dataset.source)
+        base_run_id = target.run_id or run_id_for(
+            target.dataset.name, target.partition, obj.bucket, obj.key, obj.etag,
+            obj.version_id)
+        run = _Resolution(request, target, base_run_id, utc_now_iso(self._clock))
         first = self._manifest(run, run.base_run_id, 1, run.now, duplicate=False)
         if self._ledger.create_run(self._item(run, first)):
             return self._started(first)
@@ -474,7 +534,8 @@ class RunResolver:
         return self.build_manifest(dataset=target.dataset, partition=target.partition,
                                    obj=target.obj, run_id=run_id, attempt=attempt,
                                    request=run.request, started_at=started_at,
-                                   duplicate=duplicate)
+                                   duplicate=duplicate, options=target.options,
+                                   from_day=target.from_day)
 
     def _item(self, run: _Resolution, manifest: Mapping[str, Any]) -> dict[str, Any]:
         """The run's ledger item (docs/architecture.md, The run ledger)."""
@@ -491,6 +552,8 @@ class RunResolver:
         }
         if isinstance(run.request.trigger, BatchTrigger):
             record["batch_id"] = run.request.trigger.batch.batch_id
+        if run.target.from_day:
+            record["from_day"] = run.target.from_day
         if attempt == 1:
             record["latest_attempt"] = 1
             record["latest_run_id"] = manifest["run_id"]

@@ -147,6 +147,12 @@ class RawObjectsPort(Protocol):
         (`check_start`)."""
         ...
 
+    def write(self, bucket: str, key: str, body: bytes) -> ObjectInfo:
+        """Store a run file ResolveRun owns (a derived run's inputs.json) and return it with
+        the ETag S3 gave it. No version id: the file's bytes are a function of its key (the
+        run id), so every write of it is the same content and the job checks its ETag."""
+        ...
+
 
 class S3Objects:
     """Reads object metadata and first bytes with an S3 client (a RawObjectsPort)."""
@@ -209,3 +215,13 @@ class S3Objects:
     def check_input(self, obj: ObjectInfo, source: Source) -> None:
         """See `check_start`; reads at most PEEK_BYTES."""
         check_start(obj, self.peek(obj), source)
+
+    def write(self, bucket: str, key: str, body: bytes) -> ObjectInfo:
+        """PutObject of a run file (RawObjectsPort.write)."""
+        try:
+            response = self._s3.put_object(Bucket=bucket, Key=key, Body=body,
+                                           ContentType="application/json")
+        except (ClientError, BotoCoreError) as e:
+            raise domain_error(e, f"writing s3://{bucket}/{key}") from e
+        return ObjectInfo(bucket=bucket, key=key,
+                          etag=str(response.get("ETag", "")).strip('"'), size=len(body))

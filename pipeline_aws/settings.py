@@ -228,6 +228,15 @@ class CleanupExecutionSettings(_LedgerEnv):
         alias="EMR_SERVERLESS_APPLICATION_ID", default=None)
 
 
+class TriggerDerivedSettings(_CatalogEnv):
+    """TriggerDerived: the pipeline state machine whose successful loads start the derived
+    datasets' runs (on that same machine)."""
+
+    pipeline_state_machine_arn: str = Field(alias="PIPELINE_STATE_MACHINE_ARN",
+                                            pattern=r"^arn:aws[\w-]*:states:[^:]+:\d{12}:"
+                                                    r"stateMachine:[A-Za-z0-9_-]{1,80}$")
+
+
 class TrackCostSettings(_LedgerEnv, _AlertsEnv, _CatalogEnv):
     """TrackCost's environment.
 

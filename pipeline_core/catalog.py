@@ -159,6 +159,67 @@ class Schedule:
 
 
 @dataclass(frozen=True)
+class DerivedInput:
+    """An upstream table a derived dataset reads: its curated parquet, one folder per loaded
+    partition (the partition's newest SUCCEEDED run in the ledger)."""
+
+    dataset: str
+    table: str
+
+
+# The metric directions a model's promotion rule compares in.
+MODEL_DIRECTIONS = ("higher_is_better", "lower_is_better")
+MAX_LOOKBACK_DAYS = 3660
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """A derived dataset that trains a model: which of its metrics decides promotion, in which
+    direction, and by how much (`tolerance`, a fraction of the current model's metric) a new
+    model may be worse and still be promoted. `retrain_days`: a run retrains when the current
+    model was trained on an as_of at least that many days before the run's (0: every run);
+    the other runs only score with the current model."""
+
+    metric: str
+    direction: str = "higher_is_better"
+    tolerance: float = 0.0
+    retrain_days: int = 0
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A dataset computed from the curated tables of upstream datasets, not from raw files.
+
+    A run's partition is its `as_of` day; its inputs are the upstream partitions the ledger
+    has as loaded from `as_of - lookback_days + 1` to `as_of` (`lookback_days` None: all
+    history up to as_of). `after_upstream_loads`: an upstream execution that loaded days starts
+    one run of this dataset (besides any schedule), for its newest loaded day. `rows_per_day`:
+    the dataset's rows are per day (its tables' replace_by column is a day, as sales_trends'
+    order_date), so that run covers every day from the execution's first loaded day to its
+    newest (`from_day`); otherwise (a snapshot as of a day, as a model's scores) it is for the
+    newest day only."""
+
+    inputs: tuple[DerivedInput, ...]
+    lookback_days: int | None = None
+    after_upstream_loads: bool = False
+    model: ModelPolicy | None = None
+    rows_per_day: bool = False
+
+    @property
+    def upstream(self) -> tuple[str, ...]:
+        """The upstream datasets, each once, in the order first named."""
+        return tuple(dict.fromkeys(i.dataset for i in self.inputs))
+
+    def first_day(self, as_of: str, from_day: str | None = None) -> str | None:
+        """The first partition a run for `as_of` reads (None: all history); a run that
+        writes the days from `from_day` reads the lookback of its first day."""
+        if self.lookback_days is None:
+            return None
+        first = dt.date.fromisoformat(from_day or as_of)
+        return (first - dt.timedelta(days=self.lookback_days - 1)).isoformat()
+
+
+@dataclass(frozen=True)
 class Cost:
     max_run_usd: float | None = None
     monthly_budget_usd: float | None = None
@@ -186,9 +247,12 @@ class Backfill:
 
 @dataclass(frozen=True)
 class Dataset:
+    """One catalog file. A raw dataset has a `raw_source` (files dropped in the raw bucket); a
+    derived one has `derived` (upstream curated tables) instead: exactly one of the two."""
+
     name: str
     description: str
-    source: Source
+    raw_source: Source | None
     job: Job
     compute: Compute
     quality: Quality
@@ -197,10 +261,24 @@ class Dataset:
     cost: Cost
     path: Path | None = None
     backfill: Backfill = field(default_factory=Backfill)
+    derived: Derived | None = None
+
+    @property
+    def source(self) -> Source:
+        """The raw source; ConfigurationError for a derived dataset, which has no raw files."""
+        if self.raw_source is None:
+            raise ConfigurationError(
+                f"dataset {self.name} is derived (from {', '.join(self.derived.upstream)}): "
+                "it has no raw files" if self.derived else f"dataset {self.name} has no source")
+        return self.raw_source
+
+    @property
+    def is_derived(self) -> bool:
+        return self.derived is not None
 
     def partition_for_key(self, key: str) -> str | None:
         """The partition encoded in a raw key, or None when the key is not this dataset's."""
-        if not key.startswith(self.source.prefix):
+        if self.raw_source is None or not key.startswith(self.source.prefix):
             return None
         match = self.source.key_pattern.fullmatch(key)
         return match.group("partition") if match else None
@@ -556,13 +634,84 @@ def _backfill(reader: _Reader | None) -> Backfill:
     return backfill
 
 
+def _derived_input(reader: _Reader) -> DerivedInput:
+    found = DerivedInput(
+        dataset=safe_identifier(reader.get("dataset", str), f"{reader.where}.dataset"),
+        table=safe_identifier(reader.get("table", str), f"{reader.where}.table"))
+    reader.done()
+    return found
+
+
+def _model(reader: _Reader | None) -> ModelPolicy | None:
+    if reader is None:
+        return None
+    model = ModelPolicy(
+        metric=safe_identifier(reader.get("metric", str), f"{reader.where}.metric"),
+        direction=reader.get("direction", str, "higher_is_better"),
+        tolerance=reader.get("tolerance", float, 0.0),
+        retrain_days=reader.get("retrain_days", int, 0))
+    if model.direction not in MODEL_DIRECTIONS:
+        raise ConfigurationError(
+            f"{reader.where}.direction: {model.direction!r} is not one of {MODEL_DIRECTIONS}")
+    if not 0.0 <= model.tolerance <= 1.0:
+        raise ConfigurationError(
+            f"{reader.where}.tolerance: a fraction of the current model's metric, between 0 "
+            f"and 1, got {model.tolerance}")
+    if not 0 <= model.retrain_days <= MAX_LOOKBACK_DAYS:
+        raise ConfigurationError(
+            f"{reader.where}.retrain_days: must be between 0 and {MAX_LOOKBACK_DAYS}")
+    reader.done()
+    return model
+
+
+def _derived(reader: _Reader | None, name: str) -> Derived | None:
+    """The `derived:` block: upstream tables, the partition range, triggers, the model."""
+    if reader is None:
+        return None
+    raw_inputs = reader.get("inputs", list)
+    if not raw_inputs:
+        raise ConfigurationError(f"{reader.where}.inputs: at least one upstream table")
+    inputs = tuple(_derived_input(_Reader(raw, f"{reader.where}.inputs[{i}]"))
+                   for i, raw in enumerate(raw_inputs))
+    if any(i.dataset == name for i in inputs):
+        raise ConfigurationError(f"{reader.where}.inputs: {name} cannot read itself")
+    if len(set(inputs)) != len(inputs):
+        raise ConfigurationError(f"{reader.where}.inputs: a table is named twice")
+    derived = Derived(inputs, reader.get("lookback_days", int, None),
+                      reader.get("after_upstream_loads", bool, False),
+                      _model(reader.optional_sub("model")),
+                      reader.get("rows_per_day", bool, False))
+    if derived.lookback_days is not None and \
+            not 1 <= derived.lookback_days <= MAX_LOOKBACK_DAYS:
+        raise ConfigurationError(f"{reader.where}.lookback_days: must be between 1 and "
+                                 f"{MAX_LOOKBACK_DAYS} (omit it to read all history)")
+    reader.done()
+    return derived
+
+
+def _source_or_derived(root: _Reader, name: str) -> tuple[Source | None, Derived | None]:
+    """Exactly one of `source` (raw files) and `derived` (upstream curated tables)."""
+    has_source, has_derived = "source" in root.data, "derived" in root.data
+    if has_source == has_derived:
+        raise ConfigurationError(
+            f"{root.where}: give either 'source' (a raw dataset: its files in the raw bucket) "
+            "or 'derived' (computed from upstream datasets' curated tables)"
+            + (", not both" if has_source else ""))
+    if has_source:
+        return _source(root.sub("source")), None
+    return None, _derived(root.sub("derived"), name)
+
+
 def parse_dataset(data: Any, path: Path | None = None) -> Dataset:
     """Build a Dataset from one catalog file, or raise ConfigurationError naming the field."""
     root = _Reader(data, path.name if path else "dataset")
+    name = _dataset_name(root, path)
+    source, derived = _source_or_derived(root, name)
     # Keyword arguments are evaluated in the order written: the file's section order.
     dataset = Dataset(
-        name=_dataset_name(root, path),
-        source=_source(root.sub("source")),
+        name=name,
+        raw_source=source,
+        derived=derived,
         job=_job(root.sub("job")),
         compute=_compute(root.sub("compute")),
         quality=_quality(root.sub("quality")),
@@ -589,11 +738,22 @@ class Catalog:
             raise UnknownDataset(
                 f"dataset {name!r} is not in the catalog (known: {known})") from None
 
+    @property
+    def raw_datasets(self) -> dict[str, Dataset]:
+        """The datasets with raw files (the ones the raw bucket's events route)."""
+        return {n: d for n, d in self.datasets.items() if d.raw_source is not None}
+
+    def downstream_of(self, upstream: str) -> list[Dataset]:
+        """The derived datasets that start when a partition of `upstream` loads."""
+        return [d for _, d in sorted(self.datasets.items())
+                if d.derived and d.derived.after_upstream_loads
+                and upstream in d.derived.upstream]
+
     def match_key(self, key: str) -> tuple[Dataset, str]:
         """The dataset and partition for a raw object key, or UnknownDataset/InvalidInput."""
         from pipeline_core.errors import InvalidInput
 
-        for dataset in self.datasets.values():
+        for dataset in self.raw_datasets.values():
             if key.startswith(dataset.source.prefix):
                 partition = dataset.partition_for_key(key)
                 if partition is None:
@@ -603,7 +763,7 @@ class Catalog:
                         f"its key pattern {dataset.source.key_pattern.pattern!r}"
                     )
                 return dataset, validate_partition(partition)
-        prefixes = ", ".join(d.source.prefix for d in self.datasets.values())
+        prefixes = ", ".join(d.source.prefix for d in self.raw_datasets.values())
         raise UnknownDataset(f"key {key!r} is outside every dataset prefix ({prefixes})")
 
 
@@ -641,15 +801,38 @@ def load_catalog(directory: Path | str | None = None) -> Catalog:
         if not dataset.rules_path.is_file():
             raise ConfigurationError(
                 f"{path.name}: rules file {dataset.quality.rules_file} is missing")
-        for other_prefix, other in prefixes.items():
-            if dataset.source.prefix.startswith(other_prefix) or other_prefix.startswith(
-                dataset.source.prefix
-            ):
-                raise ConfigurationError(
-                    f"{path.name}: prefix {dataset.source.prefix!r} overlaps dataset {other!r}"
-                )
-        prefixes[dataset.source.prefix] = dataset.name
+        if dataset.raw_source is not None:
+            _check_prefix(path, dataset.raw_source.prefix, prefixes)
+            prefixes[dataset.raw_source.prefix] = dataset.name
         datasets[dataset.name] = dataset
     if not datasets:
         raise ConfigurationError(f"catalog directory {directory} holds no dataset files")
+    for dataset in datasets.values():
+        check_upstream(dataset, datasets)
     return Catalog(datasets)
+
+
+def _check_prefix(path: Path, prefix: str, prefixes: dict[str, str]) -> None:
+    for other_prefix, other in prefixes.items():
+        if prefix.startswith(other_prefix) or other_prefix.startswith(prefix):
+            raise ConfigurationError(f"{path.name}: prefix {prefix!r} overlaps dataset {other!r}")
+
+
+def check_upstream(dataset: Dataset, datasets: dict[str, Dataset]) -> None:
+    """A derived dataset reads tables that a raw dataset of the catalog loads (a raw
+    upstream keeps the graph one level deep: no cycles, and every input has a ledger of
+    loaded partitions)."""
+    if dataset.derived is None:
+        return
+    for i, item in enumerate(dataset.derived.inputs):
+        where = f"{dataset.name}.derived.inputs[{i}]"
+        upstream = datasets.get(item.dataset)
+        if upstream is None or upstream.derived is not None:
+            raw = ", ".join(sorted(n for n, d in datasets.items() if d.derived is None))
+            raise ConfigurationError(
+                f"{where}: {item.dataset!r} is not a raw dataset of the catalog (raw: "
+                f"{raw or 'none'})")
+        tables = [t.name for t in upstream.load.tables]
+        if item.table not in tables:
+            raise ConfigurationError(f"{where}: {item.dataset} has no table {item.table!r} "
+                                     f"(it loads {', '.join(tables)})")

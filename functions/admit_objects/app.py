@@ -6,8 +6,9 @@ from typing import Any
 import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from pipeline_aws.admission import Admission, AdmitObjectsSettings, SfnStarter
+from pipeline_aws.admission import Admission, AdmitObjectsSettings
 from pipeline_aws.observability import build_observability
+from pipeline_aws.step_functions import SfnStarter
 from pipeline_core.catalog import load_catalog
 
 settings = AdmitObjectsSettings.from_environ()

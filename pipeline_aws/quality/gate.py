@@ -25,6 +25,7 @@ from pipeline_aws.quality.reports import (
     MeasuredRule,
     QualityReport,
     RunOutputs,
+    finite,
     parse_quality_report,
     parse_run_outputs,
 )
@@ -156,6 +157,28 @@ def output_checks(quality: Quality, tables: Sequence[str], outputs: RunOutputs
             threshold=f"<= {quality.max_quarantined_ratio:g}",
             passed=ratio <= quality.max_quarantined_ratio))
     return checks
+
+
+def model_check(outputs: RunOutputs) -> list[RuleResult]:
+    """A derived run that trained a model: a warning when the model was not promoted (the run
+    scored with the current one), naming both models' metric (line 0: the catalog's model
+    rule). The run still loads: its scores are the current model's."""
+    model = outputs.model
+    if not model or not model.get("trained"):
+        return []
+    metric = str(model.get("metric") or "metric")
+    new = (model.get("metrics") or {}).get(metric)
+    held = (model.get("current_metrics") or {}).get(metric)
+    promoted = bool(model.get("promoted"))
+    return [RuleResult(
+        rule=f'ModelPromotion "{metric}"', line=0, severity="warn", rule_type="ModelPromotion",
+        metric_name=f"Model.{metric}",
+        value=finite(new) if isinstance(new, int | float) else None,
+        threshold="current " + (fmt_value(held) if isinstance(held, int | float) else "none"),
+        passed=promoted,
+        reason=None if promoted else (
+            f"ModelNotPromoted: {model.get('reason')}; this run scored with the current model "
+            f"{model.get('current_model')}"))]
 
 
 def _instant(text: str | None) -> dt.datetime | None:
@@ -296,9 +319,13 @@ class QualityGate:
             r.outcome == "deferred" for r in report.rules) else 0
         history = self._history(run, report, default_runs)
         checks = [*output_checks(quality, list(run.outputs), outputs),
-                  *evaluation_time_check(quality, run, report)]
+                  *evaluation_time_check(quality, run, report), *model_check(outputs)]
         decided = self._decide_all(run, report, history, default_runs, checks)
         self._record(run, report, decided, lines)
+        if outputs.model is not None:
+            # The model's path, params, metrics, training range and promotion on the ledger
+            # item; ResolveRun's next runs take the newest promoted one as current.
+            self._ledger.update(run.run_id, {"model": dict(outputs.model)})
         if decided.verdict == "fail" and len(request.run.partitions) > 1:
             self._ledger.mark_failed(run.run_id, {"state": "EvaluateQuality",
                                                   "error": "QualityGateFailed",

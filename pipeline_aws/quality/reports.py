@@ -61,6 +61,7 @@ class _RunMetricsModel(BaseModel):
     tables: dict[str, _TableRows] = Field(default_factory=dict)
     quarantine_reasons: dict[str, NonNegativeInt] = Field(default_factory=dict)
     quarantine_samples: list[_Sample] = Field(default_factory=list)
+    model: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,8 @@ class RunOutputs:
     table_rows: Mapping[str, int]
     quarantine_reasons: Mapping[str, int]
     samples: tuple[tuple[str, int | None, str], ...]
+    # A derived job's model record (spark_jobs.common.derived_job): trained, promoted, why.
+    model: Mapping[str, Any] | None = None
 
     def top_reasons(self, n: int = 3) -> list[tuple[str, int]]:
         return sorted(self.quarantine_reasons.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
@@ -130,4 +133,5 @@ def parse_run_outputs(data: Any, uri: str) -> RunOutputs:
     return RunOutputs(
         lines=lines, table_rows={t: v.rows for t, v in model.tables.items()},
         quarantine_reasons=dict(model.quarantine_reasons),
-        samples=tuple((x.reason, x.line, x.text) for x in model.quarantine_samples[:5]))
+        samples=tuple((x.reason, x.line, x.text) for x in model.quarantine_samples[:5]),
+        model=model.model)

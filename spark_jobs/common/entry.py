@@ -87,15 +87,24 @@ def run_job(prog: str, argv: list[str], work: Callable[[SparkSession, JobArgs, l
     except InvalidInput as e:
         report_job_error(e)
         return EXIT_REFUSED, None
+    return run_job_with(lambda spark, cleanups: work(spark, args, cleanups),
+                        app_name=app_name(args), session=session)
+
+
+def run_job_with(work: Callable[[SparkSession, list[Cleanup]], T], *, app_name: str,
+                 session: Callable[[str], tuple[SparkSession, bool]] = get_session
+                 ) -> tuple[int, T | None]:
+    """`run_job` for arguments the caller parsed (a derived job's own): open a session, run
+    `work(spark, cleanups)`, clean up; (exit code, what `work` returned or None)."""
     cleanups: list[Cleanup] = []
     try:
-        spark, created = session(app_name(args))
+        spark, created = session(app_name)
     except Exception as e:  # no JVM: Java missing, or the gateway died while starting
         return _failed(e), None
     if created:
         cleanups.append(spark.stop)
     try:
-        result = work(spark, args, cleanups)
+        result = work(spark, cleanups)
     except Exception as e:
         code = _failed(e)
         run_cleanups(cleanups, failed=True)

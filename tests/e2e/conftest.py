@@ -41,6 +41,7 @@ def deployment(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("local")
     started = LocalDeployment(work_dir=work).start()
+    started.derived_triggers = False  # on only where a test asks: `derived_triggers`
     try:
         yield started
     finally:
@@ -60,3 +61,13 @@ def warehouse_db(deployment):
             return conn.execute(sql, params).fetchall()
 
     return query
+
+
+@pytest.fixture
+def derived_triggers(deployment):
+    """Upstream loads start their derived datasets' runs, as the template's rule does."""
+    deployment.derived_triggers = True
+    try:
+        yield deployment
+    finally:
+        deployment.derived_triggers = False

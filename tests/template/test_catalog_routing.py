@@ -61,9 +61,11 @@ def _yaml_list(entries: list[str], kind: str) -> str:
 
 
 def test_every_dataset_is_routed(catalog: Catalog, branches: Any) -> None:
+    """Every raw dataset (a derived one has no raw files: its runs start by schedule or
+    after its upstream loads)."""
     prefixes = {e.get("prefix") for e in branches[0]}
     wildcards = {e.get("wildcard") for e in branches[1]}
-    for name, dataset in sorted(catalog.datasets.items()):
+    for name, dataset in sorted(catalog.raw_datasets.items()):
         missing_prefix = dataset.source.prefix not in prefixes
         missing = [w for w in _wildcards(dataset) if w not in wildcards]
         assert not missing_prefix and not missing, (
@@ -73,8 +75,8 @@ def test_every_dataset_is_routed(catalog: Catalog, branches: Any) -> None:
 
 
 def test_nothing_else_is_routed(catalog: Catalog, branches: Any) -> None:
-    expected_prefixes = [d.source.prefix for d in catalog.datasets.values()]
-    expected_wildcards = [w for d in catalog.datasets.values() for w in _wildcards(d)]
+    expected_prefixes = [d.source.prefix for d in catalog.raw_datasets.values()]
+    expected_wildcards = [w for d in catalog.raw_datasets.values() for w in _wildcards(d)]
     extra = ([e for e in branches[0] if e.get("prefix") not in expected_prefixes]
              + [e for e in branches[1] if e.get("wildcard") not in expected_wildcards])
     assert not extra, (f"{RULE} routes {extra}, which no datasets/*.yaml declares (its prefix "
@@ -108,7 +110,7 @@ def _matcher(resources: dict[str, Any]) -> EventPattern:
 def test_each_dataset_s_day_files_start_a_run_and_its_look_alikes_do_not(
         resources: dict[str, Any], catalog: Catalog) -> None:
     matcher = _matcher(resources)
-    for name, dataset in sorted(catalog.datasets.items()):
+    for name, dataset in sorted(catalog.raw_datasets.items()):
         prefix = dataset.source.prefix
         for key in dataset.source.day_keys("2015-05-17"):
             assert matcher.matches_event(object_created(key, 1000)), key
@@ -128,7 +130,7 @@ def test_the_local_runtime_starts_a_run_for_each_dataset_s_day(
     (local_runtime.runner.check_event): the same rule routes every dataset there too."""
     pattern = copy.deepcopy(resources[RULE]["Properties"]["EventPattern"])
     pattern["detail"]["bucket"]["name"] = ["local-raw"]
-    for dataset in catalog.datasets.values():
+    for dataset in catalog.raw_datasets.values():
         for key in dataset.source.day_keys("2015-05-17"):
             event = s3_object_created_event("local-raw", key, 10, "etag")
             assert pattern_matches(pattern, event), key

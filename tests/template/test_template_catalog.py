@@ -63,6 +63,21 @@ def _format_without_header(fmt: str) -> Mutation:
     return mutate
 
 
+def _derived(changes: dict[str, Any]) -> Mutation:
+    """The base dataset as a derived one (no `source`), its derived block changed: a key set
+    to None is removed."""
+    def mutate(doc: dict[str, Any]) -> None:
+        del doc["source"]
+        doc["name"] = "retail_trends"  # reads online_retail, which the catalog also holds
+        block: dict[str, Any] = {
+            "inputs": [{"dataset": "online_retail", "table": "sales_line_items"}],
+            "lookback_days": 30, "after_upstream_loads": True}
+        block.update(changes)
+        doc["derived"] = {k: v for k, v in block.items() if v is not None}
+
+    return mutate
+
+
 INVALID: dict[str, Mutation] = {
     "unknown top-level field": _set("owner", "someone"),
     "missing name": _delete("name"),
@@ -127,6 +142,18 @@ INVALID: dict[str, Mutation] = {
     "backfill concurrency over Map's 40": _set("backfill.max_concurrent_batches", 41),
     "backfill objects as text": _set("backfill.max_objects_per_batch", "31"),
     "unknown backfill field": _set("backfill.max_batches", 3),
+    "neither source nor derived": _delete("source"),
+    "source and derived": _set("derived", {"inputs": [
+        {"dataset": "online_retail", "table": "sales_line_items"}]}),
+    "derived without inputs": _derived({"inputs": []}),
+    "derived input without table": _derived({"inputs": [{"dataset": "online_retail"}]}),
+    "derived lookback zero": _derived({"lookback_days": 0}),
+    "derived trigger as text": _derived({"after_upstream_loads": "yes"}),
+    "derived model without metric": _derived({"model": {"tolerance": 0.1}}),
+    "derived model tolerance over 1": _derived({"model": {"metric": "mae", "tolerance": 2}}),
+    "derived model unknown direction": _derived({"model": {"metric": "mae",
+                                                           "direction": "up"}}),
+    "unknown derived field": _derived({"cron": "x"}),
 }
 
 VALID: dict[str, Mutation] = {
@@ -151,6 +178,11 @@ VALID: dict[str, Mutation] = {
     "no backfill block (defaults)": _delete("backfill"),
     "backfill of one object at a time": _set("backfill.max_objects_per_batch", 1),
     "backfill with only a concurrency": _set("backfill", {"max_concurrent_batches": 40}),
+    "a derived dataset": _derived({}),
+    "a derived dataset over all history": _derived({"lookback_days": None}),
+    "a derived dataset with a model": _derived({"model": {
+        "metric": "model_mae", "direction": "lower_is_better", "tolerance": 0.05,
+        "retrain_days": 7}}),
 }
 
 
@@ -162,8 +194,12 @@ def base_doc(catalog_files: list[Path]) -> dict[str, Any]:
 
 
 def _write_catalog(tmp_path: Path, doc: dict[str, Any], catalog_dir: Path) -> Path:
-    """A one-dataset catalog directory holding `doc` and its rules file."""
+    """A catalog directory holding `doc` and its rules file (and, for a derived `doc`, the
+    real online_retail it reads)."""
     name = doc.get("name") if isinstance(doc.get("name"), str) else "dataset"
+    if "derived" in doc:
+        for upstream in ("online_retail.yaml", "online_retail.dqdl"):
+            shutil.copy(catalog_dir / upstream, tmp_path / upstream)
     (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     rules_file = (doc.get("quality") or {}).get("rules_file")
     if isinstance(rules_file, str) and "/" not in rules_file:
@@ -219,7 +255,8 @@ def test_optional_variants_are_accepted_by_both(mutation: str, base_doc: dict[st
     VALID[mutation](doc)
     assert _schema_errors(schema_validator, doc) == []
     directory = _write_catalog(tmp_path, doc, catalog_dir)
-    assert list(load_catalog(directory).datasets) == [doc["name"]]
+    upstream = ["online_retail"] if "derived" in doc else []
+    assert sorted(load_catalog(directory).datasets) == sorted([doc["name"], *upstream])
 
 
 def test_file_name_must_match_dataset_name(base_doc: dict[str, Any], catalog_dir: Path,

@@ -184,7 +184,8 @@ def test_state_machine_role_invokes_exactly_its_functions(resources: dict[str, A
 
 
 def _catalog_prefixes(catalog_files: list[Path]) -> set[str]:
-    return {yaml.safe_load(p.read_text())["source"]["prefix"] for p in catalog_files}
+    docs = [yaml.safe_load(p.read_text()) for p in catalog_files]
+    return {d["source"]["prefix"] for d in docs if "source" in d}  # derived: no raw files
 
 
 def test_raw_rule_prefixes_equal_the_catalog(resources: dict[str, Any],
@@ -225,6 +226,37 @@ def test_schedules_run_catalog_datasets(resources: dict[str, Any],
                                  .read_text())
         zone = (dataset.get("schedule") or {}).get("timezone", "UTC")
         assert props["ScheduleExpressionTimezone"] == zone
+
+
+def test_trigger_derived_rule_watches_this_state_machine_s_successes(
+        functions: dict[str, Any]) -> None:
+    """"Step Functions Execution Status Change" events, as "AWS Step Functions events"
+    (https://docs.aws.amazon.com/eventbridge/latest/ref/events-ref-states.html) names them
+    (delivered best effort: the derived datasets' schedules are the backstop); the function
+    may start executions of the pipeline and describe its executions, nothing else."""
+    function = functions["TriggerDerivedFunction"]["Properties"]
+    pattern = function["Events"]["ExecutionSucceeded"]["Properties"]["Pattern"]
+    assert pattern == {"source": ["aws.states"],
+                       "detail-type": ["Step Functions Execution Status Change"],
+                       "detail": {"status": ["SUCCEEDED"],
+                                  "stateMachineArn": [{"Ref": "PipelineStateMachine"}]}}
+    grants = {s["Sid"]: s for s in function["Policies"][0]["Statement"]}
+    assert set(grants) == {"StartDerivedRuns", "DescribePipelineExecutions"}
+    assert grants["StartDerivedRuns"]["Action"] == "states:StartExecution"
+    assert grants["StartDerivedRuns"]["Resource"] == {"Ref": "PipelineStateMachine"}
+    assert grants["DescribePipelineExecutions"]["Action"] == "states:DescribeExecution"
+    assert ":execution:${AWS::StackName}-pipeline:*" in str(
+        grants["DescribePipelineExecutions"]["Resource"])
+
+
+def test_resolve_run_writes_only_run_files_of_the_curated_bucket(
+        functions: dict[str, Any]) -> None:
+    """A derived run's inputs.json goes under `_runs/`: ResolveRun may put objects there and
+    nowhere else."""
+    statements = functions["ResolveRunFunction"]["Properties"]["Policies"][0]["Statement"]
+    writes = [s for s in statements if "s3:PutObject" in str(s["Action"])]
+    assert [(w["Action"], w["Resource"]) for w in writes] == [
+        ("s3:PutObject", {"Fn::Sub": "${CuratedBucket.Arn}/_runs/*"})]
 
 
 def test_cleanup_rule_watches_this_state_machine(functions: dict[str, Any]) -> None:
@@ -277,6 +309,7 @@ def test_function_environment(template: dict[str, Any], functions: dict[str, Any
         "AutoTerminatorFunction": {"IDLE_THRESHOLD_MINUTES", "GRACE_PERIOD_MINUTES", "DRY_RUN",
                                    "ALLOW_PROTECTED_CLUSTER_IDS"},
         "PlanBackfillFunction": {"PIPELINE_STATE_MACHINE_ARN"},
+        "TriggerDerivedFunction": {"PIPELINE_STATE_MACHINE_ARN"},
     }
     services = set()
     for name, function in functions.items():

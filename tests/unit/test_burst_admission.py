@@ -22,11 +22,9 @@ import json
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 
 from pipeline_aws.admission import (
     Admission,
-    SfnStarter,
     batch_name_pattern,
     burst_batch_id,
     single_name,
@@ -237,23 +235,3 @@ def test_the_name_changes_with_the_etag_of_an_unversioned_key():
     b = burst_batch_id("online_retail", objs, {(day(1), None): "e2"})
     assert a != b and len(a) <= 64 and batch_name_pattern("online_retail").match(a)
 
-
-class _Client:
-    def __init__(self, error: str | None = None):
-        self.error, self.kwargs = error, None
-
-    def start_execution(self, **kwargs):
-        self.kwargs = kwargs
-        if self.error:
-            raise ClientError({"Error": {"Code": self.error, "Message": "x"}}, "StartExecution")
-        return {"executionArn": "arn"}
-
-
-def test_the_adapter_maps_execution_already_exists_to_success():
-    assert SfnStarter(_Client(), PIPELINE).start("n", {"b": 1, "a": 2}) == "started"
-    assert SfnStarter(_Client("ExecutionAlreadyExists"), PIPELINE).start("n", {}) == "exists"
-    with pytest.raises(TransientError):
-        SfnStarter(_Client("ThrottlingException"), PIPELINE).start("n", {})
-    client = _Client()
-    SfnStarter(client, PIPELINE).start("n", {"b": 1, "a": 2})
-    assert client.kwargs["input"] == '{"a":2,"b":1}', "one serialization: idempotent input"

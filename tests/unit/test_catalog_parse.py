@@ -142,7 +142,9 @@ def test_optional_sections_and_fields_take_their_defaults() -> None:
     ((("owner", "me"), ("zone", 1)), "dataset: unknown field(s) owner, zone"),
     ((("description", 5),), "dataset.description: expected str, got int"),
     # source
-    ((("source", DELETE),), "dataset: missing required field 'source'"),
+    ((("source", DELETE),), "dataset: give either 'source' (a raw dataset: its files in the "
+                            "raw bucket) or 'derived' (computed from upstream datasets' "
+                            "curated tables)"),
     ((("source", []),), "dataset.source: expected dict, got list"),
     ((("source.prefix", "sales"),),
      "dataset.source.prefix: must end with '/' and not start with '/'"),

@@ -19,7 +19,7 @@ def test_every_dataset_with_samples_has_its_days_and_its_question():
     demos = {d.name: d for d in cli.demo_datasets()}
     catalog = load_catalog(REPO / "datasets")
     # A dataset's samples lie under its raw key prefix (bank_reference/account/...).
-    with_samples = {n for n, ds in catalog.datasets.items()
+    with_samples = {n for n, ds in catalog.raw_datasets.items()
                     if (REPO / "sample_data" / ds.source.prefix).is_dir()}
     assert {"bank_accounts", "bank_clients", "bank_dispositions", "bank_districts"} <= set(demos)
     assert set(demos) == with_samples and "online_retail" in demos

@@ -100,3 +100,26 @@ def test_a_dataset_without_a_schedule_is_refused_a_scheduled_run(repo: Path) -> 
     with pytest.raises(LocalRuntimeError,
                        match=r"dataset bank has no schedule .* --key bank/1995-03-24\.jsonl"):
         cli.plan_run(_args(schedule="bank", date="1995-03-24"))
+
+
+def _derived(repo: Path) -> None:
+    doc = _dataset("shop_trends", "csv", "csv", True)
+    del doc["source"]
+    doc["derived"] = {"inputs": [{"dataset": "shop", "table": "shop_rows"}],
+                      "after_upstream_loads": True}
+    (repo / "datasets" / "shop_trends.yaml").write_text(yaml.safe_dump(doc))
+    (repo / "datasets" / "shop_trends.dqdl").write_text("Rules = [ RowCount > 0 ]\n")
+
+
+def test_a_derived_dataset_s_scheduled_day_has_no_file(repo: Path) -> None:
+    """`run --schedule NAME --date D` of a derived dataset: its run reads the upstream days
+    already loaded, so there is nothing to upload."""
+    _derived(repo)
+    plan = cli.plan_run(_args(schedule="shop_trends", date="2019-10-01"))
+    assert (plan.file, plan.key, plan.dataset, plan.date) == (
+        None, None, "shop_trends", "2019-10-01")
+    file = repo / "day"
+    file.write_bytes(b"x\n")
+    with pytest.raises(LocalRuntimeError, match=r"shop_trends is derived \(from shop\): it has "
+                       r"no file"):
+        cli.plan_run(_args(schedule="shop_trends", date="2019-10-01", file=file))

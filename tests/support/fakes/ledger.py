@@ -21,6 +21,7 @@ from pipeline_aws.ledger import (
     ended_fields,
     execution_failure,
     from_dynamo,
+    newest_loaded_runs,
     newest_loaded_versions,
     to_dynamo,
     utc_now_iso,
@@ -117,6 +118,12 @@ class FakeLedger:
         self._check("loaded_versions")
         return newest_loaded_versions(
             (from_dynamo(i) for i in self._indexed(dataset, None)), partitions)
+
+    def loaded_runs(self, dataset: str, first: str | None, last: str
+                    ) -> dict[str, dict[str, Any]]:
+        self._check("loaded_runs")
+        return newest_loaded_runs(
+            (from_dynamo(i) for i in self._indexed(dataset, None)), first, last)
 
     def month_cost(self, dataset: str, since: str, exclude_run_id: str) -> float:
         self._check("month_cost")

@@ -72,6 +72,10 @@ class FakeS3Objects:
 
     # -- RawObjectsPort ---------------------------------------------------------------------
 
+    def write(self, bucket: str, key: str, body: bytes) -> ObjectInfo:
+        self.put(bucket, key, body)
+        return ObjectInfo(bucket, key, _etag(body), len(body))
+
     def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
         body = self._body(bucket, key, version_id)
         if body is None:

@@ -281,3 +281,32 @@ def test_loaded_versions_are_those_of_each_partitions_newest_succeeded_run(
         "2011-01-04": "v2", "2011-01-06": None}
     assert ledger.loaded_versions("web_logs", ["2011-01-04"]) == {}
     assert ledger.loaded_versions("online_retail", []) == {}
+
+
+# -- what a derived run reads: each partition's newest loaded run and its folders -------------
+
+
+def test_loaded_runs_are_each_partition_s_newest_succeeded_run_in_the_range(
+        ledger: LedgerPort) -> None:
+    def day(run_id: str, partition: str, status: str, started: str) -> dict[str, Any]:
+        return run(run_id, partition=partition, status=status, started_at=started,
+                   outputs={"sales_line_items": f"s3://c/{partition}/{run_id}/"})
+
+    for item in (
+        day("a1", "2011-01-04", "SUCCEEDED", "2026-11-20T10:00:00Z"),
+        day("a2", "2011-01-04", "SUCCEEDED", "2026-11-21T10:00:00Z"),  # re-loaded
+        day("a3", "2011-01-04", "FAILED", "2026-11-22T10:00:00Z"),  # not loaded
+        day("b1", "2011-01-05", "RUNNING", "2026-11-21T10:00:00Z"),
+        day("c1", "2011-01-03", "SUCCEEDED", "2026-11-21T10:00:00Z"),  # before the range
+        day("d1", "2011-01-07", "SUCCEEDED", "2026-11-21T10:00:00Z"),
+        day("e1", "2011-01-08", "SUCCEEDED", "2026-11-21T10:00:00Z"),  # after it
+        run("batch-1", partition="2011-01-04..2011-01-07", status="SUCCEEDED"),  # no outputs
+    ):
+        assert ledger.create_run(item)
+    found = ledger.loaded_runs("online_retail", "2011-01-04", "2011-01-07")
+    assert {p: (i["run_id"], i["outputs"]["sales_line_items"]) for p, i in found.items()} == {
+        "2011-01-04": ("a2", "s3://c/2011-01-04/a2/"),
+        "2011-01-07": ("d1", "s3://c/2011-01-07/d1/")}
+    assert list(ledger.loaded_runs("online_retail", None, "2011-01-04")) == [
+        "2011-01-03", "2011-01-04"]
+    assert ledger.loaded_runs("web_logs", None, "2011-12-31") == {}

@@ -17,7 +17,7 @@ from pipeline_aws.record import RunRecorder
 from pipeline_core.catalog import TableLoad, load_catalog
 from pipeline_core.errors import InvalidInput
 from pipeline_core.load_sql import build_load_batch, load_migrations
-from tests.support.aws import read_event
+from tests.support.aws import REPO, read_event
 from tests.support.fakes.ledger import FakeLedger
 from tests.support.fakes.redshift_data import FakeRedshiftData
 from tests.unit.run.conftest import NOW
@@ -151,3 +151,26 @@ def test_record_marks_each_loaded_partition_succeeded(ledger: FakeLedger) -> Non
         assert item["rows_loaded"] == {"sales_line_items": 9, "customer_daily_sales": 2}
     skipped = ledger.get(f"online_retail-{DAYS[1]}-abc")
     assert skipped is not None and skipped["status"] == "RUNNING"  # the gate records it
+
+
+def test_a_derived_run_over_days_replaces_each_of_its_days(
+        redshift: FakeRedshiftData) -> None:
+    """An upstream batch's one sales_trends run writes the days from its `from_day` to its
+    as_of (pipeline_aws.derived_trigger): its load replaces each of them, no other."""
+    event = read_event("start_load", "serverless_pass.json")
+    run = event["state"]["run"]
+    run_id = "sales_trends-2011-01-06-0123456789ab"
+    output = f"s3://emr-pipelines-dev-curated/sales_trends/sales_trends/partition=2011-01-06/" \
+        f"run_id={run_id}/"
+    run.update(dataset="sales_trends", run_id=run_id, partition="2011-01-06",
+               from_day="2011-01-04", trigger="upstream", outputs={"sales_trends": output})
+    event["state"]["quality"]["partitions"] = {"2011-01-06": {
+        "run_id": run_id, "verdict": "pass", "summary": "ok",
+        "lines": {"in": 1, "out": 1, "quarantined": 0, "duplicates": 0}, "rows": {}}}
+    starter = LoadStatement(catalog=load_catalog(REPO / "datasets"), redshift=redshift,
+                            migrations=load_migrations, copy_role_arn=ROLE, clock=lambda: NOW)
+    starter.handle(LoadStatementRequest.parse(event))
+    where = f"WHERE order_date IN ('{DAYS[0]}', '{DAYS[1]}', '{DAYS[2]}')"
+    assert f"DELETE FROM analytics.sales_trends {where}" in redshift.statements[-1].sqls
+    assert f"INSERT INTO analytics.sales_trends SELECT * FROM stage_sales_trends {where}" in \
+        redshift.statements[-1].sqls

@@ -74,13 +74,15 @@ def test_the_manifest_is_a_valid_run_manifest(objects, resolver) -> None:
     assert RunManifest.model_validate(manifest).model_dump(mode="json") == manifest
     assert list(manifest) == ["run_id", "execution_id", "dataset", "partition", "trigger",
                               "duplicate", "attempt", "compute", "started_at", "input",
-                              "outputs", "quarantine_uri", "metrics_uri", "quality_uri", "job",
-                              "cluster", "tags", "partitions", "batch_id", "skipped"]
+                              "outputs", "quarantine_uri", "metrics_uri", "quality_uri",
+                              "from_day", "job", "cluster", "tags", "partitions", "batch_id",
+                              "skipped"]
     # A single run is a batch of one: its one partition is the run itself.
     [part] = manifest["partitions"]
     assert {k: part[k] for k in ("run_id", "partition", "input", "outputs", "metrics_uri")} == {
         k: manifest[k] for k in ("run_id", "partition", "input", "outputs", "metrics_uri")}
     assert part["refused"] is None and manifest["batch_id"] is None
+    assert manifest["from_day"] is None and part["from_day"] is None  # a derived range's only
     assert manifest["started_at"] == "2026-11-21T10:00:00Z"
 
 

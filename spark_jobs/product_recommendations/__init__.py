@@ -1,0 +1,1 @@
+"""The product_recommendations job: top products per customer from implicit-feedback ALS."""
