@@ -168,7 +168,8 @@ def test_a_derived_run_over_days_replaces_each_of_its_days(
         "run_id": run_id, "verdict": "pass", "summary": "ok",
         "lines": {"in": 1, "out": 1, "quarantined": 0, "duplicates": 0}, "rows": {}}}
     starter = LoadStatement(catalog=load_catalog(REPO / "datasets"), redshift=redshift,
-                            migrations=load_migrations, copy_role_arn=ROLE, clock=lambda: NOW)
+                            migrations=load_migrations, app_name="emr-pipelines-dev",
+                            copy_role_arn=ROLE, clock=lambda: NOW)
     starter.handle(LoadStatementRequest.parse(event))
     where = f"WHERE order_date IN ('{DAYS[0]}', '{DAYS[1]}', '{DAYS[2]}')"
     assert f"DELETE FROM analytics.sales_trends {where}" in redshift.statements[-1].sqls
