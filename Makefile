@@ -59,8 +59,11 @@ endef
 # The end-to-end layer runs in its own process: its local stack keeps one moto and imports the
 # real handlers with the template's environment, which must not meet the other layers' mocks
 # and handler modules (imported there with test environments).
+# The Python-only layers run on two workers (pytest-xdist; one core each on CI's two): they hold
+# no shared process state. The Spark layer keeps one session in one process.
 test: setup
-	$(PYTEST) $(PYTEST_ARGS) tests/unit tests/template tests/statemachine tests/spark
+	$(PYTEST) $(PYTEST_ARGS) -n 2 tests/unit tests/template tests/statemachine
+	$(PYTEST) $(PYTEST_ARGS) tests/spark
 	$(PYTEST) $(PYTEST_ARGS) tests/e2e
 
 test-unit: setup
