@@ -2,7 +2,9 @@
 each online_retail sample day's load starts its run (the template's TriggerDerived rule, as
 the local runtime applies it), which loads the day's trends, checked against the warehouse's
 own sales_line_items; the schedule of a loaded day has the same inputs, so it is a duplicate
-that changes nothing; a day without sales gets zeros and its windows."""
+that changes nothing; a day without sales gets zeros and its windows. The module's days are its
+own (2010-11-01..03: the three sample days under other dates, before any other module's), so
+its history is exactly them and no other module's run meets its rows."""
 
 from __future__ import annotations
 
@@ -15,7 +17,19 @@ from local_runtime.cli import run_file, run_schedule
 
 pytestmark = pytest.mark.e2e
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_data" / "online_retail"
-DAYS = ("2010-12-01", "2010-12-02", "2010-12-03")
+OWN_DAYS = {"2010-11-01": "2010-12-01", "2010-11-02": "2010-12-02", "2010-11-03": "2010-12-03"}
+DAYS = tuple(OWN_DAYS)
+
+
+@pytest.fixture(scope="module")
+def day_files(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("derived-days")
+    files = {}
+    for day, sample in OWN_DAYS.items():
+        files[day] = folder / f"{day}.csv"
+        files[day].write_bytes((SAMPLES / f"{sample}.csv").read_bytes().replace(
+            sample.encode(), day.encode()))
+    return files
 
 
 def _trends(q, day: str) -> dict[str, tuple]:
@@ -37,13 +51,11 @@ def _expected_all(q, day: str) -> tuple:
     return Decimal(revenue), orders, customers, Decimal(window)
 
 
-def test_each_loaded_day_starts_its_trends_run_which_loads(derived_triggers, warehouse_db):
+def test_each_loaded_day_starts_its_trends_run_which_loads(derived_triggers, warehouse_db,
+                                                           day_files):
     deployment = derived_triggers
     for day in DAYS:
-        # rerun: a new run of the day even when an earlier test loaded it (with the triggers
-        # off): its inputs' run ids change, so its trends run is new too.
-        res = run_file(deployment, SAMPLES / f"{day}.csv", f"online_retail/{day}.csv", out=None,
-                       rerun=True)
+        res = run_file(deployment, day_files[day], f"online_retail/{day}.csv", out=None)
         assert res.status == "SUCCEEDED", res.summary
         [trends] = [d for d in res.derived if d.summary["dataset"] == "sales_trends"]
         assert trends.status == "SUCCEEDED", trends.summary
@@ -60,25 +72,25 @@ def test_each_loaded_day_starts_its_trends_run_which_loads(derived_triggers, war
 
 
 def test_the_schedule_with_the_same_inputs_changes_nothing(deployment, warehouse_db):
-    before = _trends(warehouse_db, "2010-12-02")
-    res = run_schedule(deployment, "sales_trends", "2010-12-02", None, out=None)
+    before = _trends(warehouse_db, "2010-11-02")
+    res = run_schedule(deployment, "sales_trends", "2010-11-02", None, out=None)
     assert res.status == "SUCCEEDED", res.summary
-    # Its inputs (12-01 and 12-02, as loaded) are those the upstream trigger already ran.
+    # Its inputs (11-01 and 11-02, as loaded) are those the upstream trigger already ran.
     assert res.summary["duplicate"], res.summary
-    assert _trends(warehouse_db, "2010-12-02") == before
+    assert _trends(warehouse_db, "2010-11-02") == before
 
 
 def test_a_scheduled_day_without_sales_counts_zero_and_keeps_its_windows(deployment,
                                                                          warehouse_db):
-    res = run_schedule(deployment, "sales_trends", "2010-12-04", None, out=None)
+    res = run_schedule(deployment, "sales_trends", "2010-11-04", None, out=None)
     assert res.status == "SUCCEEDED", res.summary
     assert res.ledger["trigger"] == "schedule"
-    rows = _trends(warehouse_db, "2010-12-04")
+    rows = _trends(warehouse_db, "2010-11-04")
     three_days = sum(_trends(warehouse_db, d)["ALL"][0] for d in DAYS)
     assert rows["ALL"][:3] == (Decimal("0.00"), 0, 0)
-    assert rows["ALL"][3] == three_days  # 7 days: Nov 28 to Dec 4
-    again = run_schedule(deployment, "sales_trends", "2010-12-04", None, out=None)
-    assert again.summary["duplicate"] and _trends(warehouse_db, "2010-12-04") == rows
+    assert rows["ALL"][3] == three_days  # 7 days: Oct 29 to Nov 4
+    again = run_schedule(deployment, "sales_trends", "2010-11-04", None, out=None)
+    assert again.summary["duplicate"] and _trends(warehouse_db, "2010-11-04") == rows
 
 
 def test_a_day_with_no_loaded_history_is_refused_clearly(deployment):
@@ -98,13 +110,13 @@ def _segments(q, day: str) -> tuple[list[tuple], list[tuple]]:
 
 
 def test_customer_segments_by_schedule_loads_and_the_same_run_changes_nothing(deployment,
-                                                                               warehouse_db):
+                                                                               warehouse_db,
+                                                                               day_files):
     """The weekly ML dataset (no upstream trigger) by its schedule's path: it trains, saves
     its model, scores every customer with a purchase up to the day and loads both tables;
     the same inputs again are the same run (a duplicate: nothing changes)."""
     for day in DAYS:  # loaded by an earlier test, or here: then a duplicate
-        res = run_file(deployment, SAMPLES / f"{day}.csv", f"online_retail/{day}.csv", out=None,
-                       rerun=False)
+        res = run_file(deployment, day_files[day], f"online_retail/{day}.csv", out=None)
         assert res.status == "SUCCEEDED", res.summary
         assert [d.summary["dataset"] for d in res.derived
                 if d.summary["dataset"] == "customer_segments"] == []  # schedule only
