@@ -20,7 +20,6 @@ happens here, once:
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +29,6 @@ from typing import Any, Protocol
 from pyspark.sql import DataFrame, SparkSession
 
 from pipeline_core.derived import Promotion, parse_inputs, promotion
-from pipeline_core.dqdl import parse_ruleset
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from spark_jobs.common import outputs, warehouse
 from spark_jobs.common.derived_args import DerivedArgs, parse_derived_args
@@ -132,10 +130,8 @@ class _Run:
     def __init__(self, job: DerivedJob, spark: SparkSession, args: DerivedArgs):
         self.job, self.spark, self.args = job, spark, args
         self.storage = Storage(spark)
-        self.rules_file = os.path.basename(args.rules.rstrip("/"))
-        self.engine = QualityEngine(
-            parse_ruleset(self.storage.read_text(args.rules), source=self.rules_file),
-            args.reference_time)
+        self.rules_file, self.engine = QualityEngine.from_rules_file(
+            self.storage, args.rules, args.reference_time)
 
     def run(self) -> dict[str, Any]:
         started = time.monotonic()

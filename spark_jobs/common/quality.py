@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -43,9 +44,11 @@ from pipeline_core.dqdl import (
     Str,
     evaluate_threshold,
     format_number,
+    parse_ruleset,
 )
 from pipeline_core.errors import ConfigurationError
 from spark_jobs.common.spark_internals import compile_java_regex
+from spark_jobs.common.storage import Storage
 
 PRIMARY_VIEW = "primary"  # the name CustomSql statements use for the dataset (as in Glue)
 
@@ -196,6 +199,14 @@ class QualityEngine:
         self.ruleset = ruleset
         self.reference_time = reference_time.astimezone(dt.UTC)
         self._dtypes: dict[str, T.DataType] | None = None
+
+    @classmethod
+    def from_rules_file(cls, storage: Storage, uri: str, reference_time: dt.datetime
+                        ) -> tuple[str, QualityEngine]:
+        """The engine of a run's rules file (--rules) and the file's name, which quality.json
+        and every rule's error message name."""
+        name = os.path.basename(uri.rstrip("/"))
+        return name, cls(parse_ruleset(storage.read_text(uri), source=name), reference_time)
 
     # -- validation --------------------------------------------------------------------------
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -33,7 +32,6 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from pipeline_core.dqdl import parse_ruleset
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.warehouse_limits import TableDefinition
 from spark_jobs.common import outputs, text, warehouse
@@ -221,10 +219,8 @@ class _Run:
     def __init__(self, job: RawJob, spark: SparkSession, args: JobArgs):
         self.job, self.spark, self.args = job, spark, args
         self.storage = Storage(spark)
-        self.rules_file = os.path.basename(args.rules.rstrip("/"))
-        self.engine = QualityEngine(
-            parse_ruleset(self.storage.read_text(args.rules), source=self.rules_file),
-            args.reference_time)
+        self.rules_file, self.engine = QualityEngine.from_rules_file(
+            self.storage, args.rules, args.reference_time)
 
     def run(self) -> dict[str, Any]:
         job, args, started = self.job, self.args, time.monotonic()
