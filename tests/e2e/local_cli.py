@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+REAL_RETAIL_DAYS = Path("/work/shared/data/online-retail/by-day")
 # a password that must never be shown (in any output or file) by the local runtime
 SECRET = "pw-Zq81-never-shown"
 
@@ -51,3 +54,26 @@ def files_containing(root: Path, needle: str) -> list[Path]:
     """Every file under `root` whose bytes contain `needle`."""
     data = needle.encode()
     return [p for p in root.rglob("*") if p.is_file() and data in p.read_bytes()]
+
+
+def real_retail_days(folder: Path, days: list[str]) -> Path:
+    """`folder` holding copies of the real online_retail files of `days` (skips the test when
+    the real data is not on this machine)."""
+    import pytest
+
+    if not REAL_RETAIL_DAYS.is_dir():
+        pytest.skip(f"{REAL_RETAIL_DAYS} (the real online_retail days) is not on this machine")
+    folder.mkdir()
+    for day in days:
+        shutil.copy(REAL_RETAIL_DAYS / f"{day}.csv", folder / f"{day}.csv")
+    return folder
+
+
+def run_backfill(work: Path, *args: object, timeout: float = 900) -> tuple[dict, str]:
+    """`python -m local_runtime backfill --dataset online_retail <args>` in `work`, which
+    must succeed: its --summary-json (one file per call, next to `work`) and its stdout."""
+    summary = work.parent / f"summary-{len(list(work.parent.glob('summary-*')))}.json"
+    proc = run_cli("backfill", "--dataset", "online_retail", *args, "--work-dir", work,
+                   "--summary-json", summary, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(summary.read_text()), proc.stdout

@@ -6,16 +6,13 @@ version, said so, and only that day runs again. Two pipeline runs in all."""
 
 from __future__ import annotations
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
-from local_cli import run_cli
+from local_cli import real_retail_days, run_backfill
 
 pytestmark = pytest.mark.e2e
 
-BY_DAY = Path("/work/shared/data/online-retail/by-day")
 DAYS = ["2011-02-01", "2011-02-02", "2011-02-03", "2011-02-04", "2011-02-06", "2011-02-07"]
 
 
@@ -32,22 +29,9 @@ def _rows_per_day(work: Path) -> dict[str, int]:
     return {day: n for day, n in rows}
 
 
-def _backfill(work: Path, *args: object) -> tuple[dict, str]:
-    summary = work.parent / f"summary-{len(list(work.parent.glob('summary-*')))}.json"
-    proc = run_cli("backfill", "--dataset", "online_retail", *args, "--work-dir", work,
-                   "--summary-json", summary, timeout=900)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(summary.read_text()), proc.stdout
-
-
 @pytest.fixture
 def days(tmp_path: Path) -> Path:
-    if not BY_DAY.is_dir():
-        pytest.skip(f"{BY_DAY} (the real online_retail days) is not on this machine")
-    folder = tmp_path / "days"
-    folder.mkdir()
-    for day in DAYS:
-        shutil.copy(BY_DAY / f"{day}.csv", folder / f"{day}.csv")
+    folder = real_retail_days(tmp_path / "days", DAYS)
     (folder / "notes.txt").write_text("not a day file")
     return folder
 
@@ -57,7 +41,7 @@ def test_a_backfill_loads_each_day_once_and_a_second_one_skips_them(days, tmp_pa
 
     work = tmp_path / "local"
     try:
-        first, out = _backfill(work, "--from-dir", days)
+        first, out = run_backfill(work, "--from-dir", days)
         assert "left out 1 file(s)" in out and "notes.txt" in out
         assert first["status"] == "succeeded" and first["loaded"] == DAYS
         assert first["counts"]["job_runs"] == 1 and first["counts"]["batches"] == 1
@@ -65,7 +49,7 @@ def test_a_backfill_loads_each_day_once_and_a_second_one_skips_them(days, tmp_pa
         loaded = _rows_per_day(work)
         assert sorted(loaded) == DAYS and all(n > 0 for n in loaded.values())
 
-        again, out = _backfill(work, "--prefix", "online_retail/")
+        again, out = run_backfill(work, "--prefix", "online_retail/")
         assert again["skipped"] == DAYS and again["counts"]["job_runs"] == 0
         assert again["loaded"] == [] and "6 raw object(s) under online_retail/" in out
         assert _rows_per_day(work) == loaded
@@ -73,7 +57,7 @@ def test_a_backfill_loads_each_day_once_and_a_second_one_skips_them(days, tmp_pa
         changed = days / "2011-02-03.csv"
         lines = changed.read_text(encoding="utf-8").splitlines(keepends=True)
         changed.write_text("".join(lines[:-10]), encoding="utf-8")  # ten lines fewer
-        third, out = _backfill(work, "--from-dir", days, "--start", "2011-02-02",
+        third, out = run_backfill(work, "--from-dir", days, "--start", "2011-02-02",
                                "--end", "2011-02-04")
         assert "replaced online_retail/2011-02-03.csv" in out and "old version is kept" in out
         assert third["loaded"] == ["2011-02-03"]

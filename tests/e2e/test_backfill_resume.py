@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -19,11 +18,10 @@ from typing import Any
 
 import pytest
 from e2e_expected import expected_day, loaded_day_figures
-from local_cli import REPO, cli_command, cli_env, run_cli
+from local_cli import REPO, cli_command, cli_env, real_retail_days, run_backfill, run_cli
 
 pytestmark = pytest.mark.e2e
 
-BY_DAY = Path("/work/shared/data/online-retail/by-day")
 DAYS = ["2011-03-01", "2011-03-02", "2011-03-03", "2011-03-04", "2011-03-06", "2011-03-07",
         "2011-03-08", "2011-03-09", "2011-03-10", "2011-03-11", "2011-03-13", "2011-03-14",
         "2011-03-15", "2011-03-16", "2011-03-17", "2011-03-18", "2011-03-20", "2011-03-21",
@@ -33,13 +31,7 @@ OWN_RUNS = ["2011-03-01", "2011-03-23"]  # run again on their own after the back
 
 @pytest.fixture
 def days(tmp_path: Path) -> Path:
-    if not BY_DAY.is_dir():
-        pytest.skip(f"{BY_DAY} (the real online_retail days) is not on this machine")
-    folder = tmp_path / "days"
-    folder.mkdir()
-    for day in DAYS:
-        shutil.copy(BY_DAY / f"{day}.csv", folder / f"{day}.csv")
-    return folder
+    return real_retail_days(tmp_path / "days", DAYS)
 
 
 @pytest.fixture
@@ -84,14 +76,6 @@ def _expected(days: Path) -> dict[str, dict[str, Any]]:
     return figures
 
 
-def _backfill(work: Path, *args: object) -> tuple[dict, str]:
-    summary = work.parent / f"summary-{len(list(work.parent.glob('summary-*')))}.json"
-    proc = run_cli("backfill", "--dataset", "online_retail", *args, "--work-dir", work,
-                   "--summary-json", summary, timeout=1800)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return json.loads(summary.read_text()), proc.stdout
-
-
 def _start_backfill(work: Path, days: Path, log: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         cli_command("backfill", "--dataset", "online_retail", "--from-dir", days,
@@ -122,7 +106,7 @@ def test_a_backfill_killed_half_way_resumes_and_loads_each_day_once_as_its_own_r
     assert "plan: 20 partition(s) in 1 batch(es)" in log.read_text()
     assert "backfill succeeded" not in log.read_text(), "killed too late to test a resume"
 
-    summary, out = _backfill(work, "--from-dir", days)
+    summary, out = run_backfill(work, "--from-dir", days, timeout=1800)
     assert summary["status"] == "succeeded", out
     assert sorted(summary["loaded"] + summary["skipped"]) == DAYS
     assert summary["counts"]["failed"] == 0
@@ -142,5 +126,5 @@ def test_a_backfill_killed_half_way_resumes_and_loads_each_day_once_as_its_own_r
         assert ran["status"] == "SUCCEEDED" and not ran["duplicate"], proc_run.stdout
     assert _figures(work) == batch
 
-    again, _ = _backfill(work, "--from-dir", days)
+    again, _ = run_backfill(work, "--from-dir", days, timeout=1800)
     assert again["skipped"] == DAYS and again["counts"]["job_runs"] == 0
