@@ -10,9 +10,9 @@ statement describe or cancel it.
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.load import LoadStatement
 from pipeline_aws.observability import build_observability
@@ -24,15 +24,15 @@ from pipeline_core.load_sql import load_migrations
 
 settings = StartLoadSettings.from_environ()
 obs = build_observability("load_statement", settings.environment)
-redshift_client = boto3.client("redshift-data")
-sfn_client = boto3.client("stepfunctions")
+redshift_client = clients.client("redshift-data")
+sfn_client = clients.client("stepfunctions")
 load_statement = LoadStatement(
     catalog=lambda: load_catalog(settings.catalog_dir),
     redshift=RedshiftData(redshift_client, settings.connection_kwargs()),
     migrations=lambda: load_migrations(settings.migrations_dir),
     copy_role_arn=settings.redshift_copy_role_arn,
     app_name=settings.app_name,
-    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    ledger=RunLedger(clients.table(settings.ledger_table)),
     tasks=TaskTokens(sfn_client),
     logger=obs.logger,
 )
