@@ -26,16 +26,17 @@ class OnFirstUse:
         self._what = what
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._built_target(), name)
+        return getattr(self.target(), name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         """Writes go to the built object too (tests replace a client's method or stub it)."""
         if name in OnFirstUse.__slots__:
             object.__setattr__(self, name, value)
         else:
-            setattr(self._built_target(), name, value)
+            setattr(self.target(), name, value)
 
-    def _built_target(self) -> Any:
+    def target(self) -> Any:
+        """The object itself, built now if it was not yet."""
         if self._target is None:
             self._target = self._build()
         return self._target
