@@ -8,10 +8,10 @@ from pipeline_aws import clients
 from pipeline_aws.alerts import AlertPublisher
 from pipeline_aws.contracts import HandleFailureRequest
 from pipeline_aws.failure import FailureHandler, default_cleaner
+from pipeline_aws.lazy import lazy_catalog
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
 from pipeline_aws.settings import HandleFailureSettings
-from pipeline_core.catalog import load_catalog
 
 settings = HandleFailureSettings.from_environ()
 obs = build_observability("handle_failure", settings.environment)
@@ -20,7 +20,7 @@ handler = FailureHandler(
     ledger=RunLedger(clients.table(settings.ledger_table)),
     alerts=AlertPublisher(clients.client("sns"), settings.alert_topic_arn),
     cleaner=default_cleaner(settings),
-    catalog=lambda: load_catalog(settings.catalog_dir),
+    catalog=lazy_catalog(settings.catalog_dir).get,
     logger=obs.logger,
     metrics=obs.metrics,
 )
