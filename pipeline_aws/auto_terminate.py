@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from pipeline_aws import clients
 from pipeline_aws.contracts import ScheduledEvent
 from pipeline_aws.emr import ACTIVE_CLUSTER_STATES, APP_TAG, ClustersPort, EmrClusters
 from pipeline_aws.settings import AutoTerminatorSettings
@@ -93,9 +94,7 @@ class AutoTerminator:
     @classmethod
     def from_settings(cls, settings: AutoTerminatorSettings, metrics: Any,
                       logger: Any) -> AutoTerminator:
-        import boto3
-
-        return cls(clusters=EmrClusters(boto3.client("emr")), settings=settings,
+        return cls(clusters=EmrClusters(clients.client("emr")), settings=settings,
                    metrics=EmfTerminatorMetrics(metrics), logger=logger)
 
     def run(self, trigger: ScheduledEvent | None = None) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from pipeline_aws import aws_pages
+from pipeline_aws import aws_pages, clients
 from pipeline_aws.contracts import ExecutionStatusChange
 from pipeline_aws.emr import (
     ACTIVE_CLUSTER_STATES,
@@ -63,12 +63,10 @@ class Cleaner:
     @classmethod
     def from_settings(cls, settings: _CleanerSettings) -> Cleaner:
         """The real adapters: EMR, and the job runs of EMR_SERVERLESS_APPLICATION_ID if set."""
-        import boto3
-
         application_id = settings.emr_serverless_application_id or None
-        job_runs = (ServerlessJobRuns(boto3.client("emr-serverless"), application_id)
+        job_runs = (ServerlessJobRuns(clients.client("emr-serverless"), application_id)
                     if application_id else None)
-        return cls(EmrClusters(boto3.client("emr")), job_runs, settings.app_name)
+        return cls(EmrClusters(clients.client("emr")), job_runs, settings.app_name)
 
     def cleanup_execution(self, execution_arn: str) -> list[dict[str, Any]]:
         """Terminate and cancel everything tagged with this execution; returns the actions.
@@ -212,12 +210,10 @@ class ExecutionCleanup:
     @classmethod
     def from_settings(cls, settings: CleanupExecutionSettings, metrics: Any,
                       logger: Any) -> ExecutionCleanup:
-        import boto3
-
         return cls(
             cleaner=Cleaner.from_settings(settings),
-            runs=ExecutionRuns(boto3.client("stepfunctions")),
-            ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+            runs=ExecutionRuns(clients.client("stepfunctions")),
+            ledger=RunLedger(clients.table(settings.ledger_table)),
             metrics=EmfCleanupMetrics(metrics),
             logger=logger,
         )

@@ -830,3 +830,17 @@ class TrackCostRequest(_FunctionInput):
         cause = _cause(self.state.failure.get("CreateCluster"))
         found = cause.get("ClusterId") or (cause.get("Cluster") or {}).get("Id")
         return found if isinstance(found, str) and found.startswith("j-") else None
+
+
+def loaded_partitions(state: LoadStatementState | RecordRunState) -> list[PartitionRun]:
+    """The partitions the load replaces: those the job ran and the gate passed (all of them
+    when `$.quality` names none), in partition order; InvalidInput when there is none (the
+    QualityGate Choice stops such a run before)."""
+    verdicts = state.quality.partitions if state.quality else {}
+    loaded = [p for p in state.run.loadable
+              if not verdicts or (p.partition in verdicts
+                                  and verdicts[p.partition].verdict != "fail")]
+    if not loaded:
+        raise InvalidInput(f"run {state.run.run_id}: no partition passed the gate, nothing "
+                           "to load")
+    return sorted(loaded, key=lambda p: p.partition)

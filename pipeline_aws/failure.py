@@ -13,16 +13,18 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline_aws.alerts import Alert, AlertPort, clip
 from pipeline_aws.contracts import FailureSummary, HandleFailureRequest
 from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import LedgerPort
 from pipeline_aws.settings import HandleFailureSettings
-from pipeline_core.catalog import Catalog
 from pipeline_core.errors import PipelineError
 from pipeline_core.failure_causes import classify_text
+
+if TYPE_CHECKING:  # read on first use (pipeline_aws.lazy): only some failures need it
+    from pipeline_core.catalog import Catalog
 
 CAUSE_MAX = 2000
 # States that run after the EMR work started; a failure before them started nothing on EMR.

@@ -2,6 +2,8 @@
 
 Handlers pass the catalog and the migrations this way: reading them costs file I/O that only
 some paths need, and a bad file then fails the invocation that needs it, with its own message.
+The modules that read them are imported on first use too, so a cold start on another path
+does not pay for them.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
 if TYPE_CHECKING:
     from pipeline_core.catalog import Catalog
+    from pipeline_core.load_sql import Migration
 
 T = TypeVar("T")
 
@@ -30,9 +33,19 @@ class Lazy(Generic[T]):
 def lazy_catalog(catalog_dir: str | None = None) -> Lazy[Catalog]:
     """The dataset catalog, read on first use: a catalog problem is then a ConfigurationError of
     the invocation (recorded by the state machine) rather than a crash at cold start."""
-    from pipeline_core.catalog import load_catalog
-
     def load() -> Catalog:
+        from pipeline_core.catalog import load_catalog
+
         return load_catalog(catalog_dir)
+
+    return Lazy(load)
+
+
+def lazy_migrations(migrations_dir: str | None = None) -> Lazy[list[Migration]]:
+    """The warehouse migrations, read on first use (only a load's submission applies them)."""
+    def load() -> list[Migration]:
+        from pipeline_core.load_sql import load_migrations
+
+        return load_migrations(migrations_dir)
 
     return Lazy(load)

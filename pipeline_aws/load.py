@@ -33,7 +33,7 @@ import random
 import re
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pipeline_aws.contracts import (
     LoadCancelled,
@@ -41,9 +41,9 @@ from pipeline_aws.contracts import (
     LoadStatementRequest,
     LoadStatementState,
     LoadStatus,
-    PartitionRun,
     RecordRunState,
     SubStatement,
+    loaded_partitions,
 )
 from pipeline_aws.lazy import Lazy
 from pipeline_aws.ledger import LedgerPort, utc_now_iso
@@ -55,16 +55,12 @@ from pipeline_aws.load_policy import (
     statement_error,
 )
 from pipeline_aws.redshift import RUNNING_STATES, RedshiftDataPort, client_token
-from pipeline_core.catalog import Catalog
 from pipeline_core.errors import ConfigurationError, InvalidInput, PipelineError
-from pipeline_core.load_sql import (
-    Migration,
-    applied_versions_sql,
-    build_load_batch,
-    ensure_meta_sqls,
-    label_version,
-    pending_migrations,
-)
+
+if TYPE_CHECKING:  # imported where used: AwaitLoad, DescribeLoad, CancelLoad and the
+    # statement's completion event need neither the catalog nor the load SQL (cold starts)
+    from pipeline_core.catalog import Catalog
+    from pipeline_core.load_sql import Migration
 
 SMALL_QUERY_BUDGET_SECONDS = 20.0
 WAIT_ATTRIBUTE = "load_wait"  # the ledger attribute AwaitLoad's token is kept in
@@ -193,16 +189,22 @@ class LoadStatement:
         return self._read_versions(run_id)
 
     def _ensure_meta(self, run_id: str) -> None:
+        from pipeline_core.load_sql import ensure_meta_sqls
+
         self._redshift.run(ensure_meta_sqls(), statement_name=f"{run_id}-ensure-meta",
                            timeout_seconds=SMALL_QUERY_BUDGET_SECONDS)
 
     def _read_versions(self, run_id: str) -> list[int]:
+        from pipeline_core.load_sql import applied_versions_sql
+
         rows = self._redshift.query(applied_versions_sql(),
                                     statement_name=f"{run_id}-applied-migrations",
                                     timeout_seconds=SMALL_QUERY_BUDGET_SECONDS)
         return [int(row[0]) for row in rows if row and row[0] is not None]
 
     def submit(self, request: LoadStatementRequest) -> dict[str, Any]:
+        from pipeline_core.load_sql import build_load_batch, pending_migrations
+
         run = request.run
         load_try = next_load_try(request.state)
         dataset = self._catalog.get().get(run.dataset)
@@ -339,6 +341,8 @@ class LoadStatement:
             return False
         if is_serialization_conflict(statement_error(description)):
             return False
+        from pipeline_core.load_sql import label_version
+
         versions = set(self._read_versions(run_id))
         mine = {v for v in map(label_version, load.migrations_applied) if v is not None}
         return bool(mine) and mine <= versions
@@ -349,20 +353,6 @@ class LoadStatement:
         result = self._redshift.cancel(load.statement_id)
         self._log("load cancel", statement_id=load.statement_id, result=result)
         return LoadCancelled(id=load.statement_id, result=result).model_dump(mode="json")
-
-
-def loaded_partitions(state: LoadStatementState | RecordRunState) -> list[PartitionRun]:
-    """The partitions the load replaces: those the job ran and the gate passed (all of them
-    when `$.quality` names none), in partition order; InvalidInput when there is none (the
-    QualityGate Choice stops such a run before)."""
-    verdicts = state.quality.partitions if state.quality else {}
-    loaded = [p for p in state.run.loadable
-              if not verdicts or (p.partition in verdicts
-                                  and verdicts[p.partition].verdict != "fail")]
-    if not loaded:
-        raise InvalidInput(f"run {state.run.run_id}: no partition passed the gate, nothing "
-                           "to load")
-    return sorted(loaded, key=lambda p: p.partition)
 
 
 def stale_snapshot(description: Mapping[str, Any], load: LoadStarted, partition: str

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 # JMESPath: the execution ARN when the state machine invokes us, else the EventBridge event id.
 CORRELATION_ID_PATH = "execution.Id || id"
 DEFAULT_NAMESPACE = "EmrPipelines"
+# What the X-Ray SDK patches when tracing is on: every call our functions make goes through
+# botocore. Patching all its supported libraries (powertools' default) imports each one found
+# (requests, httpx, sqlite3, database drivers...) at cold start, and http.client under botocore.
+TRACED_MODULES = ("botocore",)
 
 
 @dataclass(frozen=True)
@@ -76,5 +80,5 @@ def build_observability(service: str, environment: str | None = None, *,
     if tracing_enabled():
         from aws_lambda_powertools import Tracer
 
-        tracer = Tracer(service=name)
+        tracer = Tracer(service=name, patch_modules=TRACED_MODULES)
     return Observability(Logger(service=name), tracer, metrics, correlation_id_path)

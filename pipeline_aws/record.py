@@ -10,9 +10,13 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from pipeline_aws.contracts import RecordRunRequest, RecordRunState, RunRecorded
+from pipeline_aws.contracts import (
+    RecordRunRequest,
+    RecordRunState,
+    RunRecorded,
+    loaded_partitions,
+)
 from pipeline_aws.ledger import LedgerPort, utc_now_iso
-from pipeline_aws.load import loaded_partitions
 from pipeline_core.errors import InvalidInput
 
 

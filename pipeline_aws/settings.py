@@ -31,9 +31,14 @@ _BUCKET = r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 
 
 class _Env(BaseModel):
-    """Common reading rules: aliases are the variable names, unknown variables are ignored."""
+    """Common reading rules: aliases are the variable names, unknown variables are ignored.
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
+    A handler reads one of these models: defer_build builds only its validator (on
+    from_environ), not the validators of every function's settings at import.
+    """
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True,
+                              defer_build=True)
 
     environment: str = Field(alias="ENVIRONMENT", min_length=1, max_length=32)
     app_name: str = Field(alias="APP_NAME", min_length=1, max_length=128)

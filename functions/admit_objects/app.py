@@ -3,9 +3,9 @@ within each dataset's concurrency limit (pipeline_aws.admission)."""
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.admission import Admission, AdmitObjectsSettings
 from pipeline_aws.observability import build_observability
 from pipeline_aws.step_functions import SfnStarter
@@ -15,7 +15,7 @@ settings = AdmitObjectsSettings.from_environ()
 obs = build_observability("admit_objects", settings.environment)
 admission = Admission(
     catalog=lambda: load_catalog(settings.catalog_dir),
-    starter=SfnStarter(boto3.client("stepfunctions"), settings.pipeline_state_machine_arn),
+    starter=SfnStarter(clients.client("stepfunctions"), settings.pipeline_state_machine_arn),
     raw_bucket=settings.raw_bucket,
     logger=obs.logger,
 )

@@ -3,9 +3,9 @@
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.alerts import AlertPublisher
 from pipeline_aws.contracts import EvaluateQualityRequest
 from pipeline_aws.ledger import RunLedger
@@ -18,9 +18,9 @@ from pipeline_aws.settings import EvaluateQualitySettings
 settings = EvaluateQualitySettings.from_environ()
 obs = build_observability("evaluate_quality", settings.environment)
 gate = QualityGate(
-    reader=S3JsonReader(boto3.client("s3")),
-    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
-    alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
+    reader=S3JsonReader(clients.client("s3")),
+    ledger=RunLedger(clients.table(settings.ledger_table)),
+    alerts=AlertPublisher(clients.client("sns"), settings.alert_topic_arn),
     metrics=EmfQualityMetrics(obs.metrics, settings.environment),
     engine=DqdlRuleEngine(),
     catalog_quality=catalog_quality(settings.catalog_dir),

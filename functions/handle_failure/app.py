@@ -2,25 +2,25 @@
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.alerts import AlertPublisher
 from pipeline_aws.contracts import HandleFailureRequest
 from pipeline_aws.failure import FailureHandler, default_cleaner
+from pipeline_aws.lazy import lazy_catalog
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
 from pipeline_aws.settings import HandleFailureSettings
-from pipeline_core.catalog import load_catalog
 
 settings = HandleFailureSettings.from_environ()
 obs = build_observability("handle_failure", settings.environment)
 handler = FailureHandler(
     settings=settings,
-    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
-    alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
+    ledger=RunLedger(clients.table(settings.ledger_table)),
+    alerts=AlertPublisher(clients.client("sns"), settings.alert_topic_arn),
     cleaner=default_cleaner(settings),
-    catalog=lambda: load_catalog(settings.catalog_dir),
+    catalog=lazy_catalog(settings.catalog_dir).get,
     logger=obs.logger,
     metrics=obs.metrics,
 )

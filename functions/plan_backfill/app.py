@@ -2,9 +2,9 @@
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.backfill import Backfill, PlanBackfillSettings, parse_request
 from pipeline_aws.backfill_aws import S3JsonStore, S3RawLister, SfnExecutions
 from pipeline_aws.ledger import RunLedger
@@ -13,13 +13,13 @@ from pipeline_core.catalog import load_catalog
 
 settings = PlanBackfillSettings.from_environ()
 obs = build_observability("plan_backfill", settings.environment)
-s3 = boto3.client("s3")
+s3 = clients.client("s3")
 backfill = Backfill(
     catalog=lambda: load_catalog(settings.catalog_dir),
     lister=S3RawLister(s3),
     store=S3JsonStore(s3),
-    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
-    executions=SfnExecutions(boto3.client("stepfunctions")),
+    ledger=RunLedger(clients.table(settings.ledger_table)),
+    executions=SfnExecutions(clients.client("stepfunctions")),
     raw_bucket=settings.raw_bucket,
     curated_bucket=settings.curated_bucket,
     pipeline_arn=settings.pipeline_state_machine_arn,

@@ -2,9 +2,9 @@
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.contracts import RecordRunRequest
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
@@ -14,7 +14,7 @@ from pipeline_aws.settings import RecordRunSettings
 settings = RecordRunSettings.from_environ()
 obs = build_observability("record_run", settings.environment)
 recorder = RunRecorder(
-    RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    RunLedger(clients.table(settings.ledger_table)),
     logger=obs.logger,
     metrics=obs.metrics,
 )

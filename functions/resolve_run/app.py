@@ -2,9 +2,9 @@
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.contracts import ResolveRunRequest
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
@@ -18,8 +18,8 @@ obs = build_observability("resolve_run", settings.environment)
 resolver = RunResolver(
     settings=settings,
     catalog=lambda: load_catalog(settings.catalog_dir),
-    objects=S3Objects(boto3.client("s3")),
-    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    objects=S3Objects(clients.client("s3")),
+    ledger=RunLedger(clients.table(settings.ledger_table)),
     logger=obs.logger,
     metrics=obs.metrics,
 )

@@ -10,29 +10,28 @@ statement describe or cancel it.
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
+from pipeline_aws.lazy import lazy_catalog, lazy_migrations
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.load import LoadStatement
 from pipeline_aws.observability import build_observability
 from pipeline_aws.redshift import RedshiftData
 from pipeline_aws.settings import StartLoadSettings
 from pipeline_aws.task_tokens import TaskTokens
-from pipeline_core.catalog import load_catalog
-from pipeline_core.load_sql import load_migrations
 
 settings = StartLoadSettings.from_environ()
 obs = build_observability("load_statement", settings.environment)
-redshift_client = boto3.client("redshift-data")
-sfn_client = boto3.client("stepfunctions")
+redshift_client = clients.client("redshift-data")
+sfn_client = clients.client("stepfunctions")
 load_statement = LoadStatement(
-    catalog=lambda: load_catalog(settings.catalog_dir),
+    catalog=lazy_catalog(settings.catalog_dir).get,
     redshift=RedshiftData(redshift_client, settings.connection_kwargs()),
-    migrations=lambda: load_migrations(settings.migrations_dir),
+    migrations=lazy_migrations(settings.migrations_dir).get,
     copy_role_arn=settings.redshift_copy_role_arn,
     app_name=settings.app_name,
-    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
+    ledger=RunLedger(clients.table(settings.ledger_table)),
     tasks=TaskTokens(sfn_client),
     logger=obs.logger,
 )

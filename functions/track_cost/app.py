@@ -6,9 +6,9 @@ budget status) goes to the run's ledger item.
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.alerts import AlertPublisher
 from pipeline_aws.contracts import TrackCostRequest
 from pipeline_aws.cost.adapters import (
@@ -27,14 +27,14 @@ settings = TrackCostSettings.from_environ()
 obs = build_observability("track_cost", settings.environment, correlation_id_path="execution.Id")
 tracker = CostTracker(
     settings=settings,
-    serverless=EmrServerlessReader(boto3.client("emr-serverless")),
-    clusters=EmrClusters(boto3.client("emr")),
-    history=ExecutionHistoryReader(boto3.client("stepfunctions")),
-    ledger=RunLedger(boto3.resource("dynamodb").Table(settings.ledger_table)),
-    alerts=AlertPublisher(boto3.client("sns"), settings.alert_topic_arn),
+    serverless=EmrServerlessReader(clients.client("emr-serverless")),
+    clusters=EmrClusters(clients.client("emr")),
+    history=ExecutionHistoryReader(clients.client("stepfunctions")),
+    ledger=RunLedger(clients.table(settings.ledger_table)),
+    alerts=AlertPublisher(clients.client("sns"), settings.alert_topic_arn),
     metrics=EmfCostMetrics(obs.metrics),
     cost_limits=catalog_cost_limits(settings.catalog_dir),
-    override=(SsmRateCardOverride(boto3.client("ssm"), settings.rate_card_parameter)
+    override=(SsmRateCardOverride(clients.client("ssm"), settings.rate_card_parameter)
               if settings.rate_card_parameter else None),
 )
 

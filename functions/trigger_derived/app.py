@@ -4,9 +4,9 @@ Status Change"), start the runs of the derived datasets that wait for its loads
 
 from typing import Any
 
-import boto3
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from pipeline_aws import clients
 from pipeline_aws.contracts import ExecutionSucceeded
 from pipeline_aws.derived_trigger import DerivedTrigger
 from pipeline_aws.observability import build_observability
@@ -19,7 +19,7 @@ obs = build_observability("trigger_derived", settings.environment,
                           correlation_id_path="detail.executionArn", service_dimension=False)
 trigger = DerivedTrigger(
     catalog=lambda: load_catalog(settings.catalog_dir),
-    executions=SfnStarter(boto3.client("stepfunctions"), settings.pipeline_state_machine_arn),
+    executions=SfnStarter(clients.client("stepfunctions"), settings.pipeline_state_machine_arn),
     logger=obs.logger,
 )
 

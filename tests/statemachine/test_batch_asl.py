@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from sm_harness import manifest
 
-from pipeline_aws.contracts import LoadStatementRequest
-from pipeline_aws.load import loaded_partitions
+from pipeline_aws.contracts import LoadStatementRequest, loaded_partitions
 
 pytestmark = pytest.mark.statemachine
 DAYS = ("2011-01-04", "2011-01-05", "2011-01-06")

@@ -61,6 +61,6 @@ def test_both_starters_are_this_one() -> None:
     for function in ("admit_objects", "trigger_derived"):
         text = (root / "functions" / function / "app.py").read_text()
         assert "from pipeline_aws.step_functions import SfnStarter" in text
-        assert "SfnStarter(boto3.client(\"stepfunctions\")" in text
+        assert "SfnStarter(clients.client(\"stepfunctions\")" in text
     assert "start_execution" not in (root / "pipeline_aws" / "derived_trigger.py").read_text()
     assert "start_execution" not in (root / "pipeline_aws" / "admission.py").read_text()

@@ -63,3 +63,29 @@ def test_handlers_still_run_when_tracing_is_off() -> None:
     assert obs.tracer is None
     wrapped = obs.instrument(lambda event, context: {"ok": event["v"]})
     assert wrapped({"v": 1}, LambdaContext()) == {"ok": 1}
+
+
+def test_tracing_on_builds_a_tracer_that_patches_botocore_and_wraps_the_handler() -> None:
+    """Skipping the tracer when tracing is off must not skip it when tracing is on: the X-Ray
+    SDK is imported, botocore (every AWS call the functions make) is patched, and `instrument`
+    opens the handler's segment through the tracer."""
+    code = (
+        "import sys\n"
+        "from aws_lambda_powertools import Tracer\n"
+        "calls = []\n"
+        "capture = Tracer.capture_lambda_handler\n"
+        "def spy(self, handler=None, **kw):\n"
+        "    calls.append(handler)\n"
+        "    return capture(self, handler, **kw)\n"
+        "Tracer.capture_lambda_handler = spy\n"
+        "from pipeline_aws.observability import build_observability as b\n"
+        "o = b('x', 'dev'); o.instrument(lambda event, context: None)\n"
+        "from aws_xray_sdk.core import patcher\n"
+        "print(o.tracer is not None, 'aws_xray_sdk' in sys.modules,\n"
+        "      'botocore' in patcher._PATCHED_MODULES, len(calls))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=REPO, env={**LAMBDA, "POWERTOOLS_TRACE_DISABLED": "false",
+                                                    "PYTHONPATH": ".",
+                                                    "AWS_DEFAULT_REGION": "eu-west-1"})
+    assert out.stdout.split() == ["True", "True", "True", "1"]
