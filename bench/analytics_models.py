@@ -9,6 +9,9 @@ precision@10 against popularity, and each job's seconds (train + score, outputs 
 Figures, not assertions.
 
 usage: python bench/analytics_models.py [--as-of 2011-12-09] [--k 2-8] [--holdout-days 30]
+       [--jobs customer_segments,customer_value,product_recommendations]
+(--jobs: which jobs, in that order; all three by default. Each job's time is its own, so two
+runs of a few jobs each give the same figures as one run of all.)
 Memory: local[2], 4 GiB driver (the catalog's executor memory).
 """
 
@@ -56,7 +59,11 @@ def timed(label: str, work) -> float:  # type: ignore[no-untyped-def]
     return seconds
 
 
-def run(spark: SparkSession, as_of: date, k_values: list[int], holdout_days: int) -> None:
+JOBS = ("customer_segments", "customer_value", "product_recommendations")
+
+
+def run(spark: SparkSession, as_of: date, k_values: list[int], holdout_days: int,
+        jobs: list[str]) -> None:
     lines = read_lines(spark, DATA).cache()
     print(f"lines: {lines.count():,}  files: {len(list(DATA.glob('*.csv')))}  as_of: {as_of}")
 
@@ -86,10 +93,11 @@ def run(spark: SparkSession, as_of: date, k_values: list[int], holdout_days: int
               f"{m['popularity_precision_at_10']:.4f} ({m['eval_customers']:.0f} customers); "
               f"rows {rows.count():,}")
 
-    for label, work in (("customer_segments", segments), ("customer_value", value),
-                        ("product_recommendations", recommendations)):
+    works = {"customer_segments": segments, "customer_value": value,
+             "product_recommendations": recommendations}
+    for label in jobs:
         print(label)
-        timed(f"  {label} time", work)
+        timed(f"  {label} time", works[label])
 
 
 def main() -> int:
@@ -97,7 +105,11 @@ def main() -> int:
     parser.add_argument("--as-of", type=date.fromisoformat, default=date(2011, 12, 9))
     parser.add_argument("--k", default="2-8", help="k range, e.g. 2-8")
     parser.add_argument("--holdout-days", type=int, default=30)
+    parser.add_argument("--jobs", default=",".join(JOBS), help="comma-separated, in order")
     args = parser.parse_args()
+    jobs = args.jobs.split(",")
+    if unknown := sorted(set(jobs) - set(JOBS)):
+        parser.error(f"unknown jobs {unknown}: choose from {', '.join(JOBS)}")
     low, high = (int(x) for x in args.k.split("-"))
     spark = (SparkSession.builder.master("local[2]").appName("analytics_models")
              .config("spark.driver.memory", "4g").config("spark.ui.enabled", "false")
@@ -105,7 +117,7 @@ def main() -> int:
              .config("spark.sql.session.timeZone", "UTC").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     try:
-        run(spark, args.as_of, list(range(low, high + 1)), args.holdout_days)
+        run(spark, args.as_of, list(range(low, high + 1)), args.holdout_days, jobs)
     finally:
         spark.stop()
     return 0
