@@ -7,14 +7,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from pipeline_aws import clients
 from pipeline_aws.admission import Admission, AdmitObjectsSettings
+from pipeline_aws.lazy import lazy_catalog
 from pipeline_aws.observability import build_observability
 from pipeline_aws.step_functions import SfnStarter
-from pipeline_core.catalog import load_catalog
 
 settings = AdmitObjectsSettings.from_environ()
 obs = build_observability("admit_objects", settings.environment)
 admission = Admission(
-    catalog=lambda: load_catalog(settings.catalog_dir),
+    catalog=lazy_catalog(settings.catalog_dir).get,
     starter=SfnStarter(clients.client("stepfunctions"), settings.pipeline_state_machine_arn),
     raw_bucket=settings.raw_bucket,
     logger=obs.logger,

@@ -7,15 +7,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_aws import clients
 from pipeline_aws.backfill import Backfill, PlanBackfillSettings, parse_request
 from pipeline_aws.backfill_aws import S3JsonStore, S3RawLister, SfnExecutions
+from pipeline_aws.lazy import lazy_catalog
 from pipeline_aws.ledger import RunLedger
 from pipeline_aws.observability import build_observability
-from pipeline_core.catalog import load_catalog
 
 settings = PlanBackfillSettings.from_environ()
 obs = build_observability("plan_backfill", settings.environment)
 s3 = clients.client("s3")
 backfill = Backfill(
-    catalog=lambda: load_catalog(settings.catalog_dir),
+    catalog=lazy_catalog(settings.catalog_dir).get,
     lister=S3RawLister(s3),
     store=S3JsonStore(s3),
     ledger=RunLedger(clients.table(settings.ledger_table)),

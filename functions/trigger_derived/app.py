@@ -9,16 +9,16 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from pipeline_aws import clients
 from pipeline_aws.contracts import ExecutionSucceeded
 from pipeline_aws.derived_trigger import DerivedTrigger
+from pipeline_aws.lazy import lazy_catalog
 from pipeline_aws.observability import build_observability
 from pipeline_aws.settings import TriggerDerivedSettings
 from pipeline_aws.step_functions import SfnStarter
-from pipeline_core.catalog import load_catalog
 
 settings = TriggerDerivedSettings.from_environ()
 obs = build_observability("trigger_derived", settings.environment,
                           correlation_id_path="detail.executionArn", service_dimension=False)
 trigger = DerivedTrigger(
-    catalog=lambda: load_catalog(settings.catalog_dir),
+    catalog=lazy_catalog(settings.catalog_dir).get,
     executions=SfnStarter(clients.client("stepfunctions"), settings.pipeline_state_machine_arn),
     logger=obs.logger,
 )
