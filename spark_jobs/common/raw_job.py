@@ -4,17 +4,19 @@ quarantine, metrics.json and quality.json out. A dataset's job module declares a
 
 1. input checks (spark_jobs.common.raw_input): empty file, gzip magic vs name, the csv header;
    the object version the run is for (--input-etag), before the scan and after it;
-2. one scan with line numbers; decoding in the declared encoding (spark_jobs.common.text);
-   blank lines skipped;
-3. the DQDL rules measured in the same pass over every data line as parsed (before dedupe
-   and before quarantine, so doubled content and truncation stay visible), with metrics.json's
-   null counts and min/max in the rules' single aggregation;
+2. one scan with line numbers, each line decoded in the declared encoding
+   (spark_jobs.common.text) and parsed once, kept for every later query
+   (spark_jobs.common.frames); blank lines skipped;
+3. the DQDL rules measured over every data line as parsed (before dedupe and before
+   quarantine, so doubled content and truncation stay visible), with metrics.json's null
+   counts and min/max in the rules' single aggregation;
 4. exact duplicate lines kept once (unless the job keeps them: `keep_duplicates`); each line
    judged once, the first reason wins:
    not valid text in the encoding, the dataset's parse reason, another day than the run's
    partition, a value a warehouse table would refuse (spark_jobs.common.outputs), then the
    first error-severity row-level rule it fails;
-5. the writes (zstd parquet, no _SUCCESS) of each output and of the quarantine, then
+5. the writes (zstd parquet, no _SUCCESS) of each output and of the quarantine (when a
+   line was refused), then
    metrics.json and quality.json; exit codes and the `JOB ERROR:` line (spark_jobs.common.entry).
 """
 
@@ -54,6 +56,8 @@ __all__ = ["GroupedOutput", "LineOutput", "RawJob", "check_input_version", "dist
            "other_day_reason"]
 
 SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
+# Past this many repeated line hashes, distinct_lines groups every line on its text.
+REPEATED_HASHES_MAX = 1_000_000
 _BOOKKEEPING = ("_line", "_copies")  # columns the framework passes through parse()
 
 
@@ -170,12 +174,38 @@ def other_day_reason(column: str, label: str, partition: str) -> Column:
 
 
 def distinct_lines(lines: DataFrame) -> DataFrame:
-    """One row per distinct line (`value`): its first line number (`_line`) and how many
-    copies it had (`_copies`)."""
-    return lines.groupBy("value").agg(
+    """One row per distinct line (`value`): the columns of its first copy (`_line`, its line
+    number, the smallest) and how many copies it had (`_copies`).
+
+    Most files hold no copy at all, so the lines are not shuffled to find out: the lines'
+    64-bit hashes are (8 bytes a line), and only the lines whose hash is seen more than once
+    are grouped on their text, which is exact whatever collides. Runs one Spark job."""
+    hashed = F.xxhash64("value")
+    repeated = (lines.groupBy(hashed.alias("_hash")).count().where(F.col("count") > 1)
+                .select("_hash").limit(REPEATED_HASHES_MAX + 1).collect())
+    once = lines.withColumn("_copies", F.lit(1).cast("long"))
+    if not repeated:
+        return once
+    if len(repeated) > REPEATED_HASHES_MAX:
+        return _grouped_on_text(lines)
+    spark = lines.sparkSession
+    suspects = F.broadcast(spark.createDataFrame([(r[0],) for r in repeated], "_hash long"))
+    keyed = lines.withColumn("_hash", hashed)
+    single = keyed.join(suspects, "_hash", "left_anti").drop("_hash")
+    several = keyed.join(suspects, "_hash", "left_semi").drop("_hash")
+    return (single.withColumn("_copies", F.lit(1).cast("long"))
+            .unionByName(_grouped_on_text(several)))
+
+
+def _grouped_on_text(lines: DataFrame) -> DataFrame:
+    others = [c for c in lines.columns if c not in ("value", "_line")]
+    grouped = lines.groupBy("value").agg(
         F.min("_line").alias("_line"),
         F.count(F.lit(1)).alias("_copies"),
+        F.min_by(F.struct(*others), F.col("_line")).alias("_first"),
     )
+    kept = {c: F.col("_first").getField(c).alias(c) for c in others}
+    return grouped.select(*[kept.get(c, c) for c in lines.columns], "_copies")
 
 
 def json_value(value: Any) -> Any:
@@ -193,7 +223,7 @@ def json_value(value: Any) -> Any:
 class _Measured:
     """The data lines as read, and what the rules and the job measured over all of them."""
 
-    lines: DataFrame  # read_lines': the bytes of each line, not decoded
+    lines: DataFrame  # read_lines', decoded and parsed: value, _line and parse()'s columns
     data_lines: int
     blank_lines: int
     report: QualityReport
@@ -234,7 +264,7 @@ class _Run:
             measured = self.measure(info)
             checked = self.judge(info, measured.lines, tables)
             verdicts = self.count_verdicts(checked, measured.data_lines)
-            rows = self.write_outputs(checked, verdicts.written)
+            rows = self.write_outputs(checked, verdicts)
         # Again after the scan: an upload while the job read would mix two versions' lines.
         check_input_version(args)
         metrics = {
@@ -273,12 +303,13 @@ class _Run:
         return out
 
     def measure(self, info: ObjectInfo) -> _Measured:
-        """Read the input once and measure the rules (and metrics.json's figures) on every
-        line."""
-        lines, data_lines, blank_lines = read_lines(self.spark, info,
-                                                    header_lines(self.job.input_format))
-        typed = self._parse(text.decode_lines(lines, self.args.encoding))
-        report, seen = self.engine.measure(typed.select(*self.job.typed_columns),
+        """Read the input once, each line decoded and parsed once (every later query reads
+        that), and measure the rules (and metrics.json's figures) on every data line."""
+        encoding = self.args.encoding
+        lines, data_lines, blank_lines = read_lines(
+            self.spark, info, header_lines(self.job.input_format),
+            prepare=lambda scan: self._parse(text.decode_lines(scan, encoding)))
+        report, seen = self.engine.measure(lines.select(*self.job.typed_columns),
                                            extra=self.aggregates())
         if seen["lines"] != data_lines:
             raise RuntimeError(f"read {data_lines} data lines but measured {seen['lines']}")
@@ -288,12 +319,10 @@ class _Run:
               ) -> DataFrame:
         """One row per distinct line (per line with keep_duplicates), parsed, with `_reason`
         (NULL: accepted), `_source_line`, `_copies` and `_sample` (a refused line's text,
-        clipped); materialized, so the counts
-        and the writes share one shuffle."""
+        clipped); materialized, so the counts and the writes share one shuffle."""
         job, encoding = self.job, self.args.encoding
-        judged_lines = (lines.withColumn("_copies", F.lit(1).cast("long"))
-                        if job.keep_duplicates else distinct_lines(lines))
-        typed = self._parse(text.decode_lines(materialize(judged_lines), encoding))
+        typed = (lines.withColumn("_copies", F.lit(1).cast("long"))
+                 if job.keep_duplicates else distinct_lines(lines))
         reasons = [reason for reason in (
             text.encoding_reason(encoding), F.col("_reason"),
             job.partition_reason(self.args.partition),
@@ -317,8 +346,10 @@ class _Run:
         copies = sum(int(r["copies"]) for r in counts)
         if copies != data_lines:
             raise RuntimeError(f"dedupe lost lines: {copies} copies of {data_lines} lines")
+        refused = any(r["_reason"] is not None for r in counts)
         samples = (checked.where(F.col("_reason").isNotNull()).orderBy("_source_line")
-                   .limit(SAMPLES).select("_reason", "_source_line", "_sample").collect())
+                   .limit(SAMPLES).select("_reason", "_source_line", "_sample").collect()
+                   if refused else [])
         return _Verdicts(
             written=sum(int(r["lines"]) for r in counts if r["_reason"] is None),
             quarantine_reasons={r["_reason"]: int(r["lines"]) for r in counts
@@ -335,9 +366,13 @@ class _Run:
                                F.col("_source_line").cast("long").alias("_source_line"),
                                F.lit(self.args.run_id).alias("run_id"))
 
-    def write_outputs(self, checked: DataFrame, written: int) -> dict[str, int]:
-        """Write every output and the quarantine; the rows of each output."""
-        args = self.args
+    def write_outputs(self, checked: DataFrame, verdicts: _Verdicts) -> dict[str, int]:
+        """Write every output and the quarantine; the rows of each output.
+
+        When no line was refused there is no quarantine to write (most days): nothing is
+        written there, unless an earlier attempt of the run left one, which an empty one
+        replaces. Readers go by metrics.json's counts, never by listing the folder."""
+        args, written = self.args, verdicts.written
         valid = checked.where(F.col("_reason").isNull())
         rows: dict[str, int] = {}
         for name, output in self.job.outputs.items():
@@ -345,8 +380,9 @@ class _Run:
                                                args.output_uri(name), f"{args.run_id}-{name}")
             if isinstance(output, LineOutput) and rows[name] != written:
                 raise RuntimeError(f"wrote {rows[name]} rows of {name}, expected {written}")
-        outputs.write_parquet(self.quarantine(checked.where(F.col("_reason").isNotNull())),
-                              args.quarantine, f"{args.run_id}-quarantine")
+        if verdicts.quarantined or self.storage.exists(args.quarantine):
+            outputs.write_parquet(self.quarantine(checked.where(F.col("_reason").isNotNull())),
+                                  args.quarantine, f"{args.run_id}-quarantine")
         return rows
 
     def metrics(self, info: ObjectInfo, measured: _Measured, verdicts: _Verdicts,
