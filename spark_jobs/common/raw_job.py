@@ -56,8 +56,9 @@ __all__ = ["GroupedOutput", "LineOutput", "RawJob", "check_input_version", "dist
            "other_day_reason"]
 
 SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
-# Past this many repeated line hashes, distinct_lines groups every line on its text.
-REPEATED_HASHES_MAX = 1_000_000
+# Past this many repeated line hashes, distinct_lines groups every line on its text (the
+# broadcast table of repeated lines holds each one's text: ~30 MB at this bound).
+REPEATED_HASHES_MAX = 200_000
 _BOOKKEEPING = ("_line", "_copies")  # columns the framework passes through parse()
 
 
@@ -177,24 +178,26 @@ def distinct_lines(lines: DataFrame) -> DataFrame:
     """One row per distinct line (`value`): the columns of its first copy (`_line`, its line
     number, the smallest) and how many copies it had (`_copies`).
 
-    Most files hold no copy at all, so the lines are not shuffled to find out: the lines'
-    64-bit hashes are (8 bytes a line), and only the lines whose hash is seen more than once
-    are grouped on their text, which is exact whatever collides. Runs one Spark job."""
+    Most files hold no copy or a few, so the lines are not shuffled to find them: their 64-bit
+    hashes are (8 bytes a line); the lines whose hash is seen more than once are grouped on
+    their text (exact, whatever collides), and that small table, broadcast, tells each line
+    whether it is a later copy. Past REPEATED_HASHES_MAX such hashes, every line is grouped on
+    its text. Runs its Spark jobs here (a few, over the kept lines)."""
     hashed = F.xxhash64("value")
-    repeated = (lines.groupBy(hashed.alias("_hash")).count().where(F.col("count") > 1)
-                .select("_hash").limit(REPEATED_HASHES_MAX + 1).collect())
-    once = lines.withColumn("_copies", F.lit(1).cast("long"))
-    if not repeated:
-        return once
-    if len(repeated) > REPEATED_HASHES_MAX:
+    repeated = materialize(lines.groupBy(hashed.alias("_hash")).count()
+                           .where(F.col("count") > 1).select("_hash"))
+    suspects = repeated.count()
+    if suspects == 0:
+        return lines.withColumn("_copies", F.lit(1).cast("long"))
+    if suspects > REPEATED_HASHES_MAX:
         return _grouped_on_text(lines)
-    spark = lines.sparkSession
-    suspects = F.broadcast(spark.createDataFrame([(r[0],) for r in repeated], "_hash long"))
-    keyed = lines.withColumn("_hash", hashed)
-    single = keyed.join(suspects, "_hash", "left_anti").drop("_hash")
-    several = keyed.join(suspects, "_hash", "left_semi").drop("_hash")
-    return (single.withColumn("_copies", F.lit(1).cast("long"))
-            .unionByName(_grouped_on_text(several)))
+    firsts = materialize(
+        lines.withColumn("_hash", hashed).join(F.broadcast(repeated), "_hash", "left_semi")
+        .groupBy("value").agg(F.min("_line").alias("_first_line"),
+                              F.count(F.lit(1)).alias("_n")))
+    marked = lines.join(F.broadcast(firsts), "value", "left")
+    return (marked.where(F.col("_first_line").isNull() | (F.col("_line") == F.col("_first_line")))
+            .select(*lines.columns, F.coalesce("_n", F.lit(1)).cast("long").alias("_copies")))
 
 
 def _grouped_on_text(lines: DataFrame) -> DataFrame:
@@ -319,7 +322,9 @@ class _Run:
               ) -> DataFrame:
         """One row per distinct line (per line with keep_duplicates), parsed, with `_reason`
         (NULL: accepted), `_source_line`, `_copies` and `_sample` (a refused line's text,
-        clipped); materialized, so the counts and the writes share one shuffle."""
+        clipped). The lines are judged once and kept (materialized) before the group totals
+        are checked over them, so the counts and the writes share one shuffle and the lines
+        are not judged again for the totals."""
         job, encoding = self.job, self.args.encoding
         typed = (lines.withColumn("_copies", F.lit(1).cast("long"))
                  if job.keep_duplicates else distinct_lines(lines))
@@ -328,17 +333,17 @@ class _Run:
             job.partition_reason(self.args.partition),
             outputs.line_limit_reason(job.outputs, tables),
             self.engine.rejection_reason()) if reason is not None]
-        typed = outputs.with_group_limits(
-            typed.withColumn("_reason", F.coalesce(*reasons)), job.outputs, tables)
+        kept = materialize(typed.withColumn("_reason", F.coalesce(*reasons)),
+                           partitions(self.spark, info), "_line")
+        limited = outputs.with_group_limits(kept, job.outputs, tables)
         # A dataset with its own quarantine rows has its raw fields: the line's text is only
         # needed for the sample.
         dropped = {"_reason", *_BOOKKEEPING, *(("value",) if job.quarantine_rows else ())}
         sample = text.shown_text(F.col("value"), SAMPLE_CHARS)
-        judged = typed.select(
-            *[c for c in typed.columns if c not in dropped], "_reason",
+        return limited.select(
+            *[c for c in limited.columns if c not in dropped], "_reason",
             F.col("_line").alias("_source_line"), "_copies",
             F.when(F.col("_reason").isNotNull(), sample).alias("_sample"))
-        return materialize(judged, partitions(self.spark, info), "_source_line")
 
     def count_verdicts(self, checked: DataFrame, data_lines: int) -> _Verdicts:
         counts = checked.groupBy("_reason").agg(
