@@ -5,7 +5,9 @@ lines in the real format, bench/retail_lines.py), it first runs the product's jo
 DuckDB program (bench/duckdb_retail.py, with and without the rules) once and checks that their
 tables are equal row for row and that the rule metrics agree; then it times interleaved rounds,
 each run in a fresh process (the job as a job run pays Spark's start; its own timer is shown
-apart), and prints each time, CPU seconds, the ratios to DuckDB and seconds per million lines.
+apart), and prints each time, CPU seconds, the ratios to DuckDB and seconds per million lines;
+for the job also its Spark jobs, task seconds and shuffle bytes written (from the driver's
+status store) and the bytes_read / input_bytes of its metrics.json.
 Figures, not assertions: the exit code is non-zero only when the outputs differ.
 
 usage: python bench/bench_vs_duckdb.py [--sizes day,year,5m,10m] [--rounds 3] [--keep]
@@ -52,9 +54,21 @@ with open(f"/proc/{{jvm}}/stat") as f:
     fields = f.read().rsplit(")", 1)[1].split()
 jvm_cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 own = resource.getrusage(resource.RUSAGE_SELF)
+sc = spark.sparkContext
+sc._jsc.sc().listenerBus().waitUntilEmpty(15000)
+store = sc._jsc.sc().statusStore()
+stages = store.stageList(None, False, False, sc._gateway.new_array(sc._jvm.double, 0), None)
+shuffle = task_ms = 0
+it = stages.iterator()
+while it.hasNext():
+    stage = it.next()
+    shuffle += int(stage.shuffleWriteBytes())
+    task_ms += int(stage.executorRunTime())
+jobs = store.jobsList(None).size()
 spark.stop()
 print("BENCH " + json.dumps({{"code": code, "jvm_cpu": jvm_cpu,
-                              "py_cpu": own.ru_utime + own.ru_stime}}))
+                              "py_cpu": own.ru_utime + own.ru_stime, "jobs": jobs,
+                              "shuffle_bytes": shuffle, "task_seconds": task_ms / 1000}}))
 """
 
 # quality.json metric name -> the DuckDB program's metric (bench/duckdb_retail.py)
@@ -103,7 +117,11 @@ def run_spark(source: Path, day: str, out: Path) -> dict[str, Any]:
         raise SystemExit(f"the job exited {result['code']}:\n{done.stderr[-3000:]}")
     metrics = json.loads((out / "metrics.json").read_text())
     return {"wall": wall, "job": metrics["duration_seconds"],
-            "cpu": result["jvm_cpu"] + result["py_cpu"], "metrics": metrics}
+            "cpu": result["jvm_cpu"] + result["py_cpu"], "metrics": metrics,
+            "jobs": result["jobs"], "shuffle_mb": result["shuffle_bytes"] / 1e6,
+            "task_seconds": result["task_seconds"],
+            "read_ratio": (metrics["bytes_read"] / metrics["input_bytes"]
+                           if metrics.get("bytes_read") is not None else None)}
 
 
 def run_duckdb(source: Path, day: str, out: Path, rules: bool) -> dict[str, Any]:
@@ -195,6 +213,12 @@ def report(size: str, lines: int, size_bytes: int, times: dict[str, list[dict]])
         own = ", ".join(f"{t['job']:.1f}" for t in runs) if name == "spark" else ""
         extra = f"; the job's own timer {own} s" if own else ""
         print(f"  {name:13s} wall {walls} s; CPU {cpus} s{extra}")
+        if name == "spark":
+            print("  spark: " + "; ".join(
+                f"{t['jobs']} Spark jobs, {t['task_seconds']:.1f} task-s, shuffle written "
+                f"{t['shuffle_mb']:.1f} MB, bytes_read/input_bytes "
+                + (f"{t['read_ratio']:.2f}" if t["read_ratio"] is not None else "unknown")
+                for t in runs))
     spark_wall, spark_job = med("spark", "wall"), med("spark", "job")
     for ref in ("duckdb_rules", "duckdb"):
         print(f"  spark / {ref:12s} wall {spark_wall / med(ref, 'wall'):.1f}x (job's own timer "

@@ -29,6 +29,7 @@ from pyspark.sql import functions as F
 
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.warehouse_limits import TableDefinition, WarehouseTables
+from spark_jobs.common.frames import materialize
 from spark_jobs.common.warehouse import Check, check_schema, first_reason, value_checks
 
 SCHEMA = "analytics"  # the warehouse schema every raw job writes
@@ -131,7 +132,8 @@ def group_limit_reasons(accepted: DataFrame, name: str, output: GroupedOutput,
 def with_group_limits(judged: DataFrame, outputs: Mapping[str, Output],
                       tables: Mapping[str, TableDefinition]) -> DataFrame:
     """`judged` (parsed lines with `_reason`) where every accepted line of a group whose
-    totals would not fit its table is refused too (first output first)."""
+    totals would not fit its table is refused too (first output first). The groups' totals
+    are computed here, once per output that has any that can overflow (a Spark job each)."""
     for name, output in outputs.items():
         if not isinstance(output, GroupedOutput):
             continue
@@ -142,8 +144,9 @@ def with_group_limits(judged: DataFrame, outputs: Mapping[str, Output],
         # Null-safe on the keys: a group whose key is NULL (a nullable key column) must get
         # its reason too; an equi-join would drop it and let the cast fail the whole job.
         keys = list(output.keys)
-        flagged = problems.select(*[F.col(k).alias(f"_group_{k}") for k in keys],
-                                  "_group_reason")
+        # Computed once for every later action over the result (usually no group at all).
+        flagged = materialize(problems.select(*[F.col(k).alias(f"_group_{k}") for k in keys],
+                                              "_group_reason"))
         same_group = [F.col(k).eqNullSafe(F.col(f"_group_{k}")) for k in keys]
         in_output = output.lines() if output.lines is not None else F.lit(True)
         judged = (judged.join(F.broadcast(flagged), same_group, "left")

@@ -10,6 +10,7 @@ refuses a `.gz` that is not gzip data and gzip data under another name.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -87,29 +88,30 @@ def _line_numbers(blocks: list[dict[str, int]]) -> tuple[Column | None, int]:
     return line, before
 
 
-def read_lines(spark: SparkSession, info: ObjectInfo, skip: int = 0
+def read_lines(spark: SparkSession, info: ObjectInfo, skip: int = 0,
+               prepare: Callable[[DataFrame], DataFrame] | None = None
                ) -> tuple[DataFrame, int, int]:
-    """The data lines of the input (`value`: the line's bytes, not yet decoded; `_line`:
-    1-based line number in the file), read once; plus the number of data lines and of blank
-    lines. The first `skip` lines (a csv header) are dropped and never counted as blank.
+    """The data lines of the input (`value`: the line's bytes, not decoded unless
+    `prepare` does; `_line`: 1-based line number in the file), read once; plus the number of
+    data lines and of blank lines. The first `skip` lines (a csv header) are dropped and
+    never counted as blank.
 
-    The bytes stay binary until text.decode_lines: a frame rebuilt over its RDD
-    (frames.materialize) passes strings through java.lang.String, which would turn bytes
-    that are not UTF-8 into U+FFFD before the job could tell."""
+    `prepare` (decoding and parsing, say) runs on every line, header and blank ones too, before
+    the lines are kept: what every later query reads is its result, computed once. It must
+    keep its input's columns and never fail on a line."""
     if skip not in (0, 1):
         raise ValueError("only a one-line header can be skipped")
-    blank = F.trim(F.col("value").cast("string")) == ""
     scan = spark.read.text(info.uri).select(
         F.col("value").cast("binary").alias("value"),
         F.input_file_block_start().alias("_block"),
         F.monotonically_increasing_id().alias("_idx"),
-    )
+    ).withColumn("_blank", F.trim(F.col("value").cast("string")) == "")
     try:
-        staged = materialize(scan, partitions(spark, info), "_idx")
+        staged = materialize(prepare(scan) if prepare else scan, partitions(spark, info), "_idx")
         counted = staged.groupBy("_block").agg(
             F.count(F.lit(1)).alias("n"), F.min("_idx").alias("first"),
             # The first split's ids start at 0: _idx 0 is line 1, the header when skip is 1.
-            F.count_if(blank & (F.col("_idx") >= skip)).alias("blank"),
+            F.count_if(F.col("_blank") & (F.col("_idx") >= skip)).alias("blank"),
         ).collect()
     except (Py4JJavaError, PySparkException) as e:
         raise InvalidInput(f"input {info.uri} cannot be read: {spark_error(e)}") from e
@@ -117,7 +119,9 @@ def read_lines(spark: SparkSession, info: ObjectInfo, skip: int = 0
     line, total = _line_numbers(blocks)
     if line is None:
         raise InvalidInput(f"input {info.uri} is empty")
-    lines = staged.select("value", line.alias("_line")).where((F.col("_line") > skip) & ~blank)
+    lines = (staged.withColumn("_line", line)
+             .where((F.col("_line") > skip) & ~F.col("_blank"))
+             .drop("_block", "_idx", "_blank"))
     blanks = sum(b["blank"] for b in blocks)
     data_lines = total - skip - blanks
     if data_lines <= 0:

@@ -4,17 +4,19 @@ quarantine, metrics.json and quality.json out. A dataset's job module declares a
 
 1. input checks (spark_jobs.common.raw_input): empty file, gzip magic vs name, the csv header;
    the object version the run is for (--input-etag), before the scan and after it;
-2. one scan with line numbers; decoding in the declared encoding (spark_jobs.common.text);
-   blank lines skipped;
-3. the DQDL rules measured in the same pass over every data line as parsed (before dedupe
-   and before quarantine, so doubled content and truncation stay visible), with metrics.json's
-   null counts and min/max in the rules' single aggregation;
+2. one scan with line numbers, each line decoded in the declared encoding
+   (spark_jobs.common.text) and parsed once, kept for every later query
+   (spark_jobs.common.frames); blank lines skipped;
+3. the DQDL rules measured over every data line as parsed (before dedupe and before
+   quarantine, so doubled content and truncation stay visible), with metrics.json's null
+   counts and min/max in the rules' single aggregation;
 4. exact duplicate lines kept once (unless the job keeps them: `keep_duplicates`); each line
    judged once, the first reason wins:
    not valid text in the encoding, the dataset's parse reason, another day than the run's
    partition, a value a warehouse table would refuse (spark_jobs.common.outputs), then the
    first error-severity row-level rule it fails;
-5. the writes (zstd parquet, no _SUCCESS) of each output and of the quarantine, then
+5. the writes (zstd parquet, no _SUCCESS) of each output and of the quarantine (when a
+   line was refused), then
    metrics.json and quality.json; exit codes and the `JOB ERROR:` line (spark_jobs.common.entry).
 """
 
@@ -54,6 +56,9 @@ __all__ = ["GroupedOutput", "LineOutput", "RawJob", "check_input_version", "dist
            "other_day_reason"]
 
 SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
+# Past this many repeated line hashes, distinct_lines groups every line on its text (the
+# broadcast table of repeated lines holds each one's text: ~30 MB at this bound).
+REPEATED_HASHES_MAX = 200_000
 _BOOKKEEPING = ("_line", "_copies")  # columns the framework passes through parse()
 
 
@@ -170,12 +175,40 @@ def other_day_reason(column: str, label: str, partition: str) -> Column:
 
 
 def distinct_lines(lines: DataFrame) -> DataFrame:
-    """One row per distinct line (`value`): its first line number (`_line`) and how many
-    copies it had (`_copies`)."""
-    return lines.groupBy("value").agg(
+    """One row per distinct line (`value`): the columns of its first copy (`_line`, its line
+    number, the smallest) and how many copies it had (`_copies`).
+
+    Most files hold no copy or a few, so the lines are not shuffled to find them: their 64-bit
+    hashes are (8 bytes a line); the lines whose hash is seen more than once are grouped on
+    their text (exact, whatever collides), and that small table, broadcast, tells each line
+    whether it is a later copy. Past REPEATED_HASHES_MAX such hashes, every line is grouped on
+    its text. Runs its Spark jobs here (a few, over the kept lines)."""
+    hashed = F.xxhash64("value")
+    repeated = materialize(lines.groupBy(hashed.alias("_hash")).count()
+                           .where(F.col("count") > 1).select("_hash"))
+    suspects = repeated.count()
+    if suspects == 0:
+        return lines.withColumn("_copies", F.lit(1).cast("long"))
+    if suspects > REPEATED_HASHES_MAX:
+        return _grouped_on_text(lines)
+    firsts = materialize(
+        lines.withColumn("_hash", hashed).join(F.broadcast(repeated), "_hash", "left_semi")
+        .groupBy("value").agg(F.min("_line").alias("_first_line"),
+                              F.count(F.lit(1)).alias("_n")))
+    marked = lines.join(F.broadcast(firsts), "value", "left")
+    return (marked.where(F.col("_first_line").isNull() | (F.col("_line") == F.col("_first_line")))
+            .select(*lines.columns, F.coalesce("_n", F.lit(1)).cast("long").alias("_copies")))
+
+
+def _grouped_on_text(lines: DataFrame) -> DataFrame:
+    others = [c for c in lines.columns if c not in ("value", "_line")]
+    grouped = lines.groupBy("value").agg(
         F.min("_line").alias("_line"),
         F.count(F.lit(1)).alias("_copies"),
+        F.min_by(F.struct(*others), F.col("_line")).alias("_first"),
     )
+    kept = {c: F.col("_first").getField(c).alias(c) for c in others}
+    return grouped.select(*[kept.get(c, c) for c in lines.columns], "_copies")
 
 
 def json_value(value: Any) -> Any:
@@ -193,7 +226,7 @@ def json_value(value: Any) -> Any:
 class _Measured:
     """The data lines as read, and what the rules and the job measured over all of them."""
 
-    lines: DataFrame  # read_lines': the bytes of each line, not decoded
+    lines: DataFrame  # read_lines', decoded and parsed: value, _line and parse()'s columns
     data_lines: int
     blank_lines: int
     report: QualityReport
@@ -234,7 +267,7 @@ class _Run:
             measured = self.measure(info)
             checked = self.judge(info, measured.lines, tables)
             verdicts = self.count_verdicts(checked, measured.data_lines)
-            rows = self.write_outputs(checked, verdicts.written)
+            rows = self.write_outputs(checked, verdicts)
         # Again after the scan: an upload while the job read would mix two versions' lines.
         check_input_version(args)
         metrics = {
@@ -273,12 +306,13 @@ class _Run:
         return out
 
     def measure(self, info: ObjectInfo) -> _Measured:
-        """Read the input once and measure the rules (and metrics.json's figures) on every
-        line."""
-        lines, data_lines, blank_lines = read_lines(self.spark, info,
-                                                    header_lines(self.job.input_format))
-        typed = self._parse(text.decode_lines(lines, self.args.encoding))
-        report, seen = self.engine.measure(typed.select(*self.job.typed_columns),
+        """Read the input once, each line decoded and parsed once (every later query reads
+        that), and measure the rules (and metrics.json's figures) on every data line."""
+        encoding = self.args.encoding
+        lines, data_lines, blank_lines = read_lines(
+            self.spark, info, header_lines(self.job.input_format),
+            prepare=lambda scan: self._parse(text.decode_lines(scan, encoding)))
+        report, seen = self.engine.measure(lines.select(*self.job.typed_columns),
                                            extra=self.aggregates())
         if seen["lines"] != data_lines:
             raise RuntimeError(f"read {data_lines} data lines but measured {seen['lines']}")
@@ -288,28 +322,28 @@ class _Run:
               ) -> DataFrame:
         """One row per distinct line (per line with keep_duplicates), parsed, with `_reason`
         (NULL: accepted), `_source_line`, `_copies` and `_sample` (a refused line's text,
-        clipped); materialized, so the counts
-        and the writes share one shuffle."""
+        clipped). The lines are judged once and kept (materialized) before the group totals
+        are checked over them, so the counts and the writes share one shuffle and the lines
+        are not judged again for the totals."""
         job, encoding = self.job, self.args.encoding
-        judged_lines = (lines.withColumn("_copies", F.lit(1).cast("long"))
-                        if job.keep_duplicates else distinct_lines(lines))
-        typed = self._parse(text.decode_lines(materialize(judged_lines), encoding))
+        typed = (lines.withColumn("_copies", F.lit(1).cast("long"))
+                 if job.keep_duplicates else distinct_lines(lines))
         reasons = [reason for reason in (
             text.encoding_reason(encoding), F.col("_reason"),
             job.partition_reason(self.args.partition),
             outputs.line_limit_reason(job.outputs, tables),
             self.engine.rejection_reason()) if reason is not None]
-        typed = outputs.with_group_limits(
-            typed.withColumn("_reason", F.coalesce(*reasons)), job.outputs, tables)
+        kept = materialize(typed.withColumn("_reason", F.coalesce(*reasons)),
+                           partitions(self.spark, info), "_line")
+        limited = outputs.with_group_limits(kept, job.outputs, tables)
         # A dataset with its own quarantine rows has its raw fields: the line's text is only
         # needed for the sample.
         dropped = {"_reason", *_BOOKKEEPING, *(("value",) if job.quarantine_rows else ())}
         sample = text.shown_text(F.col("value"), SAMPLE_CHARS)
-        judged = typed.select(
-            *[c for c in typed.columns if c not in dropped], "_reason",
+        return limited.select(
+            *[c for c in limited.columns if c not in dropped], "_reason",
             F.col("_line").alias("_source_line"), "_copies",
             F.when(F.col("_reason").isNotNull(), sample).alias("_sample"))
-        return materialize(judged, partitions(self.spark, info), "_source_line")
 
     def count_verdicts(self, checked: DataFrame, data_lines: int) -> _Verdicts:
         counts = checked.groupBy("_reason").agg(
@@ -317,8 +351,10 @@ class _Run:
         copies = sum(int(r["copies"]) for r in counts)
         if copies != data_lines:
             raise RuntimeError(f"dedupe lost lines: {copies} copies of {data_lines} lines")
+        refused = any(r["_reason"] is not None for r in counts)
         samples = (checked.where(F.col("_reason").isNotNull()).orderBy("_source_line")
-                   .limit(SAMPLES).select("_reason", "_source_line", "_sample").collect())
+                   .limit(SAMPLES).select("_reason", "_source_line", "_sample").collect()
+                   if refused else [])
         return _Verdicts(
             written=sum(int(r["lines"]) for r in counts if r["_reason"] is None),
             quarantine_reasons={r["_reason"]: int(r["lines"]) for r in counts
@@ -335,9 +371,13 @@ class _Run:
                                F.col("_source_line").cast("long").alias("_source_line"),
                                F.lit(self.args.run_id).alias("run_id"))
 
-    def write_outputs(self, checked: DataFrame, written: int) -> dict[str, int]:
-        """Write every output and the quarantine; the rows of each output."""
-        args = self.args
+    def write_outputs(self, checked: DataFrame, verdicts: _Verdicts) -> dict[str, int]:
+        """Write every output and the quarantine; the rows of each output.
+
+        When no line was refused there is no quarantine to write (most days): nothing is
+        written there, unless an earlier attempt of the run left one, which an empty one
+        replaces. Readers go by metrics.json's counts, never by listing the folder."""
+        args, written = self.args, verdicts.written
         valid = checked.where(F.col("_reason").isNull())
         rows: dict[str, int] = {}
         for name, output in self.job.outputs.items():
@@ -345,8 +385,9 @@ class _Run:
                                                args.output_uri(name), f"{args.run_id}-{name}")
             if isinstance(output, LineOutput) and rows[name] != written:
                 raise RuntimeError(f"wrote {rows[name]} rows of {name}, expected {written}")
-        outputs.write_parquet(self.quarantine(checked.where(F.col("_reason").isNotNull())),
-                              args.quarantine, f"{args.run_id}-quarantine")
+        if verdicts.quarantined or self.storage.exists(args.quarantine):
+            outputs.write_parquet(self.quarantine(checked.where(F.col("_reason").isNotNull())),
+                                  args.quarantine, f"{args.run_id}-quarantine")
         return rows
 
     def metrics(self, info: ObjectInfo, measured: _Measured, verdicts: _Verdicts,

@@ -43,12 +43,16 @@ INTERNALS: dict[str, str] = {
         "under spark-submit with no context yet (arguments refused before Spark started), "
         "connects to the submitter's gateway (PYSPARK_GATEWAY_PORT) to reach the driver's "
         "stderr"),
-    "DataFrame._jdf.javaRDD()": (
-        "the Dataset's RDD, a lazy val: every DataFrame built on it shares one lineage and so "
-        "the shuffle files (frames.materialize reads the input once)"),
+    "DataFrame._jdf.queryExecution().toRdd()": (
+        "the Dataset's RDD of Spark's internal rows, a lazy val: every DataFrame built on it "
+        "shares one lineage and so the shuffle files (frames.materialize reads the input "
+        "once), with no conversion of each row to a java Row and back"),
     "DataFrame._jdf.schema()": "the Java schema to rebuild the frame over that RDD",
-    "SparkSession._jsparkSession.createDataFrame(JavaRDD, StructType)": (
-        "wraps the RDD back into a DataFrame without a Python round trip of the rows"),
+    "SparkSession._jsparkSession.internalCreateDataFrame(RDD, StructType, boolean)": (
+        "wraps the RDD of internal rows back into a DataFrame (private[sql] in Scala, public "
+        "in the bytecode): no Python round trip, and strings keep their bytes (a java Row "
+        "would pass them through java.lang.String, turning bytes that are not UTF-8 into "
+        "U+FFFD)"),
     "DataFrame(jdf, session)": "the Python DataFrame over that Java Dataset",
     "SparkContext._jsc.sc().listenerBus().waitUntilEmpty(long)": (
         "a barrier before reading the status store: every event posted so far (stage and job "
@@ -106,14 +110,15 @@ def reuse_shuffle_output(df: DataFrame) -> DataFrame:
     """`df` rebuilt over its own RDD, so that every later action shares that RDD's lineage
     and, when `df` ends in a shuffle, skips the map side and reads the shuffle files.
 
-    Dataset.javaRDD is a lazy val: all frames built from it share one RDD. The Row round trip
-    stays inside the JVM. With adaptive execution (on by default), asking for the RDD of a
-    frame that ends in a shuffle runs that shuffle's map stage right here, not at the next
-    action.
+    QueryExecution.toRdd is a lazy val: all frames built from it share one RDD. The rows
+    stay Spark's internal rows (no java Row per row, strings byte for byte). With adaptive
+    execution (on by default), asking for the RDD of a frame that ends in a shuffle runs
+    that shuffle's map stage right here, not at the next action.
     """
     spark = df.sparkSession
     jdf = df._jdf
-    reused = spark._jsparkSession.createDataFrame(jdf.javaRDD(), jdf.schema())
+    reused = spark._jsparkSession.internalCreateDataFrame(
+        jdf.queryExecution().toRdd(), jdf.schema(), False)
     return DataFrame(reused, spark)
 
 

@@ -78,6 +78,14 @@ class Storage:
             raise InvalidInput(f"input {uri} is a directory, not one object")
         return ObjectInfo(to_uri(uri), int(status.getLen()))
 
+    def exists(self, uri: str) -> bool:
+        """Whether anything (an object or a folder's objects) is at `uri`."""
+        fs, path = self._fs_path(uri)
+        try:
+            return bool(fs.exists(path))
+        except Py4JJavaError as e:
+            raise OSError(f"cannot look at {uri}: {java_error_message(e)}") from e
+
     def read_head(self, uri: str, size: int, decompress: bool = False) -> bytes:
         """Up to `size` bytes from the start of an object (decompressed by Hadoop's codec for
         its extension when `decompress`)."""

@@ -2,9 +2,8 @@
 
 Spark's text reader splits a file into lines on LF, CR LF or CR (the line ends are dropped, and
 so is a UTF-8 byte order mark at the start of the file) and never decodes a line's bytes. The
-jobs keep them binary (a frame rebuilt over its RDD, frames.materialize, would pass strings
-through java.lang.String and so turn bytes that are not UTF-8 into U+FFFD) and decode them here,
-checking that they are valid text in the same step:
+jobs read them binary and decode them here, checking that they are valid text in the same step
+(Spark's strings hold their bytes as they are, also across frames.materialize):
 
 * utf-8: the bytes become text as they are; a line that is not valid UTF-8 is refused
   (`encoding_reason`): the job quarantines it instead of loading replacement characters;
@@ -12,8 +11,7 @@ checking that they are valid text in the same step:
 * cp1252: Latin-1, but the bytes 0x80-0x9F are Windows-1252's characters (euro sign, curly
   quotes, dashes...); the five bytes Windows-1252 leaves undefined are refused.
 
-`encoding_reason` must be evaluated on the frame `decode_lines` returned, before any
-materialize. Pure: columns and DataFrames in, out.
+Pure: columns and DataFrames in, out.
 """
 
 from __future__ import annotations

@@ -245,6 +245,27 @@ def test_truncated_file_fails_and_quarantines_the_partial_line(run_job, tmp_path
     assert rejected[0]["InvoiceNo"] == partial.split(",")[0]
 
 
+def test_an_attempt_that_refuses_nothing_empties_an_earlier_attempts_quarantine(
+        spark, tmp_path):
+    """No line refused: no quarantine is written, unless an earlier attempt of the run (same
+    --quarantine) left one: then it is replaced by an empty one, never left to contradict
+    metrics.json."""
+    from spark_jobs.online_retail import main as job
+    header, lines = data_lines(DAY)
+    (tmp_path / "bad").mkdir()
+    bad = write_lines(tmp_path / "bad" / "2010-12-01.csv", header, [*lines[:40], "536999,X"])
+    clean = write_lines(tmp_path / "2010-12-01.csv", header, lines[:40])
+    fresh, again = tmp_path / "fresh", tmp_path / "again"
+    assert job.main(_arguments(fresh, clean, "2010-12-01")) == 0
+    assert not (fresh / "q").exists()
+    assert json.loads((fresh / "metrics.json").read_text())["lines_quarantined"] == 0
+    assert job.main(_arguments(again, bad, "2010-12-01")) == 0
+    assert _read_table(again / "q").num_rows == 1
+    assert job.main(_arguments(again, clean, "2010-12-01")) == 0
+    assert _read_table(again / "q").num_rows == 0
+    assert json.loads((again / "metrics.json").read_text())["lines_quarantined"] == 0
+
+
 def test_truncated_inside_the_country_fails(run_job, tmp_path):
     data = DAY.read_bytes()
     at = data.index(b",United Kingdom\n", int(len(data) * 0.4)) + len(b",United Kin")

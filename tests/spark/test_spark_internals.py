@@ -104,10 +104,10 @@ def _check_launch_gateway(spark: SparkSession, tmp_path: Path) -> None:
     assert "could not also write the error" not in done.stdout + done.stderr
 
 
-def _check_java_rdd(spark: SparkSession, tmp_path: Path) -> None:
+def _check_to_rdd(spark: SparkSession, tmp_path: Path) -> None:
     jdf = _tiny(spark)._jdf
     # A lazy val: the same RDD on every call, which is what lets actions share the shuffle.
-    assert jdf.javaRDD().rdd().id() == jdf.javaRDD().rdd().id()
+    assert jdf.queryExecution().toRdd().id() == jdf.queryExecution().toRdd().id()
     # And so the input of a reused shuffle is read once, however many actions follow.
     source = tmp_path / "lines.txt"
     source.write_text("".join(f"line {i}\n" for i in range(200)))
@@ -127,10 +127,16 @@ def _check_jdf_schema(spark: SparkSession, tmp_path: Path) -> None:
     assert StructType.fromJson(json.loads(df._jdf.schema().json())) == df.schema
 
 
-def _check_create_data_frame(spark: SparkSession, tmp_path: Path) -> None:
+def _check_internal_create_data_frame(spark: SparkSession, tmp_path: Path) -> None:
     jdf = _tiny(spark)._jdf
-    rebuilt = spark._jsparkSession.createDataFrame(jdf.javaRDD(), jdf.schema())
+    rebuilt = spark._jsparkSession.internalCreateDataFrame(
+        jdf.queryExecution().toRdd(), jdf.schema(), False)
     assert rebuilt.count() == 3
+    # Internal rows: a string that is not valid UTF-8 keeps its bytes (a java Row would not).
+    odd = spark.createDataFrame([(b"caf\xe9",)], "b BINARY").select(
+        F.col("b").cast("string").alias("s"))
+    kept = internals.reuse_shuffle_output(odd.repartition(1, "s"))
+    assert kept.select(F.hex(F.col("s").cast("binary"))).first()[0] == "636166E9"
 
 
 def _check_data_frame_constructor(spark: SparkSession, tmp_path: Path) -> None:
@@ -176,9 +182,10 @@ CHECKS: dict[str, Callable[[SparkSession, Path], None]] = {
     "SparkContext._jsc.clearJobGroup()": _check_clear_job_group,
     "SparkContext._active_spark_context": _check_active_context,
     "pyspark.java_gateway.launch_gateway()": _check_launch_gateway,
-    "DataFrame._jdf.javaRDD()": _check_java_rdd,
+    "DataFrame._jdf.queryExecution().toRdd()": _check_to_rdd,
     "DataFrame._jdf.schema()": _check_jdf_schema,
-    "SparkSession._jsparkSession.createDataFrame(JavaRDD, StructType)": _check_create_data_frame,
+    "SparkSession._jsparkSession.internalCreateDataFrame(RDD, StructType, boolean)": (
+        _check_internal_create_data_frame),
     "DataFrame(jdf, session)": _check_data_frame_constructor,
     "SparkContext._jsc.sc().listenerBus().waitUntilEmpty(long)": _check_wait_for_listeners,
     "SparkContext._jsc.sc().statusStore().stageData(int, boolean, List, boolean, double[])":

@@ -11,6 +11,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
+from spark_jobs.common import raw_job
 from spark_jobs.common.outputs import SCHEMA, GroupedOutput, line_limit_reason, with_group_limits
 from spark_jobs.common.raw_job import distinct_lines
 from spark_jobs.online_retail import transforms as tr
@@ -124,11 +125,25 @@ def test_type_fields_types(spark):
     }
 
 
-def test_distinct_lines_keep_the_first_line_number(spark):
-    lines = spark.createDataFrame([("a", 2), ("b", 3), ("a", 4), ("a", 5)],
-                                  "value string, _line long")
+@pytest.mark.parametrize("repeated_max", [1_000_000, 1, 0])
+def test_distinct_lines_keep_the_first_copy(spark, monkeypatch, repeated_max):
+    """The same lines whichever way they are found: only the repeated hashes grouped on the
+    text (a broadcast of them), or every line grouped on its text (past the bound)."""
+    monkeypatch.setattr(raw_job, "REPEATED_HASHES_MAX", repeated_max)
+    lines = spark.createDataFrame(
+        [("a", 2, "a@2"), ("b", 3, "b@3"), ("a", 4, "a@4"), ("c", 6, "c@6"), ("a", 5, "a@5"),
+         ("c", 7, "c@7")],
+        "value string, _line long, parsed string")
+    assertDataFrameEqual(
+        distinct_lines(lines),
+        spark.createDataFrame([("a", 2, "a@2", 3), ("b", 3, "b@3", 1), ("c", 6, "c@6", 2)],
+                              "value string, _line long, parsed string, _copies long"))
+
+
+def test_distinct_lines_of_unrepeated_lines_are_the_lines(spark):
+    lines = spark.createDataFrame([("a", 1), ("b", 2)], "value string, _line long")
     assertDataFrameEqual(distinct_lines(lines),
-                         spark.createDataFrame([("a", 2, 3), ("b", 3, 1)],
+                         spark.createDataFrame([("a", 1, 1), ("b", 2, 1)],
                                                "value string, _line long, _copies long"))
 
 
