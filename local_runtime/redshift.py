@@ -134,6 +134,7 @@ class Statement:
     name: str | None = None
     with_event: bool = False
     principal: str | None = None  # the submitter's ARN, for the event
+    seconds: float = 0.0  # how long it ran here (sql_seconds)
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -307,6 +308,7 @@ class DataApiEngine:
             elapsed = time.monotonic() - t0
             with self._lock:
                 st.conn = None
+                st.seconds = elapsed
                 self.sql_seconds_total += elapsed
         self._send_event(st)
 
@@ -446,9 +448,12 @@ class DataApiEngine:
                             total += 1
         return total
 
-    def sql_seconds(self) -> float:
+    def sql_seconds(self, statement_ids: set[str] | None = None) -> float:
+        """The time every statement so far took, or the statements `statement_ids` names."""
         with self._lock:
-            return self.sql_seconds_total
+            if statement_ids is None:
+                return self.sql_seconds_total
+            return sum(st.seconds for k, st in self._statements.items() if k in statement_ids)
 
 
 class _Aborted(Exception):

@@ -92,6 +92,10 @@ class JobResult:
     main_started_at: float | None = None  # warm: when main() was called (epoch seconds)
     stage_seconds: float = 0.0  # downloading its inputs and code (before started_at)
     upload_seconds: float = 0.0  # uploading its outputs (after ended_at)
+    # set once the job's run is over (its state final, its outputs uploaded): what a .sync task
+    # waiting for it wakes on, instead of asking GetJobRun 20 times a second
+    finished: threading.Event = field(default_factory=threading.Event, repr=False,
+                                      compare=False)
 
     @property
     def wall_seconds(self) -> float:
@@ -441,9 +445,12 @@ class SparkRunner:
             os.killpg(proc.pid, signal.SIGTERM)
         return True
 
-    def job_seconds(self) -> float:
+    def job_seconds(self, job_ids: set[str] | None = None) -> float:
+        """The wall-clock time of every job run so far, or of the jobs `job_ids` names."""
         with self._lock:
-            return self.job_seconds_total
+            if job_ids is None:
+                return self.job_seconds_total
+            return sum(r.wall_seconds for k, r in self.results.items() if k in job_ids)
 
 
 def report_in_s3_terms(staged: StagedJob) -> None:

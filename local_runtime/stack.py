@@ -96,10 +96,10 @@ class _LambdaStdout(io.TextIOBase):
         self._out().flush()
 
     @contextlib.contextmanager
-    def writing_to(self, out: TextIO) -> Iterator[None]:
+    def writing_to(self, out: TextIO | _LambdaStdout) -> Iterator[None]:
         """Writes go to `out` (and sys.stdout is this object) within the block."""
         previous = self.target
-        if out is not self:  # sys.stdout while another deployment's handler runs: its log
+        if not isinstance(out, _LambdaStdout):  # else sys.stdout while another handler runs
             self.target = out
         try:
             with contextlib.redirect_stdout(self):
@@ -648,6 +648,12 @@ class LocalDeployment:
 
     def cancel_cluster_step(self, cluster_id: str, step_id: str) -> None:
         self.spark_runner.cancel(step_id)
+
+    def await_step(self, step_id: str, seconds: float) -> None:
+        """Wait at most `seconds` for a step started here to end."""
+        rec = self._steps.get(step_id)
+        if rec is not None and rec.thread is not None:
+            rec.thread.join(seconds)
 
     def step_result(self, step_id: str) -> JobResult | None:
         rec = self._steps.get(step_id)
