@@ -201,8 +201,7 @@ def plan_run(args: argparse.Namespace) -> RunPlan:
 # -- runs -----------------------------------------------------------------------------------------
 
 def run_file(deployment: LocalDeployment, file: Path, key: str, *, compute: str | None = None,
-             out: Any = sys.stdout, rerun: bool = False, follow_derived: bool = True) -> Any:
-    """Upload `file` at `key` and run the execution its event starts (runner.run_execution)."""
+             out: Any = sys.stdout, rerun: bool = False) -> Any:
     from local_runtime.runner import check_event, put_raw_object, run_execution
 
     put = put_raw_object(deployment, key, Path(file).read_bytes())
@@ -218,28 +217,7 @@ def run_file(deployment: LocalDeployment, file: Path, key: str, *, compute: str 
     if out is not None:  # print(file=None) would print to stdout
         print(f"\n== {key} ({put.size} bytes) -> "
               f"{deployment.state_machine_arn.rsplit(':', 1)[-1]}", file=out, flush=True)
-    return run_execution(deployment, payload, out=out, follow_derived=follow_derived)
-
-
-def run_days(deployment: LocalDeployment, files: tuple[tuple[Path, str], ...], *,
-             rerun: bool = False, out: Any = sys.stdout) -> list[Any]:
-    """Each (file, key) in turn, as `demo` drops them, each summary printed when `out` is given.
-    A file is dropped as soon as the previous file's execution ends: the derived runs its load
-    started run meanwhile, as their EventBridge rule starts them in AWS whenever the next file
-    arrives, and are followed (and printed) after that next execution."""
-    from local_runtime.runner import finish_derived, print_summary
-
-    results: list[Any] = []
-    for f, key in files:
-        res = run_file(deployment, f, key, rerun=rerun, out=out, follow_derived=False)
-        if out is not None:
-            print_summary(res.summary, res.alerts, out)
-        if results:
-            finish_derived(deployment, results[-1], out=out)
-        results.append(res)
-    if results:
-        finish_derived(deployment, results[-1], out=out)
-    return results
+    return run_execution(deployment, payload, out=out)
 
 
 def run_schedule(deployment: LocalDeployment, dataset: str, date: str, file: Path | None,
@@ -399,13 +377,17 @@ def cmd_run_dir(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Every sample day of every dataset, then each dataset's question with its answer."""
+    from local_runtime.runner import print_summary
+
     demos = demo_datasets()
     deployment = _start_deployment(args)
     ok = True
     summaries = []
     try:
         for demo in demos:
-            for res in run_days(deployment, demo.files, rerun=args.rerun):
+            for f, key in demo.files:
+                res = run_file(deployment, f, key, rerun=args.rerun)
+                print_summary(res.summary, res.alerts, sys.stdout)
                 summaries.append(res.summary)
                 ok = ok and res.status == "SUCCEEDED"
         answers = [(demo, *query_with_columns(deployment, demo.sql)) for demo in demos]

@@ -134,7 +134,6 @@ class Statement:
     name: str | None = None
     with_event: bool = False
     principal: str | None = None  # the submitter's ARN, for the event
-    seconds: float = 0.0  # how long it ran here (sql_seconds)
 
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -308,7 +307,6 @@ class DataApiEngine:
             elapsed = time.monotonic() - t0
             with self._lock:
                 st.conn = None
-                st.seconds = elapsed
                 self.sql_seconds_total += elapsed
         self._send_event(st)
 
@@ -448,12 +446,9 @@ class DataApiEngine:
                             total += 1
         return total
 
-    def sql_seconds(self, statement_ids: set[str] | None = None) -> float:
-        """The time every statement so far took, or the statements `statement_ids` names."""
+    def sql_seconds(self) -> float:
         with self._lock:
-            if statement_ids is None:
-                return self.sql_seconds_total
-            return sum(st.seconds for k, st in self._statements.items() if k in statement_ids)
+            return self.sql_seconds_total
 
 
 class _Aborted(Exception):

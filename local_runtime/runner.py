@@ -68,11 +68,8 @@ class RunResult:
     sql_seconds: float = 0.0
     lambda_seconds: float = 0.0
     summary: dict[str, Any] = field(default_factory=dict)
-    # The derived datasets' runs this execution's loads started (TriggerDerived), once
-    # followed; until then (run_execution(follow_derived=False)) what TriggerDerived answered
-    # of each started run is in `pending` (follow_derived follows them).
+    # The derived datasets' runs this execution's loads started (TriggerDerived).
     derived: list[RunResult] = field(default_factory=list)
-    pending: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Timeline:
@@ -174,26 +171,26 @@ def check_event(deployment: LocalDeployment, event: dict[str, Any]) -> None:
 
 
 def run_execution(deployment: LocalDeployment, payload: dict[str, Any], *,
-                  out: TextIO | None = None, name: str | None = None, timeout_s: float = 900,
-                  follow_derived: bool = True) -> RunResult:
+                  out: TextIO | None = None, name: str | None = None, timeout_s: float = 900
+                  ) -> RunResult:
     """Start one execution, follow it to its end; then, as the template's EventBridge rule
-    does after a SUCCEEDED execution, start the derived datasets' runs that wait for its loads
-    (`start_derived`) and follow them (RunResult.derived), or leave them running, to be
-    followed later (`follow_derived=False`: RunResult.pending)."""
+    does after a SUCCEEDED execution, start (and follow) the derived datasets' runs that wait
+    for its loads (`derived_runs`: RunResult.derived)."""
     sfn = deployment.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=deployment.state_machine_arn,
                               name=name or f"local-{uuid.uuid4().hex[:12]}",
                               input=json.dumps(payload))["executionArn"]
     res = follow_execution(deployment, arn, out=out, timeout_s=timeout_s)
-    res.pending = start_derived(deployment, res)
-    if follow_derived:
-        finish_derived(deployment, res, out=out, timeout_s=timeout_s)
+    res.derived = derived_runs(deployment, res, out=out, timeout_s=timeout_s)
+    if res.derived:
+        res.summary["derived"] = [d.summary for d in res.derived]
     return res
 
 
 # How often an execution's status is asked, and how often its whole history is read for the
-# live timeline (moto returns all of it each time, every state's input and output: read ten
-# times a second it cost this process more CPU than the Lambda handlers, beside the Spark job).
+# live timeline: moto returns all of it each time, every state's input and output, and this
+# process shares the machine's cores with the Spark job (read once at the end when nothing is
+# printed).
 POLL_SECONDS = 0.1
 HISTORY_SECONDS = 0.5
 
@@ -203,6 +200,9 @@ def follow_execution(deployment: LocalDeployment, arn: str, *, out: TextIO | Non
     """Poll an execution to its end (printing its timeline as it goes when `out` is given);
     its RunResult."""
     sfn = deployment.client("stepfunctions")
+    job0 = deployment.spark_runner.job_seconds()
+    sql0 = deployment.data_api.sql_seconds()
+    lam0 = deployment.lambda_seconds
     t0 = time.monotonic()
     timeline = Timeline(out)
     shown = t0
@@ -220,16 +220,12 @@ def follow_execution(deployment: LocalDeployment, arn: str, *, out: TextIO | Non
     events = _history(sfn, arn)
     timeline.feed(events)
     output = json.loads(desc.get("output") or "{}")
-    # its own start to stop: it may have run long before it was followed (finish_derived)
-    wall = (desc["stopDate"] - desc["startDate"]).total_seconds() if desc.get("stopDate") \
-        else time.monotonic() - t0
     res = RunResult(status=desc["status"], execution_arn=arn, output=output,
                     error=desc.get("error"), cause=desc.get("cause"), timeline=timeline.rows,
-                    transitions=timeline.transitions, wall_seconds=wall)
-    jobs, statements = own_work(events)
-    res.job_seconds = deployment.spark_runner.job_seconds(jobs)
-    res.sql_seconds = deployment.data_api.sql_seconds(statements)
-    res.lambda_seconds = lambda_seconds(events)
+                    transitions=timeline.transitions, wall_seconds=time.monotonic() - t0)
+    res.job_seconds = deployment.spark_runner.job_seconds() - job0
+    res.sql_seconds = deployment.data_api.sql_seconds() - sql0
+    res.lambda_seconds = deployment.lambda_seconds - lam0
     if res.status == "FAILED" and not output:
         # a Fail state: the output is the last state's input; take it from the history
         for ev in reversed(events):
@@ -243,53 +239,6 @@ def follow_execution(deployment: LocalDeployment, arn: str, *, out: TextIO | Non
     res.summary = redact_obj(summarize(res))
     dump_ledger(deployment)
     return res
-
-
-_JOB_KEYS = frozenset({"JobRunId", "job_run_id", "StepId", "step_id"})
-
-
-def own_work(events: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
-    """The Spark job runs (EMR Serverless job run ids, EMR step ids) and the Data API
-    statements an execution's tasks returned, from its history: what its own Spark and SQL time
-    is summed over (other executions may run meanwhile: a derived run beside the next day's)."""
-    jobs: set[str] = set()
-    statements: set[str] = set()
-    for ev in events:
-        details = next((v for k, v in ev.items() if k.endswith("EventDetails")), None)
-        text = details.get("output") if isinstance(details, dict) else None
-        if text and (any(k in text for k in _JOB_KEYS) or "statement_id" in text):
-            with contextlib.suppress(ValueError):
-                _collect_ids(json.loads(text), jobs, statements)
-    return jobs, statements
-
-
-def _collect_ids(value: Any, jobs: set[str], statements: set[str]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if isinstance(v, str) and k in _JOB_KEYS:
-                jobs.add(v)
-            elif isinstance(v, str) and k == "statement_id":
-                statements.add(v)
-            else:
-                _collect_ids(v, jobs, statements)
-    elif isinstance(value, list):
-        for v in value:
-            _collect_ids(v, jobs, statements)
-
-
-def lambda_seconds(events: list[dict[str, Any]]) -> float:
-    """The time of an execution's Lambda tasks (scheduled to succeeded or failed), from its
-    history."""
-    total, scheduled = 0.0, None
-    for ev in events:
-        typ = ev["type"]
-        if typ == "LambdaFunctionScheduled":
-            scheduled = ev["timestamp"]
-        elif typ in ("LambdaFunctionSucceeded", "LambdaFunctionFailed",
-                     "LambdaFunctionTimedOut") and scheduled is not None:
-            total += (ev["timestamp"] - scheduled).total_seconds()
-            scheduled = None
-    return total
 
 
 TRIGGER_DERIVED = "TriggerDerivedFunction"
@@ -321,10 +270,11 @@ def _rule_patterns(deployment: LocalDeployment, function: str) -> list[Any]:
             if e.get("Type") in ("EventBridgeRule", "CloudWatchEvent")]
 
 
-def start_derived(deployment: LocalDeployment, res: RunResult) -> list[dict[str, Any]]:
+def derived_runs(deployment: LocalDeployment, res: RunResult, *, out: TextIO | None = None,
+                 timeout_s: float = 900) -> list[RunResult]:
     """What the template's TriggerDerived rule does after a SUCCEEDED execution: its
     function starts the runs of the derived datasets waiting for the loads (each under a
-    deterministic name, so a second delivery starts nothing new); what it said of each."""
+    deterministic name, so a second delivery starts nothing new); each is followed here."""
     function = deployment.resolver.refs.get(TRIGGER_DERIVED)  # its name in the deployment
     if not deployment.derived_triggers or res.status != "SUCCEEDED" \
             or function not in deployment.functions:
@@ -335,26 +285,17 @@ def start_derived(deployment: LocalDeployment, res: RunResult) -> list[dict[str,
     answer = deployment.invoke_lambda(str(function), event)
     if answer.get("FunctionError"):
         raise LocalRuntimeError(f"{TRIGGER_DERIVED} failed: {answer.get('Payload')}")
-    return list(answer["Payload"]["started"])
-
-
-def finish_derived(deployment: LocalDeployment, res: RunResult, *, out: TextIO | None = None,
-                   timeout_s: float = 900) -> list[RunResult]:
-    """Follow the derived runs `res`'s loads started (RunResult.pending) to their ends (each
-    printed after a line naming it): RunResult.derived, and their summaries in its summary."""
     prefix = deployment.state_machine_arn.replace(":stateMachine:", ":execution:")
-    for started in res.pending:
+    results = []
+    for started in answer["Payload"]["started"]:
         if out:
             days = f"{started['from_day']}..{started['as_of']}" if started.get("from_day") \
                 else started["as_of"]
             print(f"\n== after the load: {started['dataset']} {days} "
                   f"({started['name']}, {started['result']})", file=out, flush=True)
-        res.derived.append(follow_execution(deployment, f"{prefix}:{started['name']}",
-                                            out=out, timeout_s=timeout_s))
-    res.pending = []
-    if res.derived:
-        res.summary["derived"] = [d.summary for d in res.derived]
-    return res.derived
+        results.append(follow_execution(deployment, f"{prefix}:{started['name']}", out=out,
+                                        timeout_s=timeout_s))
+    return results
 
 
 def batch_event(dataset: str, batch_id: str, puts: list[PutObject], *, force: bool = False

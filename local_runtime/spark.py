@@ -445,12 +445,9 @@ class SparkRunner:
             os.killpg(proc.pid, signal.SIGTERM)
         return True
 
-    def job_seconds(self, job_ids: set[str] | None = None) -> float:
-        """The wall-clock time of every job run so far, or of the jobs `job_ids` names."""
+    def job_seconds(self) -> float:
         with self._lock:
-            if job_ids is None:
-                return self.job_seconds_total
-            return sum(r.wall_seconds for k, r in self.results.items() if k in job_ids)
+            return self.job_seconds_total
 
 
 def report_in_s3_terms(staged: StagedJob) -> None:
