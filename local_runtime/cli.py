@@ -214,8 +214,9 @@ def run_file(deployment: LocalDeployment, file: Path, key: str, *, compute: str 
     else:
         payload = put.event()
         check_event(deployment, payload)
-    print(f"\n== {key} ({put.size} bytes) -> "
-          f"{deployment.state_machine_arn.rsplit(':', 1)[-1]}", file=out, flush=True)
+    if out is not None:  # print(file=None) would print to stdout
+        print(f"\n== {key} ({put.size} bytes) -> "
+              f"{deployment.state_machine_arn.rsplit(':', 1)[-1]}", file=out, flush=True)
     return run_execution(deployment, payload, out=out)
 
 

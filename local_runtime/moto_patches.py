@@ -125,13 +125,12 @@ def _start_local_run(job_run: Any, request: dict[str, Any], application: Any = N
     job_run.tags = request.get("tags") or {}
     if runner is None:
         result.state, result.details = "FAILED", "no local Spark runner installed"
+        result.finished.set()
         return
     need = capacity_need(_worker_plans[job_run.id]) if job_run.id in _worker_plans else None
     gate = _gate(application)
 
-    def work() -> None:
-        if need is not None and not gate.acquire(job_run.id, need, result):
-            return
+    def run() -> None:
         result.state = "RUNNING"
         timeout = (request.get("execution_timeout_minutes") or 720) * 60
         try:
@@ -141,11 +140,28 @@ def _start_local_run(job_run: Any, request: dict[str, Any], application: Any = N
         except Exception as e:
             result.state, result.details = "FAILED", f"local runner error: {e}"
             result.ended_at = time.time()
+
+    def work() -> None:
+        try:
+            if need is None:
+                run()
+            elif gate.acquire(job_run.id, need, result):
+                try:
+                    run()
+                finally:
+                    gate.release(job_run.id)
         finally:
-            if need is not None:
-                gate.release(job_run.id)
+            result.finished.set()
 
     threading.Thread(target=work, daemon=True, name=f"emr-job-{job_run.id}").start()
+
+
+def await_local_run(job_run_id: str, seconds: float) -> None:
+    """Wait at most `seconds` for a job run started here to end (no wait for one that has
+    ended, or that was not started here)."""
+    result = _local_runs.get(job_run_id)
+    if result is not None:
+        result.finished.wait(seconds)
 
 
 # -- the application's maximum capacity ------------------------------------------------------------

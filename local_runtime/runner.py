@@ -187,26 +187,38 @@ def run_execution(deployment: LocalDeployment, payload: dict[str, Any], *,
     return res
 
 
+# How often an execution's status is asked, and how often its whole history is read for the
+# live timeline: moto returns all of it each time, every state's input and output, and this
+# process shares the machine's cores with the Spark job (read once at the end when nothing is
+# printed).
+POLL_SECONDS = 0.1
+HISTORY_SECONDS = 0.5
+
+
 def follow_execution(deployment: LocalDeployment, arn: str, *, out: TextIO | None = None,
                      timeout_s: float = 900) -> RunResult:
-    """Poll an execution to its end (printing its timeline); its RunResult."""
+    """Poll an execution to its end (printing its timeline as it goes when `out` is given);
+    its RunResult."""
     sfn = deployment.client("stepfunctions")
     job0 = deployment.spark_runner.job_seconds()
     sql0 = deployment.data_api.sql_seconds()
     lam0 = deployment.lambda_seconds
     t0 = time.monotonic()
     timeline = Timeline(out)
+    shown = t0
     while True:
         desc = sfn.describe_execution(executionArn=arn)
-        events = _history(sfn, arn)
-        timeline.feed(events)
         if desc["status"] != "RUNNING":
             break
         if time.monotonic() - t0 > timeout_s:
             sfn.stop_execution(executionArn=arn, error="LocalTimeout")
             break
-        time.sleep(0.1)
-    timeline.feed(_history(sfn, arn))
+        if out is not None and time.monotonic() - shown >= HISTORY_SECONDS:
+            timeline.feed(_history(sfn, arn))
+            shown = time.monotonic()
+        time.sleep(POLL_SECONDS)
+    events = _history(sfn, arn)
+    timeline.feed(events)
     output = json.loads(desc.get("output") or "{}")
     res = RunResult(status=desc["status"], execution_arn=arn, output=output,
                     error=desc.get("error"), cause=desc.get("cause"), timeline=timeline.rows,

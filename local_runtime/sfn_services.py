@@ -40,6 +40,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+# A .sync task's check waits this long for the local job or step to end before it asks for
+# its state: the end is seen at once, and the state is asked twice a second, not 20 times.
+SYNC_WAIT_SECONDS: Final = 0.5
 _PATTERNS: Final = {ResourceCondition(ResourceCondition.Sync),
                     ResourceCondition(ResourceCondition.WaitForTaskToken)}
 SERVERLESS_FAILED = "EMRServerless.JobRunFailed"
@@ -132,6 +135,9 @@ class StateTaskServiceEmrServerless(_EmrTaskBase):
         client = self._client(resource_runtime_part, state_credentials)
 
         def resolve() -> Any:
+            from local_runtime.moto_patches import await_local_run
+
+            await_local_run(started["JobRunId"], SYNC_WAIT_SECONDS)
             run = client.get_job_run(applicationId=started["ApplicationId"],
                                      jobRunId=started["JobRunId"])["jobRun"]
             state = run["state"]
@@ -206,6 +212,9 @@ class StateTaskServiceEmr(_EmrTaskBase):
         return None
 
     def _step_done(self, env: Any, client: Any, cluster_id: str, out: dict[str, Any]) -> Any:
+        await_step = getattr(_runtime(), "await_step", None)  # a test's stand-in may have none
+        if await_step is not None:
+            await_step(out["StepId"], SYNC_WAIT_SECONDS)
         step = client.describe_step(ClusterId=cluster_id, StepId=out["StepId"])["Step"]
         state = step["Status"]["State"]
         if state == "COMPLETED":

@@ -89,6 +89,13 @@ class JobResult:
     storage_bytes: int = 0
     work_dir: Path | None = None
     main_seconds: float | None = None  # warm: the time in the job's main() (its own work)
+    main_started_at: float | None = None  # warm: when main() was called (epoch seconds)
+    stage_seconds: float = 0.0  # downloading its inputs and code (before started_at)
+    upload_seconds: float = 0.0  # uploading its outputs (after ended_at)
+    # set once the job's run is over (its state final, its outputs uploaded): what a .sync task
+    # waiting for it wakes on, instead of asking GetJobRun 20 times a second
+    finished: threading.Event = field(default_factory=threading.Event, repr=False,
+                                      compare=False)
 
     @property
     def wall_seconds(self) -> float:
@@ -160,6 +167,8 @@ class SparkRunner:
     _warm_jobs: set[str] = field(default_factory=set)
     job_seconds_total: float = 0.0
     main_seconds_total: float = 0.0  # warm jobs' time in main(): the jobs' own work
+    # every job run by this runner, in the order they started (what each phase took)
+    results: dict[str, JobResult] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in SPARK_MODES:
@@ -294,10 +303,15 @@ class SparkRunner:
     def run(self, job_id: str, entry_point: str, args: list[str], *, py_files: list[str],
             conf: dict[str, str], result: JobResult, timeout_s: float | None = None) -> JobResult:
         """Stage, run and upload; fills `result` in place (state RUNNING then SUCCESS/FAILED)."""
+        with self._lock:
+            self.results[job_id] = result
+        t0 = time.monotonic()
         try:
             staged = self.stage(job_id, entry_point, args, py_files)
         except Exception as e:
             return _failed(result, f"staging failed: {e}")
+        finally:
+            result.stage_seconds = time.monotonic() - t0
         result.work_dir = staged.work
         result.started_at = time.time()
         if self.mode == "warm":
@@ -354,6 +368,7 @@ class SparkRunner:
         result.cpu_seconds = outcome.thread_cpu_seconds + outcome.executor_cpu_seconds
         result.peak_rss_bytes = sampler.peak_rss if sampler is not None else 0
         result.main_seconds = outcome.main_seconds
+        result.main_started_at = outcome.main_started_at
         with self._lock:
             self.job_seconds_total += result.wall_seconds
             self.main_seconds_total += outcome.main_seconds or 0.0
@@ -405,12 +420,15 @@ class SparkRunner:
             result.state = "FAILED"
             result.details = failure_details(result.exit_code, work / "stderr.log")
             return result
+        t0 = time.monotonic()
         try:
             report_in_s3_terms(staged)
             self._upload_outputs(staged.uploads)
         except Exception as e:
             result.state, result.details = "FAILED", f"uploading outputs failed: {e}"
             return result
+        finally:
+            result.upload_seconds = time.monotonic() - t0
         result.state = "SUCCESS"
         result.details = ""
         return result

@@ -298,7 +298,7 @@ class Server:
             cpu0 = time.thread_time()
             try:
                 with self.env_gate.applied(job.env):
-                    t0 = time.monotonic()
+                    t0, started_at = time.monotonic(), time.time()
                     code = self._call_main(job, err)
                     main_seconds = time.monotonic() - t0
             finally:
@@ -315,7 +315,7 @@ class Server:
             self.retire(unhealthy, now=False)  # the outcome is sent first (_job_done exits)
         return {"exit_code": SIGTERM_EXIT if job.cancelled else code,
                 "thread_cpu_seconds": thread_cpu, "executor_cpu_seconds": executor_cpu,
-                "main_seconds": main_seconds,
+                "main_seconds": main_seconds, "main_started_at": started_at,
                 "retired": self.retired}
 
     def _call_main(self, job: Job, err: TextIO) -> int:

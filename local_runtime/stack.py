@@ -69,6 +69,48 @@ class LocalFunction:
     session: Any = None  # its boto3 default session, signed with that key
 
 
+class _LambdaStdout(io.TextIOBase):
+    """The stdout of the in-process Lambda handlers, one object for the life of the process.
+
+    What a handler's module binds at import outlives the deployment that imported it: powertools'
+    Logger keeps the sys.stdout it found in a StreamHandler of a process-wide logger (one per
+    service name, never configured twice). Bound to a deployment's lambda.log, a later
+    deployment of the same process (the demo benchmark's rounds) logged into the closed file: a
+    "--- Logging error ---" traceback, and the line lost. Bound to this object, every write goes
+    to the log of the deployment whose handler runs now."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.target: TextIO | None = None
+
+    def _out(self) -> TextIO:
+        return self.target or sys.__stdout__ or sys.stderr
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        return self._out().write(text)
+
+    def flush(self) -> None:
+        self._out().flush()
+
+    @contextlib.contextmanager
+    def writing_to(self, out: TextIO | _LambdaStdout) -> Iterator[None]:
+        """Writes go to `out` (and sys.stdout is this object) within the block."""
+        previous = self.target
+        if not isinstance(out, _LambdaStdout):  # else sys.stdout while another handler runs
+            self.target = out
+        try:
+            with contextlib.redirect_stdout(self):
+                yield
+        finally:
+            self.target = previous
+
+
+LAMBDA_STDOUT = _LambdaStdout()
+
+
 class LambdaContext:
     def __init__(self, fn: LocalFunction):
         self.function_name = fn.name
@@ -523,7 +565,7 @@ class LocalDeployment:
             fn.session = boto3.session.Session()  # reads the function's keys, once
         boto3.DEFAULT_SESSION = fn.session
         try:
-            with contextlib.redirect_stdout(self._lambda_log or sys.stdout), \
+            with LAMBDA_STDOUT.writing_to(self._lambda_log or sys.stdout), \
                     warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 yield
@@ -606,6 +648,12 @@ class LocalDeployment:
 
     def cancel_cluster_step(self, cluster_id: str, step_id: str) -> None:
         self.spark_runner.cancel(step_id)
+
+    def await_step(self, step_id: str, seconds: float) -> None:
+        """Wait at most `seconds` for a step started here to end."""
+        rec = self._steps.get(step_id)
+        if rec is not None and rec.thread is not None:
+            rec.thread.join(seconds)
 
     def step_result(self, step_id: str) -> JobResult | None:
         rec = self._steps.get(step_id)

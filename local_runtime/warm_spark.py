@@ -81,6 +81,7 @@ class Outcome:
     executor_cpu_seconds: float = 0.0
     server_pid: int = 0
     main_seconds: float | None = None  # wall-clock time in the job's main()
+    main_started_at: float | None = None  # when the server called main() (epoch seconds)
     lost: str = ""  # why the job has no outcome from the server (written as its JOB ERROR)
 
 
@@ -368,7 +369,8 @@ class WarmSpark:
                 done = json.loads(line)
                 return Outcome(int(done["exit_code"]), float(done["thread_cpu_seconds"]),
                                float(done["executor_cpu_seconds"]), pid,
-                               float(done["main_seconds"]))
+                               float(done["main_seconds"]),
+                               main_started_at=done.get("main_started_at"))
             if reader.closed:
                 return Outcome(1, server_pid=pid, lost=(
                     f"the local warm Spark server (pid {pid}) ended while the job ran "
