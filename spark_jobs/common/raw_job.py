@@ -65,7 +65,9 @@ _BOOKKEEPING = ("_line", "_copies")  # columns the framework passes through pars
 # whose time is the driver's (planning, scheduling, py4j calls) more than the executors': one
 # at a time leaves the cores idle. A few at once fill them; more only hold more partitions'
 # shuffle files and plans in memory and queue on the driver's one Python interpreter.
-# Measured with bench/bench_batch.py (31 real days, local[2]): see docs/architecture.md.
+# 4: twice local[2]'s cores, and with the backfill's 3 batches at once 12 threads on the warm
+# local Spark; bench/bench_batch.py (31 real days, local[2]): 0.53 x the wall time of one at a
+# time (docs/architecture.md, "Raw job framework").
 PARTITION_WORKERS = 4
 
 
