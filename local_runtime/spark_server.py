@@ -13,10 +13,12 @@ Each job gets:
   stops the shared context);
 - its entry file loaded fresh from the staged path and `main(argv)` called; the exit code is
   what `sys.exit(main())` would have given (SystemExit included);
-- its own stdout/stderr files (what the job's Python writes from its thread; the shared JVM's
-  own log lines go to DIR/server.log), its own temporary folder (tempfile's default dir, per
-  thread), its own job group and job tag (cancel cancels only its Spark jobs, then raises in its
-  thread);
+- its own stdout/stderr files (what the job's Python writes; the shared JVM's own log lines go
+  to DIR/server.log) and its own temporary folder (tempfile's default dir), both kept in context
+  variables: its thread's, and those of the threads it starts with a copy of its context (a
+  batch's partitions: spark_jobs.common.session.run_concurrently); its own job group and job tag,
+  which threads started as pyspark.InheritableThread keep (cancel cancels only its Spark jobs,
+  its sub-threads' included, then raises in its thread);
 - the environment it was sent, where it differs from the server's (jobs whose differences
   conflict wait for each other; the code is not part of it: the server is keyed by the hash of
   the job code and retired when that changes).
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import contextvars
 import ctypes
 import importlib.util
 import json
@@ -79,15 +82,16 @@ class Job:
 
 
 class _Streams:
-    """sys.stdout / sys.stderr: a job's thread writes to its own file, others to the log."""
+    """sys.stdout / sys.stderr: a job (its thread, and threads started in a copy of its context)
+    writes to its own file, anything else to the log."""
 
     def __init__(self, fallback: TextIO, name: str):
         self._fallback = fallback
-        self._name = name
-        self.by_thread: dict[int, TextIO] = {}
+        self.current: contextvars.ContextVar[TextIO | None] = contextvars.ContextVar(
+            f"job_{name}", default=None)
 
     def _target(self) -> TextIO:
-        return self.by_thread.get(threading.get_ident(), self._fallback)
+        return self.current.get() or self._fallback
 
     def write(self, text: str) -> int:
         return self._target().write(text)
@@ -182,7 +186,8 @@ class Server:
         self.jobs_run = 0
         self.retired = ""  # why it takes no more jobs
         self._lock = threading.Lock()
-        self._tmp_by_thread: dict[int, str] = {}
+        self._job_tmp: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            "job_tmp", default=None)
         self.stdout = _Streams(sys.stdout, "stdout")
         self.stderr = _Streams(sys.stderr, "stderr")
         self.base: Any = None
@@ -204,8 +209,7 @@ class Server:
         self.env_gate = EnvGate(dict(os.environ))
         sys.stdout, sys.stderr = self.stdout, self.stderr
         original = tempfile.gettempdir
-        tempfile.gettempdir = lambda: self._tmp_by_thread.get(
-            threading.get_ident()) or original()
+        tempfile.gettempdir = lambda: self._job_tmp.get() or original()
 
     def serve(self) -> None:
         server = self
@@ -292,9 +296,8 @@ class Server:
                   buffering=1) as out, \
                 open(job.work / "stderr.log", "a", encoding="utf-8",
                      errors="backslashreplace", buffering=1) as err:
-            self.stdout.by_thread[job.thread] = out
-            self.stderr.by_thread[job.thread] = err
-            self._tmp_by_thread[job.thread] = str(tmp)
+            tokens = (self.stdout.current.set(out), self.stderr.current.set(err),
+                      self._job_tmp.set(str(tmp)))
             cpu0 = time.thread_time()
             try:
                 with self.env_gate.applied(job.env):
@@ -303,9 +306,9 @@ class Server:
                     main_seconds = time.monotonic() - t0
             finally:
                 thread_cpu = time.thread_time() - cpu0
-                self.stdout.by_thread.pop(job.thread, None)
-                self.stderr.by_thread.pop(job.thread, None)
-                self._tmp_by_thread.pop(job.thread, None)
+                self.stdout.current.reset(tokens[0])
+                self.stderr.current.reset(tokens[1])
+                self._job_tmp.reset(tokens[2])
         executor_cpu = self._executor_cpu_seconds(job)
         unhealthy = self.health(job)
         if unhealthy:

@@ -23,13 +23,14 @@ quarantine, metrics.json and quality.json out. A dataset's job module declares a
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -43,6 +44,7 @@ from spark_jobs.common.frames import materialize
 from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
 from spark_jobs.common.quality import QualityEngine, QualityReport
 from spark_jobs.common.raw_input import check_input, header_lines, partitions, read_lines
+from spark_jobs.common.session import run_concurrently
 from spark_jobs.common.spark_metrics import RunMeter
 from spark_jobs.common.storage import (
     ObjectInfo,
@@ -60,6 +62,14 @@ SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
 # broadcast table of repeated lines holds each one's text: ~30 MB at this bound).
 REPEATED_HASHES_MAX = 200_000
 _BOOKKEEPING = ("_line", "_copies")  # columns the framework passes through parse()
+# A batch's partitions running at once (run_batch). A small day's run is ~30 short Spark jobs
+# whose time is the driver's (planning, scheduling, py4j calls) more than the executors': one
+# at a time leaves the cores idle. A few at once fill them; more only hold more partitions'
+# shuffle files and plans in memory and queue on the driver's one Python interpreter.
+# 4: twice local[2]'s cores, and with the backfill's 3 batches at once 12 threads on the warm
+# local Spark; bench/bench_batch.py (31 real days, local[2]): 0.53 x the wall time of one at a
+# time (docs/architecture.md, "Raw job framework").
+PARTITION_WORKERS = 4
 
 
 @dataclass(frozen=True)
@@ -105,8 +115,7 @@ class RawJob:
 
     def main(self, argv: list[str] | None = None) -> int:
         """The job's entry point (`main.main(argv)`): its exit code. Several `--input` groups
-        are a batch: its partitions run one after the other in one Spark application
-        (`run_batch`)."""
+        are a batch: its partitions run in one Spark application (`run_batch`)."""
         groups = split_partitions(sys.argv[1:] if argv is None else argv)
         code, done = run_job(
             self.dataset, groups[0],
@@ -125,24 +134,26 @@ class RawJob:
 
     def run_batch(self, spark: SparkSession, partitions: list[JobArgs | list[str]]
                   ) -> list[dict[str, Any]]:
-        """Each partition's run, one after the other on one session. A partition whose input
+        """Each partition's run, in the partitions' order; a batch's run PARTITION_WORKERS at
+        once, each in a session of its own (session.run_concurrently). A partition whose input
         is refused (InvalidInput: empty, not gzip, a wrong header, another object version...)
         fails alone: its metrics.json says why (`error`) and the others go on. When every
-        partition is refused the job is refused (exit 2, as a run of one), writing nothing."""
-        done: list[dict[str, Any]] = []
-        refused: list[tuple[JobArgs, InvalidInput]] = []
-        for given in partitions:
-            args = given if isinstance(given, JobArgs) else parse_args(given, self.dataset)
-            try:
-                done.append(self.run(spark, args))
-            except InvalidInput as e:
-                refused.append((args, e))
-        if len(refused) == len(partitions):
-            if len(refused) == 1:
-                raise refused[0][1]
+        partition is refused the job is refused (exit 2, as a run of one), writing nothing.
+        Any other failure fails the job, once the partitions still running have stopped."""
+        batch = [p if isinstance(p, JobArgs) else parse_args(p, self.dataset)
+                 for p in partitions]
+        if len(batch) == 1:
+            return [self.run(spark, batch[0])]
+        outcomes = run_concurrently(
+            spark, [functools.partial(self.run, args=args) for args in batch],
+            PARTITION_WORKERS, fails_alone=(InvalidInput,))
+        refused = [str(o) for o in outcomes if isinstance(o, InvalidInput)]
+        if len(refused) == len(batch):
             raise InvalidInput("every partition of the batch was refused: "
-                               + "; ".join(str(e) for _, e in refused))
-        return done + [self._refused(spark, args, e) for args, e in refused]
+                               + "; ".join(refused))
+        # an outcome is metrics.json's content or InvalidInput: anything else was raised
+        return [self._refused(spark, args, o) if isinstance(o, InvalidInput)
+                else cast("dict[str, Any]", o) for args, o in zip(batch, outcomes, strict=True)]
 
     def _refused(self, spark: SparkSession, args: JobArgs, error: InvalidInput
                  ) -> dict[str, Any]:

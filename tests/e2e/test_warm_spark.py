@@ -95,6 +95,21 @@ def main(argv):
         Path(argv[1]).touch()
         time.sleep(float(argv[2]))
         return 0
+    if cmd in ("threads", "long-threads"):  # a batch's way: tasks on threads of the job
+        from spark_jobs.common.session import run_concurrently
+
+        def task(n):
+            def run(session):
+                print(f"task {n} tmp={tempfile.gettempdir()}", flush=True)
+                print(f"task {n} on stderr", file=sys.stderr, flush=True)
+                if cmd == "long-threads":
+                    Path(f"{argv[1]}-{n}").touch()
+                    session.sql("select count(*) from range(0, 1000000000000, 1, 2)").collect()
+                return n
+            return run
+
+        print(f"results={run_concurrently(spark, [task(0), task(1)], 2)}", flush=True)
+        return 0
     if cmd == "probe-module":
         from spark_jobs import _warm_probe
         print(f"probe={_warm_probe.VALUE}")
@@ -247,6 +262,33 @@ def test_cancelling_one_job_leaves_the_other_running(probe, tmp_path):
     threads[1].join(timeout=120)
     assert other_result.state == "SUCCESS", (other_result.details, probe.err(other_result))
     assert probe.pid(other_result) == probe.pid(long_result)
+
+
+def test_threads_a_job_starts_write_to_its_files_and_are_cancelled_with_it(probe, tmp_path):
+    """A batch's partitions run on threads of the job (run_concurrently): their output and
+    temporary files are the job's, and a cancel reaches their Spark jobs (the job's tag)."""
+    res = probe.run("threads")
+    assert res.state == "SUCCESS", (res.details, probe.err(res))
+    out, err = probe.out(res), probe.err(res)
+    assert "results=[0, 1]" in out
+    for n in (0, 1):
+        assert f"task {n} tmp={res.work_dir / 'tmp'}" in out and f"task {n} on stderr" in err
+    started, job_id, result = tmp_path / "started", f"threads-{uuid.uuid4().hex[:6]}", JobResult()
+    thread = threading.Thread(target=probe.run, args=("long-threads", str(started)),
+                              kwargs={"job_id": job_id, "result": result})
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{started}-{n}").exists() for n in (0, 1)):
+        assert time.monotonic() < deadline, "the job's threads never started"
+        time.sleep(0.1)
+    time.sleep(1)  # both long queries are running
+    result.state = "CANCELLING"
+    assert probe.runner.cancel(job_id)
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the cancel did not reach the threads' Spark jobs"
+    assert (result.state, result.exit_code) == ("CANCELLED", -15), probe.err(result)
+    after = probe.run("check")  # the server stays, nothing of the job left running
+    assert after.state == "SUCCESS" and probe.pid(after) == probe.pid(result)
 
 
 def test_a_job_past_its_timeout_is_cancelled_and_fails_and_the_server_stays(probe, tmp_path):

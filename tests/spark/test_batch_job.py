@@ -1,11 +1,15 @@
 """A batch: several raw files in one job (one Spark application, the framework's
-`RawJob.run_batch`): each partition's outputs, metrics and rules equal its single-file run,
-and a refused file fails alone."""
+`RawJob.run_batch`, its partitions running concurrently): each partition's outputs, metrics
+(bytes read included: each partition meters its own Spark jobs) and rules (CustomSql ones
+included: each partition's view `primary` is its own) equal its single-file run, results come in
+the partitions' order, a refused file fails alone, and a crash fails the whole job with no
+partition left running."""
 
 from __future__ import annotations
 
 import importlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +18,18 @@ import pyarrow.parquet as pq
 import pytest
 from spark_helpers import REPO, SAMPLES
 
+from spark_jobs.common import raw_job
+
 pytestmark = pytest.mark.spark
 
 DAYS = ("2010-12-01", "2010-12-02", "2010-12-03")
 SAME = ("lines_read", "lines_written", "lines_quarantined", "duplicates", "blank_lines",
         "quarantine_reasons", "quarantine_samples", "null_counts", "min", "max", "input_bytes",
-        "quality")
+        "quality", "bytes_read")
+# The dataset's rules plus CustomSql ones, whose figures differ by day: a partition reading
+# another's view `primary` would report that day's.
+CUSTOM_SQL = ('    CustomSql "select count(distinct invoice_no) from primary" > 0,\n'
+              '    CustomSql "select sum(quantity) from primary" > 0,\n')
 
 
 def partition_args(out: Path, path: Path, day: str) -> list[str]:
@@ -32,16 +42,33 @@ def run_main(capsys, argv: list[str]) -> tuple[int, str]:
     main = importlib.import_module("spark_jobs.online_retail.main")
     capsys.readouterr()
     code = main.main(argv)
-    return code, capsys.readouterr().err
+    out, err = capsys.readouterr()
+    return code, out + err
 
 
-def batch_argv(root: Path, files: dict[str, Path], name: str) -> list[str]:
+def rules_with_custom_sql(root: Path) -> Path:
+    text = (REPO / "datasets" / "online_retail.dqdl").read_text()
+    head, marker, tail = text.partition("Rules = [\n")
+    assert marker, "the rules file has no `Rules = [` line"
+    path = root / "online_retail_custom_sql.dqdl"
+    path.write_text(head + marker + CUSTOM_SQL + tail)
+    return path
+
+
+def batch_argv(root: Path, files: dict[str, Path], name: str, rules: Path | None = None
+               ) -> list[str]:
     argv: list[str] = []
     for i, (day, path) in enumerate(files.items()):
         argv += partition_args(root / name / day, path, day)
         if i == 0:
-            argv += ["--rules", str(REPO / "datasets" / "online_retail.dqdl")]
+            argv += ["--rules", str(rules or REPO / "datasets" / "online_retail.dqdl")]
     return argv
+
+
+def no_partition_left_running(spark) -> None:
+    left = [t.name for t in threading.enumerate() if t.name.startswith("concurrent-")]
+    assert not left, f"partition threads still running after the job returned: {left}"
+    assert not spark.sparkContext.statusTracker().getActiveJobsIds()
 
 
 def table(directory: Path) -> list[tuple[Any, ...]]:
@@ -51,12 +78,15 @@ def table(directory: Path) -> list[tuple[Any, ...]]:
 
 
 def test_a_batch_equals_its_single_file_runs(spark, tmp_path: Path, capsys) -> None:
+    assert len(DAYS) <= raw_job.PARTITION_WORKERS  # every partition at once
     files = {day: SAMPLES / f"{day}.csv" for day in DAYS}
-    code, err = run_main(capsys, batch_argv(tmp_path, files, "batch"))
+    rules = rules_with_custom_sql(tmp_path)
+    code, err = run_main(capsys, batch_argv(tmp_path, files, "batch", rules))
     assert code == 0, err
+    no_partition_left_running(spark)
     for day, path in files.items():
         code, err = run_main(capsys, [*partition_args(tmp_path / "single" / day, path, day),
-                                      "--rules", str(REPO / "datasets" / "online_retail.dqdl")])
+                                      "--rules", str(rules)])
         assert code == 0, err
         batch, single = tmp_path / "batch" / day, tmp_path / "single" / day
         got, want = (json.loads((d / "metrics.json").read_text()) for d in (batch, single))
@@ -67,17 +97,24 @@ def test_a_batch_equals_its_single_file_runs(spark, tmp_path: Path, capsys) -> N
             assert got["tables"][name]["rows"] == want["tables"][name]["rows"]
             assert table(batch / name) == table(single / name)
         quality = [json.loads((d / "quality.json").read_text()) for d in (batch, single)]
+        custom = [r["metric"] for r in quality[0]["rules"] if r["rule"] in CUSTOM_SQL]
+        assert len(custom) == 2 and all(custom)
         assert quality[0]["rules"] == quality[1]["rules"]
         assert quality[0]["metrics"] == quality[1]["metrics"]
 
 
-def test_a_refused_file_inside_a_batch_fails_alone(spark, tmp_path: Path, capsys) -> None:
+def test_a_refused_file_inside_a_batch_fails_alone(spark, tmp_path: Path, capsys,
+                                                   monkeypatch) -> None:
+    monkeypatch.setattr(raw_job, "PARTITION_WORKERS", 2)  # the third partition waits its turn
     bad = tmp_path / "2010-12-02.csv.gz"
     bad.write_bytes(b"not gzip at all\n")
     files = {DAYS[0]: SAMPLES / f"{DAYS[0]}.csv", DAYS[1]: bad,
              DAYS[2]: SAMPLES / f"{DAYS[2]}.csv"}
-    code, err = run_main(capsys, batch_argv(tmp_path, files, "batch"))
-    assert code == 0, err
+    code, out = run_main(capsys, batch_argv(tmp_path, files, "batch"))
+    assert code == 0, out
+    reported = [line.split(":")[0] for line in out.splitlines()
+                if line.startswith("online_retail r-")]
+    assert reported == [f"online_retail r-{day}" for day in DAYS]  # the partitions' order
     refused = json.loads((tmp_path / "batch" / DAYS[1] / "metrics.json").read_text())
     assert refused["partition"] == DAYS[1] and "is not gzip data" in refused["error"]
     assert not (tmp_path / "batch" / DAYS[1] / "quality.json").exists()
@@ -96,3 +133,20 @@ def test_a_batch_whose_every_file_is_refused_exits_2(spark, tmp_path: Path, caps
     [line] = [x for x in err.splitlines() if x.startswith("JOB ERROR:")]
     assert "every partition of the batch was refused" in line
     assert all(f"{day}.csv is empty" in line for day in DAYS[:2])
+
+
+def test_a_crash_in_one_partition_fails_the_job_once_the_others_stopped(
+        spark, tmp_path: Path, capsys) -> None:
+    """Not a refused input (exit 2, alone) but a failure of the job (exit 1): its output
+    folder cannot be made, a regular file stands in its way."""
+    files = {day: SAMPLES / f"{day}.csv" for day in DAYS}
+    argv = batch_argv(tmp_path, files, "batch")
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file, not a folder\n")
+    crashing = argv.index(f"{tmp_path}/batch/{DAYS[1]}/{{table}}/")
+    argv[crashing] = f"{blocker}/{{table}}/"
+    code, err = run_main(capsys, argv)
+    assert code == 1, err
+    [line] = [x for x in err.splitlines() if x.startswith("JOB ERROR:")]
+    assert "every partition" not in line
+    no_partition_left_running(spark)
