@@ -282,8 +282,10 @@ class Server:
             return
         _send(wfile, {"accepted": True, "pid": os.getpid()})
         outcome = self.execute(job)
+        idle = self._job_done(job)  # before the outcome: a caller then sees the job counted
         _send(wfile, outcome)
-        self._job_done(job)
+        if self.retired and (idle or self._context_gone()):
+            self.exit()
 
     # -- one job --------------------------------------------------------------------------------
     def execute(self, job: Job) -> dict[str, Any]:
@@ -315,7 +317,7 @@ class Server:
             with contextlib.suppress(OSError), open(job.work / "stderr.log", "a") as f:
                 print(f"(local warm Spark: {unhealthy}; the server retires, the next run starts "
                       "a fresh one)", file=f)
-            self.retire(unhealthy, now=False)  # the outcome is sent first (_job_done exits)
+            self.retire(unhealthy, now=False)  # the outcome is sent first, then it exits
         return {"exit_code": SIGTERM_EXIT if job.cancelled else code,
                 "thread_cpu_seconds": thread_cpu, "executor_cpu_seconds": executor_cpu,
                 "main_seconds": main_seconds, "main_started_at": started_at,
@@ -406,7 +408,8 @@ class Server:
                                                        ctypes.py_object(JobCancelled))
         return True
 
-    def _job_done(self, job: Job) -> None:
+    def _job_done(self, job: Job) -> bool:
+        """Count the job and free the cache if it was the last one; whether the server is idle."""
         with self._lock:
             self.jobs.pop(job.job_id, None)
             self.jobs_run += 1
@@ -414,8 +417,7 @@ class Server:
             idle = not self.jobs
         if idle and not self._context_gone():
             self._unpersist_all()
-        if self.retired and (idle or self._context_gone()):
-            self.exit()
+        return idle
 
     def _unpersist_all(self) -> None:
         with contextlib.suppress(Exception):
