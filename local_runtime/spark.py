@@ -3,7 +3,12 @@
 Inputs (--input, --rules, the entry point and --py-files) are downloaded from moto S3 into the
 job's work directory before it starts; outputs (--output-root with its {table} placeholder,
 --quarantine, --metrics, --quality) are written to local paths and every file written there is
-uploaded after a successful exit (Spark's .crc side files excepted). The staged `--input` is
+uploaded after a successful exit (Spark's .crc side files excepted). An output folder the job
+writes replaces its S3 prefix, as Spark's overwrite does on EMR (no earlier attempt's part file
+stays beside the new ones): each table's folder, the quarantine folder, and each folder the job
+wrote under another output root (a model root's `<run_id>/`). The quarantine folder's objects
+are staged first when it has any, so the job sees the earlier attempt's quarantine as it would
+in S3 (it then replaces it with an empty one rather than leave it). The staged `--input` is
 the object's current version, what EMRFS would read; the job also gets `--input-source` (the
 s3:// object it is a copy of) and, in `extra_env`, the S3 stand-in's endpoint, so its check of
 the run's object version (--input-etag, --input-version-id) heads S3 as it does on EMR.
@@ -148,6 +153,9 @@ class StagedJob:
     # (local folder, s3:// folder) of the staged folder arguments: what the job reports of
     # them in metrics.json is put back in S3 terms (`report_in_s3_terms`).
     folders: list[tuple[str, str]] = field(default_factory=list)
+    # the s3:// output folders the job overwrites whole (OUTPUT_DIR_ARGS); under any other
+    # output folder, each folder it writes is what it overwrites
+    whole: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -251,6 +259,10 @@ class SparkRunner:
                                          and (uri.endswith("/") or "{table}" in uri)):
             local = staged.work / "out" / name
             staged.uploads.append((local, uri))
+            if option in OUTPUT_DIR_ARGS:
+                staged.whole.add(uri)
+                if "{table}" not in uri:
+                    self._download_prefix(uri, local, create=False)
             local_dir = local / "{table}" if "{table}" in uri else local
             staged.folders.append((str(local_dir) + "/", uri))
             return [option, str(local_dir) + "/"]
@@ -283,22 +295,48 @@ class SparkRunner:
                 folder["uri"] = str(local) + "/"
         inputs.write_text(json.dumps(document))
 
-    def _download_prefix(self, uri: str, local: Path) -> None:
-        """Every object under the s3:// folder `uri`, into `local` (keys relative to it)."""
+    def _keys(self, uri: str) -> tuple[str, list[str]]:
+        """The bucket and the keys of every object under the s3:// folder `uri`."""
         bucket, _, prefix = uri[len("s3://"):].partition("/")
+        prefix = prefix.rstrip("/") + "/" if prefix else ""  # run_id=x/ is not run_id=x-r2/
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        local.mkdir(parents=True, exist_ok=True)
-        for obj in (o for page in pages for o in page.get("Contents", [])):
-            self._download(f"s3://{bucket}/{obj['Key']}", local / obj["Key"][len(prefix):])
+        return bucket, [o["Key"] for page in pages for o in page.get("Contents", [])]
 
-    def _upload_outputs(self, uploads: list[tuple[Path, str]]) -> None:
-        for local, uri in uploads:
-            if "{table}" in uri:
-                if local.exists():
-                    for table_dir in sorted(p for p in local.iterdir() if p.is_dir()):
-                        self._upload_tree(table_dir, uri.replace("{table}", table_dir.name))
-            else:
+    def _download_prefix(self, uri: str, local: Path, *, create: bool = True) -> None:
+        """Every object under the s3:// folder `uri`, into `local` (keys relative to it); with
+        `create` False, `local` is made only when there is one (an empty prefix is no folder)."""
+        bucket, keys = self._keys(uri)
+        if create:
+            local.mkdir(parents=True, exist_ok=True)
+        prefix = uri[len(f"s3://{bucket}/"):].rstrip("/") + "/"
+        for key in keys:
+            self._download(f"s3://{bucket}/{key}", local / key[len(prefix):])
+
+    def _replace_tree(self, local: Path, uri: str) -> None:
+        """The S3 folder `uri` becomes the local folder: what Spark's overwrite leaves."""
+        bucket, keys = self._keys(uri)
+        for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
+            self.s3.delete_objects(Bucket=bucket, Delete={
+                "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})
+        self._upload_tree(local, uri)
+
+    def _upload_outputs(self, staged: StagedJob) -> None:
+        for local, uri in staged.uploads:
+            if not local.exists():
+                continue  # nothing written: nothing overwritten
+            if local.is_file():
                 self._upload_tree(local, uri)
+            elif "{table}" in uri:
+                for table_dir in sorted(p for p in local.iterdir() if p.is_dir()):
+                    self._replace_tree(table_dir, uri.replace("{table}", table_dir.name))
+            elif uri in staged.whole:
+                self._replace_tree(local, uri)
+            else:
+                for written in sorted(local.iterdir()):
+                    if written.is_dir():
+                        self._replace_tree(written, uri.rstrip("/") + f"/{written.name}/")
+                    else:
+                        self._upload_tree(written, uri.rstrip("/") + f"/{written.name}")
 
     def run(self, job_id: str, entry_point: str, args: list[str], *, py_files: list[str],
             conf: dict[str, str], result: JobResult, timeout_s: float | None = None) -> JobResult:
@@ -423,7 +461,7 @@ class SparkRunner:
         t0 = time.monotonic()
         try:
             report_in_s3_terms(staged)
-            self._upload_outputs(staged.uploads)
+            self._upload_outputs(staged)
         except Exception as e:
             result.state, result.details = "FAILED", f"uploading outputs failed: {e}"
             return result
