@@ -197,6 +197,42 @@ def _postmaster(data: Path) -> tuple[int, int]:
     return pid, port
 
 
+# What PostgreSQL logs when another process took the port between free_port()'s check and its
+# own bind (two local runs starting at once): the start is tried again on another port.
+_PORT_TAKEN = ("Address already in use", "could not create any TCP/IP sockets")
+PORT_ATTEMPTS = 5
+
+
+def _start_postmaster(pg_ctl: str, base: Path, data: Path, user: tuple[int, int] | None,
+                      port: int) -> int:
+    """Start the server of `data` on `port` (another free one if that was taken meanwhile);
+    the port it listens on."""
+    log_file = base / "server.log"
+    log_file.touch()
+    if user:
+        os.chown(log_file, *user)
+    attempt = 1
+    while True:
+        logged = log_file.stat().st_size  # pg_ctl appends: this start's lines come after
+        opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k {data} -c fsync=off "
+                "-c synchronous_commit=off -c full_page_writes=off")
+        proc = subprocess.run(
+            _as_user([pg_ctl, "-D", str(data), "-l", str(log_file), "-o", opts, "-w",
+                      "-t", "60", "start"]),
+            capture_output=True, text=True, check=False, timeout=90)
+        if proc.returncode == 0:
+            return port
+        with open(log_file, "rb") as f:
+            f.seek(logged)
+            tail = f.read().decode(errors="replace")[-2000:]
+        if attempt == PORT_ATTEMPTS or not any(t in tail for t in _PORT_TAKEN):
+            raise WarehouseError(f"pg_ctl start failed: {proc.stderr.strip()} {tail}")
+        LOG.warning("port %s was taken before the warehouse server could listen on it; "
+                    "trying another", port)
+        attempt += 1
+        port = free_port(port + 1)
+
+
 def start_binaries(base: Path, bins: dict[str, str], port: int | None = None) -> Warehouse:
     data = base / "data"
     state_file = base / "server.json"
@@ -227,20 +263,8 @@ def start_binaries(base: Path, bins: dict[str, str], port: int | None = None) ->
     if user:
         _ensure_traversable(base)
         _chown_tree(base, *user)
-    port = port if port and port_is_free(port) else free_port()
-    opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k {data} -c fsync=off "
-            "-c synchronous_commit=off -c full_page_writes=off")
-    log_file = base / "server.log"
-    if user:
-        log_file.touch()
-        os.chown(log_file, *user)
-    proc = subprocess.run(
-        _as_user([bins["pg_ctl"], "-D", str(data), "-l", str(log_file), "-o", opts, "-w",
-                  "-t", "60", "start"]),
-        capture_output=True, text=True, check=False, timeout=90)
-    if proc.returncode != 0:
-        tail = log_file.read_text(errors="replace")[-2000:] if log_file.exists() else ""
-        raise WarehouseError(f"pg_ctl start failed: {proc.stderr.strip()} {tail}")
+    port = _start_postmaster(bins["pg_ctl"], base, data, user,
+                             port if port and port_is_free(port) else free_port())
     url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     state_file.write_text(json.dumps({"url": url, "port": port, "kind": "binaries"}))
     return Warehouse(url, "binaries", data, port)

@@ -51,6 +51,36 @@ def test_port_in_use_and_leftover_server(tmp_path):
         wh2.stop()
 
 
+@pytest.mark.skipif(not postgres_binaries(), reason="no PostgreSQL binaries")
+def test_a_port_taken_after_it_was_found_free_starts_the_server_on_another(tmp_path,
+                                                                           monkeypatch):
+    """Two local runs starting at once can both find one port free: the one whose PostgreSQL
+    then cannot bind it starts again on another port, it does not fail."""
+    from local_runtime import warehouse as w
+
+    real_free_port = w.free_port
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        handed = []
+
+        def racing_free_port(preferred: int = 54329) -> int:
+            handed.append(preferred)
+            return busy if len(handed) == 1 else real_free_port(preferred)
+
+        monkeypatch.setattr(w, "free_port", racing_free_port)
+        wh = w.start_binaries(tmp_path / "wh", postgres_binaries())
+        try:
+            assert len(handed) == 2 and wh.port != busy
+            import psycopg
+
+            with psycopg.connect(wh.url) as c:
+                assert c.execute("select 1").fetchone() == (1,)
+        finally:
+            wh.stop()
+
+
 def test_saved_warehouse_is_the_server_of_its_data_dir(tmp_path, deployment):
     # server.json names a port another server answers on now (its own server is gone)
     import json
