@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pipeline_core import csv_header
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from spark_jobs.common.frames import materialize
-from spark_jobs.common.storage import ObjectInfo, Storage, java_error_message
+from spark_jobs.common.storage import ObjectInfo, Storage, is_decoding_error, java_error_message
 
 FORMATS = ("csv", "jsonl", "text")  # pipeline_core.catalog.INPUT_FORMATS (a test holds it)
 HEAD_BYTES = 64 * 1024
@@ -66,14 +66,6 @@ def partitions(spark: SparkSession, info: ObjectInfo) -> int:
                min(1000, math.ceil(estimate / PARTITION_TARGET_BYTES)))
 
 
-def spark_error(error: Exception) -> str:
-    """One line naming a Spark error (the Java exception's own message when there is one)."""
-    if isinstance(error, Py4JJavaError):
-        return java_error_message(error)
-    message = str(error).strip().splitlines()
-    return message[0] if message else type(error).__name__
-
-
 def _line_numbers(blocks: list[dict[str, int]]) -> tuple[Column | None, int]:
     """The 1-based line number of each row (lines before its split of the file plus its
     position in the split: monotonically_increasing_id counts rows within a split's partition)
@@ -114,7 +106,9 @@ def read_lines(spark: SparkSession, info: ObjectInfo, skip: int = 0,
             F.count_if(F.col("_blank") & (F.col("_idx") >= skip)).alias("blank"),
         ).collect()
     except (Py4JJavaError, PySparkException) as e:
-        raise InvalidInput(f"input {info.uri} cannot be read: {spark_error(e)}") from e
+        if is_decoding_error(e):
+            raise InvalidInput(f"input {info.uri} cannot be read: {java_error_message(e)}") from e
+        raise  # storage or `prepare` failed: the run fails (and may be retried), not the input
     blocks = sorted((row.asDict() for row in counted), key=lambda b: b["_block"])
     line, total = _line_numbers(blocks)
     if line is None:

@@ -11,6 +11,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from py4j.java_gateway import JavaObject
 from py4j.protocol import Py4JJavaError
@@ -31,16 +32,69 @@ def to_uri(location: str) -> str:
     return "file://" + absolute + ("/" if location.endswith("/") and absolute != "/" else "")
 
 
-def java_error_message(error: Py4JJavaError) -> str:
+def java_exception_of(error: Exception) -> JavaObject | None:
+    """The Java exception behind a Py4JJavaError, or behind the exception PySpark converted one
+    into (kept as its `_origin`)."""
+    if isinstance(error, Py4JJavaError):
+        return error.java_exception
+    return getattr(error, "_origin", None)
+
+
+def java_error_message(error: Exception) -> str:
     """The Java exception's own one-line message (class and text), without the stack."""
     try:
-        java = error.java_exception
-        cause = java
+        cause = java_exception_of(error)
+        if cause is None:
+            return _first_line(error)
         while cause.getCause() is not None and cause.getCause() is not cause:
             cause = cause.getCause()
         return f"{cause.getClass().getSimpleName()}: {cause.getMessage()}"
     except Exception:  # a broken gateway: fall back to the Python-side text
-        return str(error).strip().splitlines()[0]
+        return _first_line(error)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# Where an error about an object's own bytes is thrown from: a truncated or corrupt compressed
+# stream. Reading text accepts any bytes, so nothing else says the input itself is bad: an error
+# of the storage (access, throttling, network) is the run's, which a retry may mend, and never a
+# reason to refuse the object.
+_DECODING_CLASSES = ("java.util.zip.", "org.apache.hadoop.io.compress.")
+
+
+def is_decoding_error(error: Exception) -> bool:
+    """Whether a read failed on the object's bytes: an EOFException or ZipException, or any
+    IOException thrown by a decompressor, anywhere in the Java exception's cause chain (of a
+    Py4JJavaError, or of the Java exception PySpark converted into one of its own)."""
+    try:
+        cause = java_exception_of(error)
+        seen = 0
+        while cause is not None and seen < 20:
+            names = _class_names(cause)
+            if {"java.io.EOFException", "java.util.zip.ZipException"} & names:
+                return True
+            if "java.io.IOException" in names and any(
+                    str(frame.getClassName()).startswith(_DECODING_CLASSES)
+                    for frame in cause.getStackTrace()):
+                return True
+            nxt = cause.getCause()
+            cause, seen = (None if nxt is None or nxt.equals(cause) else nxt), seen + 1
+    except Exception:  # a broken gateway says nothing about the input
+        return False
+    return False
+
+
+def _class_names(java_object: Any) -> set[str]:
+    """The Java class of an object and all its superclasses, by name."""
+    names = set()
+    cls = java_object.getClass()
+    while cls is not None:
+        names.add(str(cls.getName()))
+        cls = cls.getSuperclass()
+    return names
+
 
 
 @dataclass(frozen=True)
@@ -73,7 +127,7 @@ class Storage:
             message = java_error_message(e)
             if "FileNotFoundException" in message:
                 raise InvalidInput(f"input {uri} does not exist") from e
-            raise InvalidInput(f"cannot read {uri}: {message}") from e
+            raise OSError(f"cannot read {uri}: {message}") from e
         if status.isDirectory():
             raise InvalidInput(f"input {uri} is a directory, not one object")
         return ObjectInfo(to_uri(uri), int(status.getLen()))
@@ -101,7 +155,9 @@ class Storage:
                     stream = codec.createInputStream(stream)
             return bytes(stream.readNBytes(size))
         except Py4JJavaError as e:
-            raise InvalidInput(f"cannot read {uri}: {java_error_message(e)}") from e
+            if is_decoding_error(e):
+                raise InvalidInput(f"cannot read {uri}: {java_error_message(e)}") from e
+            raise OSError(f"cannot read {uri}: {java_error_message(e)}") from e
         finally:
             if stream is not None:
                 stream.close()

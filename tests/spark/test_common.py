@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from py4j.protocol import Py4JError
+from py4j.protocol import Py4JError, Py4JJavaError
 
 from pipeline_core.errors import InvalidInput
 from spark_jobs.common import spark_metrics
@@ -89,6 +89,41 @@ def test_single_object_io(spark, tmp_path):
     big.write_bytes(b"#" * 2000)
     with pytest.raises(InvalidInput, match="expected a small text file"):
         storage.read_text(str(big), limit=1000)
+
+
+class _FailingFileSystem:
+    """A Hadoop FileSystem stand-in whose every call throws the given Java exception."""
+
+    def __init__(self, spark, java_class: str, message: str):
+        cls = spark._jvm
+        for part in java_class.split("."):
+            cls = getattr(cls, part)
+        self.error = Py4JJavaError(message, cls(message))
+
+    def getFileStatus(self, path):
+        raise self.error
+
+    def open(self, path):
+        raise self.error
+
+
+@pytest.mark.parametrize(("java_class", "refused"), [
+    ("java.io.IOException", False),  # a storage failure (network, throttling): the run's own
+    ("java.nio.file.AccessDeniedException", False),  # the role, not the object
+    ("java.util.zip.ZipException", True),  # the object's bytes
+    ("java.io.EOFException", True),  # a truncated compressed object
+])
+def test_only_an_objects_own_bytes_make_it_invalid_input(spark, tmp_path, monkeypatch,
+                                                         java_class, refused):
+    """InvalidInput refuses the object for good (exit 2, never retried): a storage error that
+    a retry may mend is an OSError (the run fails, exit 1)."""
+    storage = Storage(spark)
+    failing = _FailingFileSystem(spark, java_class, "it broke")
+    monkeypatch.setattr(storage, "_fs_path", lambda uri: (failing, uri))
+    with pytest.raises(InvalidInput if refused else OSError, match="it broke"):
+        storage.read_head("s3://raw/x.csv", 2)
+    with pytest.raises(OSError, match=r"cannot read s3://raw/x\.csv: .*it broke"):
+        storage.stat("s3://raw/x.csv")  # no bytes read: only a missing object is refused
 
 
 def test_meter_counts_only_its_own_jobs(spark, tmp_path):

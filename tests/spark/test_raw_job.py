@@ -258,6 +258,22 @@ def test_gzip_magic_and_name_must_agree(run_toy, tmp_path):
         run_toy(toy_job("jsonl"), packed).error_lines()[0]
 
 
+def test_a_parse_that_fails_on_a_line_fails_the_run_and_never_refuses_the_input(run_toy,
+                                                                               tmp_path):
+    """Only bytes that cannot be decoded make the input invalid (exit 2, never retried): a
+    failing parse is the job's own error (exit 1), which a retry or a fix of the job can mend."""
+    def failing(lines: DataFrame) -> DataFrame:
+        parsed = toy_parse("text")(lines)
+        return parsed.withColumn("amount", F.when(
+            F.col("name") == "dan", F.raise_error(F.lit("parse broke on dan"))
+        ).otherwise(F.col("amount")))
+
+    run = run_toy(toy_job("text", parse=failing), toy_file(tmp_path / "t.log", "text"))
+    assert run.code == entry.EXIT_FAILED
+    assert "parse broke on dan" in run.error_lines()[0]
+    assert "cannot be read" not in run.stderr
+
+
 def test_a_parse_that_drops_its_input_columns_is_a_configuration_error(run_toy, tmp_path):
     def dropping(lines: DataFrame) -> DataFrame:
         return toy_parse("text")(lines).select("value", "day", "name", "amount", "_reason")
