@@ -214,7 +214,9 @@ def _start_postmaster(pg_ctl: str, base: Path, data: Path, user: tuple[int, int]
     attempt = 1
     while True:
         logged = log_file.stat().st_size  # pg_ctl appends: this start's lines come after
-        opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k {data} -c fsync=off "
+        # TCP on 127.0.0.1 only: no Unix-domain socket, whose path (in the data folder) may be
+        # longer than the 107 bytes PostgreSQL allows under a deep work directory.
+        opts = (f"-p {port} -c listen_addresses=127.0.0.1 -k '' -c fsync=off "
                 "-c synchronous_commit=off -c full_page_writes=off")
         proc = subprocess.run(
             _as_user([pg_ctl, "-D", str(data), "-l", str(log_file), "-o", opts, "-w",

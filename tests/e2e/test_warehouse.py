@@ -81,6 +81,24 @@ def test_a_port_taken_after_it_was_found_free_starts_the_server_on_another(tmp_p
             wh.stop()
 
 
+@pytest.mark.skipif(not postgres_binaries(), reason="no PostgreSQL binaries")
+def test_a_deep_work_directory_starts_the_server(tmp_path):
+    """PostgreSQL refuses a Unix-domain socket path over 107 bytes; the warehouse listens on
+    TCP only, so a work directory however deep still starts (a test worker's, a user's)."""
+    from local_runtime import warehouse as w
+
+    deep = tmp_path / ("d" * 60) / ("e" * 60) / "warehouse"
+    assert len(str(deep / "data" / ".s.PGSQL.54329")) > 107
+    wh = w.start_binaries(deep, postgres_binaries())
+    try:
+        import psycopg
+
+        with psycopg.connect(wh.url) as c:
+            assert c.execute("select 1").fetchone() == (1,)
+    finally:
+        wh.stop()
+
+
 def test_saved_warehouse_is_the_server_of_its_data_dir(tmp_path, deployment):
     # server.json names a port another server answers on now (its own server is gone)
     import json
