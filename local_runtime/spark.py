@@ -295,26 +295,26 @@ class SparkRunner:
                 folder["uri"] = str(local) + "/"
         inputs.write_text(json.dumps(document))
 
-    def _keys(self, uri: str) -> tuple[str, list[str]]:
-        """The bucket and the keys of every object under the s3:// folder `uri`."""
+    def _keys(self, uri: str) -> tuple[str, str, list[str]]:
+        """The bucket, the folder's prefix (ending in "/") and the keys of every object under
+        the s3:// folder `uri`."""
         bucket, _, prefix = uri[len("s3://"):].partition("/")
         prefix = prefix.rstrip("/") + "/" if prefix else ""  # run_id=x/ is not run_id=x-r2/
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        return bucket, [o["Key"] for page in pages for o in page.get("Contents", [])]
+        return bucket, prefix, [o["Key"] for page in pages for o in page.get("Contents", [])]
 
     def _download_prefix(self, uri: str, local: Path, *, create: bool = True) -> None:
         """Every object under the s3:// folder `uri`, into `local` (keys relative to it); with
         `create` False, `local` is made only when there is one (an empty prefix is no folder)."""
-        bucket, keys = self._keys(uri)
+        bucket, prefix, keys = self._keys(uri)
         if create:
             local.mkdir(parents=True, exist_ok=True)
-        prefix = uri[len(f"s3://{bucket}/"):].rstrip("/") + "/"
         for key in keys:
             self._download(f"s3://{bucket}/{key}", local / key[len(prefix):])
 
     def _replace_tree(self, local: Path, uri: str) -> None:
         """The S3 folder `uri` becomes the local folder: what Spark's overwrite leaves."""
-        bucket, keys = self._keys(uri)
+        bucket, _, keys = self._keys(uri)
         for start in range(0, len(keys), 1000):  # DeleteObjects takes at most 1,000 keys
             self.s3.delete_objects(Bucket=bucket, Delete={
                 "Objects": [{"Key": k} for k in keys[start:start + 1000]], "Quiet": True})

@@ -96,7 +96,6 @@ def _class_names(java_object: Any) -> set[str]:
     return names
 
 
-
 @dataclass(frozen=True)
 class ObjectInfo:
     uri: str
