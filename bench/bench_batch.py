@@ -1,14 +1,13 @@
 """One batch of real days through the online_retail job in one local[2] Spark (issue 12 item 5):
-how long a batch takes when its partitions run one at a time (the reference, workers 1) and
-when they run concurrently (`RawJob.run_batch`, PARTITION_WORKERS at once), in one process.
+how long the days take run one at a time (the reference: one `main(argv)` per day, what a run
+per object costs once Spark is up) and as one batch (one `main(argv)` with one `--input` group
+per day, as the backfill's job run gets them: `RawJob.run_batch`, one pass over every file).
 
-Each pass is `main(argv)` with one `--input` group per day (as the backfill's job run gets
-them), on the same warm session (a first pass of a few days warms the JVM and is not counted),
-with `raw_job.PARTITION_WORKERS` set to the pass's workers. Prints per pass: wall time, the sum,
-median and max of the partitions' own `duration_seconds`, and its wall time's ratio to the first
-pass's. Figures, not assertions.
+Both on the same warm session (a first batch of a few days warms the JVM and is not counted).
+Prints per pass: wall time, seconds per day, Spark jobs run, and the wall time's ratio to the
+reference's. Figures, not assertions.
 
-usage: python bench/bench_batch.py [--start 2011-03-01] [--days 31] [--workers 1,4]
+usage: python bench/bench_batch.py [--start 2011-03-01] [--days 31] [--passes each,batch]
 """
 
 from __future__ import annotations
@@ -19,7 +18,6 @@ import io
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -30,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run as a file from the checkout
 
 DATA = Path("/work/shared/data/online-retail/by-day")
+RETAINED_JOBS = 100_000  # spark.ui.retainedJobs: every job of the passes is counted
 
 
 def batch_argv(files: list[Path], out: Path) -> list[str]:
@@ -46,32 +45,42 @@ def batch_argv(files: list[Path], out: Path) -> list[str]:
     return argv
 
 
-def one_pass(files: list[Path], out: Path, workers: int) -> dict[str, Any]:
-    from spark_jobs.common import raw_job
+def _spark_jobs(spark: Any) -> int:
+    """Spark jobs the application has run (its status store keeps RETAINED_JOBS)."""
+    return int(spark._jsc.sc().statusStore().jobsList(None).size())
+
+
+def one_pass(files: list[Path], out: Path, mode: str) -> dict[str, Any]:
+    """The days through the job, `each` one main() per day or `batch` one main() for all."""
+    from pyspark.sql import SparkSession
+
     from spark_jobs.online_retail import main as job
 
-    raw_job.PARTITION_WORKERS = workers
+    spark = SparkSession.getActiveSession()
+    assert spark is not None
+    jobs_before = _spark_jobs(spark)
+    groups = [[f] for f in files] if mode == "each" else [files]
     started = time.monotonic()
-    with contextlib.redirect_stdout(io.StringIO()):  # the job's line per partition
-        code = job.main(batch_argv(files, out))
+    for group in groups:
+        with contextlib.redirect_stdout(io.StringIO()):  # the job's line per partition
+            code = job.main(batch_argv(group, out))
+        if code != 0:
+            raise SystemExit(f"{mode}: the job failed with exit code {code}")
     wall = time.monotonic() - started
-    if code != 0:
-        raise SystemExit(f"the batch failed with exit code {code}")
-    durations = [json.loads((out / f.name[:10] / "metrics.json").read_text())
-                 ["duration_seconds"] for f in files]
-    return {"workers": workers, "wall_s": round(wall, 1),
-            "partition_s_sum": round(sum(durations), 1),
-            "partition_s_median": round(statistics.median(durations), 2),
-            "partition_s_max": round(max(durations), 2)}
+    jobs = _spark_jobs(spark) - jobs_before
+    loaded = [json.loads((out / f.name[:10] / "metrics.json").read_text())
+              ["lines_written"] for f in files]
+    return {"pass": mode, "wall_s": round(wall, 1), "s_per_day": round(wall / len(files), 2),
+            "spark_jobs": jobs, "lines_written": sum(loaded)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--start", default="2011-03-01", help="first day (a file's date)")
     parser.add_argument("--days", type=int, default=31, help="files in the batch")
-    parser.add_argument("--workers", default=None,
-                        help="partitions at once, one pass each, the first the reference "
-                             "(default: 1 and PARTITION_WORKERS)")
+    parser.add_argument("--passes", default="each,batch",
+                        help="each (one run per day) and/or batch (one run of every day), "
+                             "the first the reference")
     parser.add_argument("--data", type=Path, default=DATA)
     args = parser.parse_args()
     files = [f for f in sorted(args.data.glob("*.csv")) if f.name[:10] >= args.start]
@@ -81,20 +90,20 @@ def main() -> int:
 
     from pyspark.sql import SparkSession
 
-    from spark_jobs.common import raw_job
-
-    concurrent = raw_job.PARTITION_WORKERS
-    passes = [int(w) for w in (args.workers or f"1,{concurrent}").split(",")]
+    passes = args.passes.split(",")
+    if not passes or set(passes) - {"each", "batch"}:
+        raise SystemExit(f"--passes takes each and batch, not {args.passes!r}")
     spark = (SparkSession.builder.master("local[2]").appName("bench_batch")
-             .config("spark.ui.enabled", "false").getOrCreate())
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.retainedJobs", str(RETAINED_JOBS)).getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     work = Path(tempfile.mkdtemp(prefix="bench_batch_"))
     print(f"load before      {os.getloadavg()[0]:.2f} (1 min)")
     try:
-        one_pass(files[:4], work / "warm-up", concurrent)
+        one_pass(files[:4], work / "warm-up", "batch")
         results = []
-        for n, workers in enumerate(passes):
-            results.append(one_pass(files, work / f"pass{n}", workers))
+        for n, mode in enumerate(passes):
+            results.append(one_pass(files, work / f"pass{n}", mode))
             results[-1]["ratio"] = round(results[-1]["wall_s"] / results[0]["wall_s"], 2)
             print(json.dumps(results[-1]), flush=True)
     finally:

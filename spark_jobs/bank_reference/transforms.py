@@ -109,16 +109,16 @@ def _first(checks: list[Check]) -> Column:
     return chain
 
 
-def after_snapshot_reason(column: str, label: str, partition: str) -> Column:
+def after_snapshot_reason(column: str, label: str, partition: Column) -> Column:
     """"<label> <date> is after the snapshot date <partition>", NULL when it is not: a
-    snapshot taken on a day cannot hold what happened after it."""
+    snapshot taken on a day (`partition`, a date column) cannot hold what happened after it."""
     day = F.col(column)
-    return F.when(day > F.lit(partition).cast("date"),
+    return F.when(day > partition,
                   F.concat(F.lit(f"{label} "), day.cast("string"),
-                           F.lit(f" is after the snapshot date {partition}")))
+                           F.lit(" is after the snapshot date "), partition.cast("string")))
 
 
-def no_partition_reason(partition: str) -> Column:
+def no_partition_reason(partition: Column) -> Column:
     """A file with no date of its own in its lines: every line belongs to the snapshot."""
     return F.lit(None).cast("string")
 
@@ -133,7 +133,7 @@ class Table:
     typed: Callable[[], list[Column]]  # the typed columns, from the raw_<field> columns
     checks: Callable[[], list[Check]]  # (refused, why), in the order the reasons win
     typed_columns: tuple[str, ...]  # what the DQDL rules see (snapshot_date added)
-    partition_reason: Callable[[str], Column]
+    partition_reason: Callable[[Column], Column]
     range_columns: tuple[str, ...] = ()
     # the warehouse type of each typed column parsed wider (ids as BIGINT, figures as exact
     # decimals): build() casts, after the framework refused every value out of its range

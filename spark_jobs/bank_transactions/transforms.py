@@ -199,8 +199,8 @@ def parse(lines: DataFrame) -> DataFrame:
     return typed.select(*lines.columns, *TYPED_COLUMNS, _first(_reasons()).alias("_reason"))
 
 
-def partition_reason(partition: str) -> Column:
-    """Transactions of another day than the run's partition (YYYY-MM-DD): the load replaces
+def partition_reason(partition: Column) -> Column:
+    """Transactions of another day than its partition (a date column): the load replaces
     the days its rows carry, so such a row would replace a day this run does not own."""
     return other_day_reason("txn_date", "date", partition)
 

@@ -75,7 +75,7 @@ def output_tables(spark: SparkSession, parse: Callable[[DataFrame], DataFrame],
                   ) -> dict[str, TableDefinition]:
     """Each output's table definition, from the warehouse migrations. ConfigurationError when
     a builder's columns do not match its table, or a checked column is not one of the parsed
-    lines'; InvalidInput when the run id does not fit a table's run_id column."""
+    lines' (`run_id`: any run id, to build the outputs' schemas)."""
     tables = {name: shipped.table(SCHEMA, name) for name in outputs}
     empty = parse(spark.createDataFrame([], "value string, _line long"))
     for name, output in outputs.items():
@@ -86,11 +86,17 @@ def output_tables(spark: SparkSession, parse: Callable[[DataFrame], DataFrame],
             raise ConfigurationError(
                 f"output {name} is checked per line, but the parsed lines have no column "
                 f"{', '.join(missing)}: compute it in parse()")
-        kind = table.column("run_id").type
-        size = len(run_id.encode("utf-8"))
-        if kind.length is not None and size > kind.length:
-            raise InvalidInput(f"--run-id is {size} bytes, over {table.name}.run_id {kind}")
     return tables
+
+
+def run_id_problem(tables: Mapping[str, TableDefinition], run_id: str) -> InvalidInput | None:
+    """Why `run_id` does not fit a table's run_id column (None when it fits every one)."""
+    size = len(run_id.encode("utf-8"))
+    for table in tables.values():
+        kind = table.column("run_id").type
+        if kind.length is not None and size > kind.length:
+            return InvalidInput(f"--run-id is {size} bytes, over {table.name}.run_id {kind}")
+    return None
 
 
 def _line_checks(name: str, output: Output, table: TableDefinition) -> list[Check]:

@@ -8,6 +8,12 @@ Cost model (the input is read once, see `frames.materialize`):
   grouped aggregation per distinct column set, unioned and collected together;
 * each CustomSql rule runs its own query over the frame (registered as the view `primary`).
 
+`measure_each` measures the same rules on each part of a frame at once (a batch's partitions,
+told apart by a key column): the single agg and the grouped metrics are grouped by the key too,
+so a batch costs the Spark jobs of one run, but for CustomSql (one query per rule and part).
+The instant `now()` and DataFreshness measure against is then a column of the frame
+(`reference_column`), each part's own.
+
 Semantics match `pipeline_core.dqdl` (which documents them). Outcomes: `pass` / `fail` for rules
 the job can decide, `deferred` for dynamic thresholds and DetectAnomalies (the gate decides
 those with the metric history). Row-level rules of severity error also give `rejection_reason`:
@@ -195,18 +201,34 @@ def _validate_custom_sql(frame: DataFrame, rule: Rule) -> None:
 class QualityEngine:
     """Compiles a ruleset against one frame schema and measures it."""
 
-    def __init__(self, ruleset: Ruleset, reference_time: dt.datetime):
+    def __init__(self, ruleset: Ruleset, reference_time: dt.datetime,
+                 reference_column: str | None = None):
+        """`reference_time` is the evaluation instant; with `reference_column`, each row's own
+        instant is that (timestamp) column of the frames measured instead."""
         self.ruleset = ruleset
         self.reference_time = reference_time.astimezone(dt.UTC)
+        self.reference_column = reference_column
         self._dtypes: dict[str, T.DataType] | None = None
 
     @classmethod
-    def from_rules_file(cls, storage: Storage, uri: str, reference_time: dt.datetime
-                        ) -> tuple[str, QualityEngine]:
+    def from_rules_file(cls, storage: Storage, uri: str, reference_time: dt.datetime,
+                        reference_column: str | None = None) -> tuple[str, QualityEngine]:
         """The engine of a run's rules file (--rules) and the file's name, which quality.json
         and every rule's error message name."""
         name = os.path.basename(uri.rstrip("/"))
-        return name, cls(parse_ruleset(storage.read_text(uri), source=name), reference_time)
+        return name, cls(parse_ruleset(storage.read_text(uri), source=name), reference_time,
+                         reference_column)
+
+    def _reference_micros(self, offset_seconds: float = 0) -> Column:
+        """The evaluation instant (plus an offset) in microseconds since the epoch."""
+        offset = round(offset_seconds * 1_000_000)
+        if self.reference_column is None:
+            return F.lit(round(self.reference_time.timestamp() * 1_000_000) + offset)
+        return F.unix_micros(_col(self.reference_column)) + F.lit(offset)
+
+    def _hidden(self) -> tuple[str, ...]:
+        """Columns of a measured frame that are the engine's, not the dataset's."""
+        return (self.reference_column,) if self.reference_column else ()
 
     # -- validation --------------------------------------------------------------------------
 
@@ -269,7 +291,10 @@ class QualityEngine:
             if not isinstance(dtype, T.DateType | T.TimestampType | T.TimestampNTZType):
                 raise _RuleProblem(f"now() compares dates; {what} is {dtype.simpleString()}")
             # now() is the evaluation time, the instant DataFreshness measures against.
-            return F.lit(self.reference_time + dt.timedelta(seconds=operand.offset_seconds))
+            if self.reference_column is None:
+                return F.lit(self.reference_time
+                             + dt.timedelta(seconds=operand.offset_seconds))
+            return F.timestamp_micros(self._reference_micros(operand.offset_seconds))
         raise _RuleProblem(f"unsupported value {operand!r}")
 
     @staticmethod
@@ -340,9 +365,9 @@ class QualityEngine:
                         for o in condition.operands]
             return F.coalesce(self._compare(condition.operator, length, literals), F.lit(False))
         if rule.rule_type == "DataFreshness":
-            reference_us = int(self.reference_time.timestamp() * 1_000_000)
             instant = column.cast("timestamp") if isinstance(dtype, T.DateType) else column
-            age_seconds = (F.lit(reference_us) - F.unix_micros(instant)) / F.lit(1_000_000.0)
+            age_seconds = ((self._reference_micros() - F.unix_micros(instant))
+                           / F.lit(1_000_000.0))
             literals = [F.lit(float(o.seconds)) for o in condition.operands
                         if isinstance(o, Duration)]
             return F.coalesce(self._compare(condition.operator, age_seconds, literals),
@@ -390,37 +415,64 @@ class QualityEngine:
 
         Returns the report and the values of the `extra` aggregates by name.
         """
-        self.validate(frame)
+        return self._measure(frame, None, extra)[None]
+
+    def measure_each(self, frame: DataFrame, key: str,
+                     extra: Mapping[str, Column] | None = None
+                     ) -> dict[Any, tuple[QualityReport, dict[str, Any]]]:
+        """`measure` on each part of `frame` (its rows with one value of the column `key`),
+        all parts in one pass: by the key's value, each part that has rows."""
+        return self._measure(frame, key, extra)
+
+    def _measure(self, frame: DataFrame, key: str | None, extra: Mapping[str, Column] | None
+                 ) -> dict[Any, tuple[QualityReport, dict[str, Any]]]:
+        data = frame.drop(*(key,) if key else (), *self._hidden())  # the dataset's columns
+        self.validate(data)
         extra = dict(extra or {})
         leaves = list({r.metric_name: r for r in _leaves(self.ruleset.rules)}.values())
-        row, slots = self._single_agg(frame, leaves, extra)
-
+        rows, slots = self._single_agg(frame, leaves, extra, key)
         grouped = self._grouped(frame, [r for r in leaves
-                                        if _measured_type(r) in GROUPED_TYPES])
+                                        if _measured_type(r) in GROUPED_TYPES], key)
+        data_of = {part: _part_of(frame, key, part, self._hidden()) for part in rows}
+        # one query per rule and part: the view `primary` is one part's rows
+        custom = {str(rule.metric_name): {part: self._custom_sql(data, rule)
+                                          for part, data in data_of.items()}
+                  for rule in leaves if _measured_type(rule) == "CustomSql"}
+        measured = {}
+        for part, row in rows.items():
+            values = self._values(leaves, data_of[part], row, slots, {
+                **{m: v for (m, p), v in grouped.items() if p == part},
+                **{m: by_part[part] for m, by_part in custom.items()}})
+            results = tuple(self._decide(rule, values, row, slots)
+                            for rule in self.ruleset.rules)
+            measured[part] = (QualityReport(results, values), {n: row[n] for n in extra})
+        return measured
+
+    def _values(self, leaves: list[Rule], data: DataFrame, row: Mapping[str, Any],
+                slots: Mapping[str, list[str]], queried: Mapping[str, float | int | None]
+                ) -> dict[str, float | int | None]:
+        """Each leaf's metric, from the single agg's row, and the grouped and CustomSql
+        metrics (`queried`) of one part (`data`: its rows, the dataset's columns)."""
         values: dict[str, float | int | None] = {}
         for rule in leaves:
             name = str(rule.metric_name)
             kind = _measured_type(rule)
             if kind == "ColumnCount":
-                values[name] = len(frame.columns)
+                values[name] = len(data.columns)
             elif kind == "ColumnExists":
-                values[name] = 1 if rule.columns[0] in frame.columns else 0
-            elif kind in GROUPED_TYPES:
-                values[name] = grouped[name]
-            elif kind == "CustomSql":
-                values[name] = self._custom_sql(frame, rule)
+                values[name] = 1 if rule.columns[0] in data.columns else 0
+            elif kind in GROUPED_TYPES or kind == "CustomSql":
+                values[name] = queried.get(name)
             elif len(slots[name]) == 2:
                 values[name] = _fraction(row[slots[name][0]], row[slots[name][1]])
             else:
                 values[name] = _number(row[slots[name][0]])
+        return values
 
-        results = tuple(self._decide(rule, values, row, slots) for rule in self.ruleset.rules)
-        return QualityReport(results, values), {name: row[name] for name in extra}
-
-    def _single_agg(self, frame: DataFrame, leaves: list[Rule], extra: Mapping[str, Column]
-                    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        """The ONE `agg`: its row (slot name -> value, plus `extra` by name) and each measured
-        leaf's slot names by metric name."""
+    def _single_agg(self, frame: DataFrame, leaves: list[Rule], extra: Mapping[str, Column],
+                    key: str | None) -> tuple[dict[Any, dict[str, Any]], dict[str, list[str]]]:
+        """The ONE `agg` (grouped by `key` when given): its row per part (slot name ->
+        value, plus `extra` by name) and each measured leaf's slot names by metric name."""
         columns: list[Column] = []
         slots: dict[str, list[str]] = {}
         for rule in leaves:
@@ -433,37 +485,45 @@ class QualityEngine:
                 columns.append(aggregate.alias(names[-1]))
             slots[str(rule.metric_name)] = names
         columns += [expression.alias(name) for name, expression in extra.items()]
+        if key is not None:
+            grouped = frame.groupBy(key).agg(F.count(F.lit(1)).alias("_rows"), *columns)
+            return {r[key]: r.asDict() for r in grouped.collect()}, slots
         if not columns:
-            return {}, slots
+            return {None: {}}, slots
         first = frame.agg(*columns).first()
         assert first is not None  # an aggregation without grouping has exactly one row
-        return first.asDict(), slots
+        return {None: first.asDict()}, slots
 
-    def _grouped(self, frame: DataFrame, rules: list[Rule]) -> dict[str, float | None]:
-        """Uniqueness-style metrics, all in one Spark job."""
+    def _grouped(self, frame: DataFrame, rules: list[Rule], key: str | None
+                 ) -> dict[tuple[str, Any], float | None]:
+        """Uniqueness-style metrics, all in one Spark job: by (metric name, part)."""
         if not rules:
             return {}
+        by = [F.col(key)] if key else []
         parts = []
         for rule in rules:
             scoped = frame.where(self._scope(rule)) if rule.where else frame
             keys = [_col(c) for c in rule.columns]
-            counted = scoped.groupBy(*keys).agg(F.count(F.lit(1)).alias("_n"))
+            counted = scoped.groupBy(*by, *keys).agg(F.count(F.lit(1)).alias("_n"))
             single = F.col("_n") == 1
             if _measured_type(rule) == "IsPrimaryKey":
                 complete = reduce(lambda a, b: a & b, [_col(c).isNotNull() for c in rule.columns])
                 single = single & complete
-            parts.append(counted.agg(
+            parts.append(counted.groupBy(*by).agg(
                 F.lit(rule.metric_name).alias("metric"),
                 F.coalesce(F.sum(F.when(single, F.col("_n"))), F.lit(0)).cast("long")
                 .alias("unique_rows"),
                 F.coalesce(F.sum("_n"), F.lit(0)).cast("long").alias("rows"),
-            ))
+            ).select("metric", (F.col(key) if key else F.lit(None)).alias("_part"),
+                     "unique_rows", "rows"))
         union = reduce(DataFrame.unionByName, parts)
-        return {r["metric"]: _fraction(r["unique_rows"], r["rows"]) for r in union.collect()}
+        return {(r["metric"], r["_part"]): _fraction(r["unique_rows"], r["rows"])
+                for r in union.collect()}
 
-    def _custom_sql(self, frame: DataFrame, rule: Rule) -> float | int | None:
-        spark = frame.sparkSession
-        frame.createOrReplaceTempView(PRIMARY_VIEW)
+    def _custom_sql(self, data: DataFrame, rule: Rule) -> float | int | None:
+        """A CustomSql rule's value on `data` (one part's rows), registered as `primary`."""
+        spark = data.sparkSession
+        data.createOrReplaceTempView(PRIMARY_VIEW)
         try:
             rows = spark.sql(rule.sql or "").take(2)
         finally:
@@ -495,6 +555,13 @@ class QualityEngine:
         outcome = evaluate_threshold(rule, value)
         return RuleResult(rule, value, "pass" if outcome.passed else "fail", outcome.threshold,
                           reason=outcome.reason)
+
+
+def _part_of(frame: DataFrame, key: str | None, part: Any, hidden: tuple[str, ...]
+             ) -> DataFrame:
+    """One part's rows of a measured frame, with the dataset's columns only."""
+    rows = frame if key is None else frame.where(F.col(key) == F.lit(part)).drop(key)
+    return rows.drop(*hidden)
 
 
 def _text_literal(value: str, dtype: T.DataType, what: str) -> Column:

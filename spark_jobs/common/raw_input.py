@@ -10,7 +10,9 @@ refuses a `.gz` that is not gzip data and gzip data under another name.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import reduce
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
@@ -59,66 +61,108 @@ def check_input(storage: Storage, uri: str, input_format: str, header: tuple[str
     return info
 
 
-def partitions(spark: SparkSession, info: ObjectInfo) -> int:
-    """Shuffle partitions for the input: about PARTITION_TARGET_BYTES of text each."""
-    estimate = info.size * (GZIP_RATIO if info.uri.lower().endswith(".gz") else 1)
+def partitions(spark: SparkSession, infos: Sequence[ObjectInfo]) -> int:
+    """Shuffle partitions for the inputs: about PARTITION_TARGET_BYTES of text each."""
+    estimate = sum(info.size * (GZIP_RATIO if info.uri.lower().endswith(".gz") else 1)
+                   for info in infos)
     return max(spark.sparkContext.defaultParallelism,
                min(1000, math.ceil(estimate / PARTITION_TARGET_BYTES)))
 
 
-def _line_numbers(blocks: list[dict[str, int]]) -> tuple[Column | None, int]:
-    """The 1-based line number of each row (lines before its split of the file plus its
-    position in the split: monotonically_increasing_id counts rows within a split's partition)
-    and the number of lines in the file."""
+@dataclass(frozen=True)
+class LineCounts:
+    """An input's data lines and blank lines (a csv header is neither)."""
+
+    data: int
+    blank: int
+
+
+def _line_numbers(blocks: list[dict[str, int]]) -> tuple[Column | None, dict[int, int]]:
+    """The 1-based line number of each row in its input (lines before its split of the file
+    plus its position in the split: monotonically_increasing_id counts rows within a split's
+    partition) and each input's number of lines."""
     line = None
-    before = 0
+    before: dict[int, int] = {}
     for block in blocks:
-        number = F.col("_idx") - F.lit(block["first"]) + F.lit(before + 1)
-        line = number if line is None else F.when(F.col("_block") == block["_block"], number
-                                                  ).otherwise(line)
-        before += block["n"]
+        part = block["_part"]
+        number = F.col("_idx") - F.lit(block["first"]) + F.lit(before.get(part, 0) + 1)
+        here = (F.col("_part") == part) & (F.col("_block") == block["_block"])
+        line = number if line is None else F.when(here, number).otherwise(line)
+        before[part] = before.get(part, 0) + block["n"]
     return line, before
 
 
-def read_lines(spark: SparkSession, info: ObjectInfo, skip: int = 0,
+def _scan(spark: SparkSession, infos: Sequence[ObjectInfo]) -> DataFrame:
+    """Every input's lines, `_part` its index in `infos`. Each file is its own scan, so the
+    row ids (`_idx`) are numbered within one file's splits."""
+    scans = [spark.read.text(info.uri).select(
+        F.col("value").cast("binary").alias("value"),
+        F.lit(part).alias("_part"),
+        F.input_file_block_start().alias("_block"),
+        F.monotonically_increasing_id().alias("_idx"),
+    ) for part, info in enumerate(infos)]
+    return reduce(DataFrame.unionAll, scans).withColumn(
+        "_blank", F.trim(F.col("value").cast("string")) == "")
+
+
+def read_lines(spark: SparkSession, infos: Sequence[ObjectInfo], skip: int = 0,
                prepare: Callable[[DataFrame], DataFrame] | None = None
-               ) -> tuple[DataFrame, int, int]:
-    """The data lines of the input (`value`: the line's bytes, not decoded unless
-    `prepare` does; `_line`: 1-based line number in the file), read once; plus the number of
-    data lines and of blank lines. The first `skip` lines (a csv header) are dropped and
-    never counted as blank.
+               ) -> tuple[DataFrame, list[LineCounts]]:
+    """The data lines of the inputs, read once in one pass (`value`: the line's bytes, not
+    decoded unless `prepare` does; `_part`: the input's index in `infos`; `_line`: 1-based
+    line number in its file), and each input's line counts. The first `skip` lines of each
+    file (a csv header) are dropped and never counted as blank.
 
     `prepare` (decoding and parsing, say) runs on every line, header and blank ones too, before
     the lines are kept: what every later query reads is its result, computed once. It must
-    keep its input's columns and never fail on a line."""
+    keep its input's columns and never fail on a line. InvalidInput when a file's bytes cannot
+    be decoded (gzip, say): with several inputs, `unreadable` tells which."""
     if skip not in (0, 1):
         raise ValueError("only a one-line header can be skipped")
-    scan = spark.read.text(info.uri).select(
-        F.col("value").cast("binary").alias("value"),
-        F.input_file_block_start().alias("_block"),
-        F.monotonically_increasing_id().alias("_idx"),
-    ).withColumn("_blank", F.trim(F.col("value").cast("string")) == "")
+    scan = _scan(spark, infos)
     try:
-        staged = materialize(prepare(scan) if prepare else scan, partitions(spark, info), "_idx")
-        counted = staged.groupBy("_block").agg(
+        staged = materialize(prepare(scan) if prepare else scan, partitions(spark, infos),
+                             "_idx")
+        counted = staged.groupBy("_part", "_block").agg(
             F.count(F.lit(1)).alias("n"), F.min("_idx").alias("first"),
             # The first split's ids start at 0: _idx 0 is line 1, the header when skip is 1.
             F.count_if(F.col("_blank") & (F.col("_idx") >= skip)).alias("blank"),
         ).collect()
     except (Py4JJavaError, PySparkException) as e:
         if is_decoding_error(e):
-            raise InvalidInput(f"input {info.uri} cannot be read: {java_error_message(e)}") from e
+            names = ", ".join(info.uri for info in infos)
+            raise InvalidInput(f"input {names} cannot be read: {java_error_message(e)}") from e
         raise  # storage or `prepare` failed: the run fails (and may be retried), not the input
-    blocks = sorted((row.asDict() for row in counted), key=lambda b: b["_block"])
-    line, total = _line_numbers(blocks)
-    if line is None:
-        raise InvalidInput(f"input {info.uri} is empty")
-    lines = (staged.withColumn("_line", line)
+    blocks = sorted((row.asDict() for row in counted), key=lambda b: (b["_part"], b["_block"]))
+    line, totals = _line_numbers(blocks)
+    blanks = {part: 0 for part in totals}
+    for block in blocks:
+        blanks[block["_part"]] += block["blank"]
+    counts = [LineCounts(max(0, totals.get(part, 0) - skip - blanks.get(part, 0)),
+                         blanks.get(part, 0)) for part in range(len(infos))]
+    lines = (staged.withColumn("_line", line if line is not None else F.lit(None))
              .where((F.col("_line") > skip) & ~F.col("_blank"))
              .drop("_block", "_idx", "_blank"))
-    blanks = sum(b["blank"] for b in blocks)
-    data_lines = total - skip - blanks
-    if data_lines <= 0:
-        what = "a header but no data lines" if skip else "no data lines, only blank ones"
-        raise InvalidInput(f"input {info.uri} has {what}")
-    return lines, data_lines, blanks
+    return lines, counts
+
+
+def no_data_reason(info: ObjectInfo, counts: LineCounts, skip: int) -> str | None:
+    """Why an input read has no data line to load (None when it has some)."""
+    if counts.data > 0:
+        return None
+    if counts.blank == 0 and not skip:
+        return f"input {info.uri} is empty"
+    what = "a header but no data lines" if skip else "no data lines, only blank ones"
+    return f"input {info.uri} has {what}"
+
+
+def unreadable(spark: SparkSession, info: ObjectInfo) -> InvalidInput | None:
+    """Whether one input's bytes cannot be decoded, read alone: the culprit of a batch's read
+    that failed so (read_lines)."""
+    try:
+        spark.read.text(info.uri).select(F.count(F.lit(1))).collect()
+    except (Py4JJavaError, PySparkException) as e:
+        if is_decoding_error(e):
+            return InvalidInput(f"input {info.uri} cannot be read: {java_error_message(e)}")
+        raise
+    return None

@@ -1,23 +1,29 @@
-"""The job framework of every raw dataset: one raw object in; its output tables, the
-quarantine, metrics.json and quality.json out. A dataset's job module declares a `RawJob`
-(its format, its pure transforms, its outputs); everything else happens here, once:
+"""The job framework of every raw dataset: raw objects in (one, or a batch: one per partition);
+each partition's output tables, quarantine, metrics.json and quality.json out. A dataset's job
+module declares a `RawJob` (its format, its pure transforms, its outputs); everything else
+happens here, once:
 
 1. input checks (spark_jobs.common.raw_input): empty file, gzip magic vs name, the csv header;
    the object version the run is for (--input-etag), before the scan and after it;
-2. one scan with line numbers, each line decoded in the declared encoding
-   (spark_jobs.common.text) and parsed once, kept for every later query
+2. one scan of every input of the batch with line numbers, each line decoded in the declared
+   encoding (spark_jobs.common.text) and parsed once, kept for every later query
    (spark_jobs.common.frames); blank lines skipped;
-3. the DQDL rules measured over every data line as parsed (before dedupe and before
-   quarantine, so doubled content and truncation stay visible), with metrics.json's null
-   counts and min/max in the rules' single aggregation;
-4. exact duplicate lines kept once (unless the job keeps them: `keep_duplicates`); each line
-   judged once, the first reason wins:
-   not valid text in the encoding, the dataset's parse reason, another day than the run's
+3. the DQDL rules measured over every data line as parsed, for each partition on its own
+   (before dedupe and before quarantine, so doubled content and truncation stay visible), with
+   metrics.json's null counts and min/max in the rules' single aggregation;
+4. exact duplicate lines (within a partition) kept once (unless the job keeps them:
+   `keep_duplicates`); each line judged once, the first reason wins:
+   not valid text in the encoding, the dataset's parse reason, another day than its
    partition, a value a warehouse table would refuse (spark_jobs.common.outputs), then the
    first error-severity row-level rule it fails;
-5. the writes (zstd parquet, no _SUCCESS) of each output and of the quarantine (when a
-   line was refused), then
-   metrics.json and quality.json; exit codes and the `JOB ERROR:` line (spark_jobs.common.entry).
+5. for each partition, the writes (zstd parquet, no _SUCCESS) of each output and of the
+   quarantine (when a line was refused), then metrics.json and quality.json; exit codes and
+   the `JOB ERROR:` line (spark_jobs.common.entry).
+
+A batch is one pass, not one run per partition: steps 2-4 are the Spark jobs of one run,
+grouped by partition (`_part`), whatever the batch's size; only the writes and the CustomSql
+rules are per partition. A small day's run is planning and scheduling more than work, so a
+batch of 31 days costs a few times one day, not 31 times (bench/bench_batch.py).
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, cast
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from pipeline_core.errors import ConfigurationError, InvalidInput
@@ -43,7 +49,15 @@ from spark_jobs.common.entry import run_job
 from spark_jobs.common.frames import materialize
 from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
 from spark_jobs.common.quality import QualityEngine, QualityReport
-from spark_jobs.common.raw_input import check_input, header_lines, partitions, read_lines
+from spark_jobs.common.raw_input import (
+    LineCounts,
+    check_input,
+    header_lines,
+    no_data_reason,
+    partitions,
+    read_lines,
+    unreadable,
+)
 from spark_jobs.common.session import run_concurrently
 from spark_jobs.common.spark_metrics import RunMeter
 from spark_jobs.common.storage import (
@@ -57,31 +71,34 @@ from spark_jobs.common.storage import (
 __all__ = ["GroupedOutput", "LineOutput", "RawJob", "check_input_version", "distinct_lines",
            "other_day_reason"]
 
-SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples
+SAMPLES, SAMPLE_CHARS = 5, 200  # metrics.json's quarantine_samples (per partition)
 # Past this many repeated line hashes, distinct_lines groups every line on its text (the
 # broadcast table of repeated lines holds each one's text: ~30 MB at this bound).
 REPEATED_HASHES_MAX = 200_000
-_BOOKKEEPING = ("_line", "_copies")  # columns the framework passes through parse()
-# A batch's partitions running at once (run_batch). A small day's run is ~30 short Spark jobs
-# whose time is the driver's (planning, scheduling, py4j calls) more than the executors': one
-# at a time leaves the cores idle. A few at once fill them; more only hold more partitions'
-# shuffle files and plans in memory and queue on the driver's one Python interpreter.
-# 4: twice local[2]'s cores, and with the backfill's 3 batches at once 12 threads on the warm
-# local Spark; bench/bench_batch.py (31 real days, local[2]): 0.53 x the wall time of one at a
-# time (docs/architecture.md, "Raw job framework").
-PARTITION_WORKERS = 4
+# Columns the framework adds to every parsed line of a pass: the partition's index in the pass,
+# its day (a date) and the instant its rules measure against (now(), DataFreshness).
+PART, PARTITION_DATE, REFERENCE_TIME = "_part", "_run_partition", "_run_reference_time"
+_BOOKKEEPING = ("_line", "_copies", PART, PARTITION_DATE, REFERENCE_TIME)
+# Partitions of a batch written at once. Each partition's writes are a few short Spark jobs
+# whose time is the driver's (planning, scheduling) more than the executors': one at a time
+# leaves the cores idle, a few at once fill them (bench/bench_batch.py).
+WRITE_WORKERS = 4
 
 
 @dataclass(frozen=True)
 class RawJob:
     """A raw dataset's job: what its code gives the framework (see /docs/architecture.md,
-    "Raw job framework"). `outputs` is kept as given (not copied)."""
+    "Raw job framework"). `outputs` is kept as given (not copied).
+
+    `partition_reason(day)` gets the line's partition as a date column. Each GroupedOutput's
+    keys hold the line's day, which partition_reason pins to its partition: a group never
+    spans two partitions of a batch."""
 
     dataset: str
     input_format: str  # the catalog's source.format: csv | jsonl | text
     parse: Callable[[DataFrame], DataFrame]
     typed_columns: tuple[str, ...]
-    partition_reason: Callable[[str], Column]
+    partition_reason: Callable[[Column], Column]
     outputs: Mapping[str, Output]
     null_count_columns: tuple[str, ...] = ()
     range_columns: tuple[str, ...] = ()
@@ -110,12 +127,16 @@ class RawJob:
             raise ConfigurationError(f"{self.dataset}: declare typed_columns and outputs")
 
     def run(self, spark: SparkSession, args: JobArgs) -> dict[str, Any]:
-        """The whole job. Returns metrics.json's content (also written, with quality.json)."""
-        return _Run(self, spark, args).run()
+        """The job of one partition. Returns metrics.json's content (also written, with
+        quality.json); InvalidInput when its input is refused."""
+        [outcome] = self._outcomes(spark, [args])
+        if isinstance(outcome, InvalidInput):
+            raise outcome
+        return outcome
 
     def main(self, argv: list[str] | None = None) -> int:
         """The job's entry point (`main.main(argv)`): its exit code. Several `--input` groups
-        are a batch: its partitions run in one Spark application (`run_batch`)."""
+        are a batch: its partitions run in one pass (`run_batch`)."""
         groups = split_partitions(sys.argv[1:] if argv is None else argv)
         code, done = run_job(
             self.dataset, groups[0],
@@ -134,26 +155,53 @@ class RawJob:
 
     def run_batch(self, spark: SparkSession, partitions: list[JobArgs | list[str]]
                   ) -> list[dict[str, Any]]:
-        """Each partition's run, in the partitions' order; a batch's run PARTITION_WORKERS at
-        once, each in a session of its own (session.run_concurrently). A partition whose input
-        is refused (InvalidInput: empty, not gzip, a wrong header, another object version...)
-        fails alone: its metrics.json says why (`error`) and the others go on. When every
-        partition is refused the job is refused (exit 2, as a run of one), writing nothing.
-        Any other failure fails the job, once the partitions still running have stopped."""
+        """Each partition's metrics.json content, in the partitions' order. A partition whose
+        input is refused (InvalidInput: empty, not gzip, a wrong header, another object
+        version...) fails alone: its metrics.json says why (`error`) and the others go on.
+        When every partition is refused the job is refused (exit 2, as a run of one),
+        writing nothing. Any other failure fails the job."""
         batch = [p if isinstance(p, JobArgs) else parse_args(p, self.dataset)
                  for p in partitions]
-        if len(batch) == 1:
-            return [self.run(spark, batch[0])]
-        outcomes = run_concurrently(
-            spark, [functools.partial(self.run, args=args) for args in batch],
-            PARTITION_WORKERS, fails_alone=(InvalidInput,))
-        refused = [str(o) for o in outcomes if isinstance(o, InvalidInput)]
+        outcomes = self._outcomes(spark, batch)
+        refused = [o for o in outcomes if isinstance(o, InvalidInput)]
         if len(refused) == len(batch):
-            raise InvalidInput("every partition of the batch was refused: "
-                               + "; ".join(refused))
-        # an outcome is metrics.json's content or InvalidInput: anything else was raised
-        return [self._refused(spark, args, o) if isinstance(o, InvalidInput)
-                else cast("dict[str, Any]", o) for args, o in zip(batch, outcomes, strict=True)]
+            raise refused[0] if len(batch) == 1 else InvalidInput(
+                "every partition of the batch was refused: " + "; ".join(map(str, refused)))
+        return [self._refused(spark, args, o) if isinstance(o, InvalidInput) else o
+                for args, o in zip(batch, outcomes, strict=True)]
+
+    def _outcomes(self, spark: SparkSession, batch: list[JobArgs]
+                  ) -> list[dict[str, Any] | InvalidInput]:
+        """Each partition's metrics.json content or why its input was refused. Partitions that
+        share the rules file and the encoding run in one pass."""
+        outcomes: dict[int, dict[str, Any] | InvalidInput] = {}
+        passes: dict[tuple[str, str], list[_Part]] = {}
+        for index, args in enumerate(batch):
+            try:
+                check_input_version(args)
+                info = check_input(Storage(spark), args.input, self.input_format, self.header,
+                                   args.encoding, self.delimiter)
+            except InvalidInput as e:
+                outcomes[index] = e
+                continue
+            passes.setdefault((args.rules, args.encoding), []).append(_Part(index, args, info))
+        for parts in passes.values():
+            outcomes.update(self._pass(spark, parts))
+        return [outcomes[i] for i in range(len(batch))]
+
+    def _pass(self, spark: SparkSession, parts: list[_Part]
+              ) -> dict[int, dict[str, Any] | InvalidInput]:
+        """One pass over `parts`. When the read fails on bytes that cannot be decoded, each
+        input is read alone to find which: those are refused, and the others pass again."""
+        try:
+            return _Pass(self, spark, parts).run()
+        except _Unreadable as e:
+            if len(parts) == 1:
+                return {parts[0].index: e.error}
+            bad = {p.index: error for p in parts if (error := unreadable(spark, p.info))}
+            if not bad:
+                raise e.error from e
+            return {**bad, **self._pass(spark, [p for p in parts if p.index not in bad])}
 
     def _refused(self, spark: SparkSession, args: JobArgs, error: InvalidInput
                  ) -> dict[str, Any]:
@@ -176,44 +224,45 @@ def check_input_version(args: JobArgs,
                          head or head_s3_object)
 
 
-def other_day_reason(column: str, label: str, partition: str) -> Column:
-    """A dataset's partition_reason over its date column: NULL on the run's day, else
-    "<label> <day> is not the run's partition <partition>"."""
+def other_day_reason(column: str, label: str, partition: Column) -> Column:
+    """A dataset's partition_reason over its date column: NULL on the line's partition day
+    (`partition`, a date column), else "<label> <day> is not the run's partition <day>"."""
     day = F.col(column)
-    return F.when(day != F.lit(partition).cast("date"),
+    return F.when(day != partition,
                   F.concat(F.lit(f"{label} "), day.cast("string"),
-                           F.lit(f" is not the run's partition {partition}")))
+                           F.lit(" is not the run's partition "), partition.cast("string")))
 
 
-def distinct_lines(lines: DataFrame) -> DataFrame:
-    """One row per distinct line (`value`): the columns of its first copy (`_line`, its line
-    number, the smallest) and how many copies it had (`_copies`).
+def distinct_lines(lines: DataFrame, by: tuple[str, ...] = ()) -> DataFrame:
+    """One row per distinct line (`value`, within each group of the `by` columns: a batch's
+    partition): the columns of its first copy (`_line`, its line number, the smallest) and how
+    many copies it had (`_copies`).
 
     Most files hold no copy or a few, so the lines are not shuffled to find them: their 64-bit
     hashes are (8 bytes a line); the lines whose hash is seen more than once are grouped on
     their text (exact, whatever collides), and that small table, broadcast, tells each line
     whether it is a later copy. Past REPEATED_HASHES_MAX such hashes, every line is grouped on
     its text. Runs its Spark jobs here (a few, over the kept lines)."""
-    hashed = F.xxhash64("value")
+    hashed = F.xxhash64("value", *by)
     repeated = materialize(lines.groupBy(hashed.alias("_hash")).count()
                            .where(F.col("count") > 1).select("_hash"))
     suspects = repeated.count()
     if suspects == 0:
         return lines.withColumn("_copies", F.lit(1).cast("long"))
     if suspects > REPEATED_HASHES_MAX:
-        return _grouped_on_text(lines)
+        return _grouped_on_text(lines, by)
     firsts = materialize(
         lines.withColumn("_hash", hashed).join(F.broadcast(repeated), "_hash", "left_semi")
-        .groupBy("value").agg(F.min("_line").alias("_first_line"),
-                              F.count(F.lit(1)).alias("_n")))
-    marked = lines.join(F.broadcast(firsts), "value", "left")
+        .groupBy("value", *by).agg(F.min("_line").alias("_first_line"),
+                                   F.count(F.lit(1)).alias("_n")))
+    marked = lines.join(F.broadcast(firsts), ["value", *by], "left")
     return (marked.where(F.col("_first_line").isNull() | (F.col("_line") == F.col("_first_line")))
             .select(*lines.columns, F.coalesce("_n", F.lit(1)).cast("long").alias("_copies")))
 
 
-def _grouped_on_text(lines: DataFrame) -> DataFrame:
-    others = [c for c in lines.columns if c not in ("value", "_line")]
-    grouped = lines.groupBy("value").agg(
+def _grouped_on_text(lines: DataFrame, by: tuple[str, ...]) -> DataFrame:
+    others = [c for c in lines.columns if c not in ("value", "_line", *by)]
+    grouped = lines.groupBy("value", *by).agg(
         F.min("_line").alias("_line"),
         F.count(F.lit(1)).alias("_copies"),
         F.min_by(F.struct(*others), F.col("_line")).alias("_first"),
@@ -234,19 +283,34 @@ def json_value(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class _Measured:
-    """The data lines as read, and what the rules and the job measured over all of them."""
+class _Part:
+    """A partition of a pass: its position in the batch, its arguments, its checked input."""
 
-    lines: DataFrame  # read_lines', decoded and parsed: value, _line and parse()'s columns
-    data_lines: int
-    blank_lines: int
+    index: int
+    args: JobArgs
+    info: ObjectInfo
+
+
+class _Unreadable(Exception):
+    """The pass's read failed on bytes that cannot be decoded (which input's is not known)."""
+
+    def __init__(self, error: InvalidInput):
+        super().__init__(str(error))
+        self.error = error
+
+
+@dataclass(frozen=True)
+class _Measured:
+    """What the rules and the job measured over one partition's data lines."""
+
+    counts: LineCounts
     report: QualityReport
-    seen: dict[str, Any]  # the values of _Run.aggregates()
+    seen: dict[str, Any]  # the values of _Pass.aggregates()
 
 
 @dataclass(frozen=True)
 class _Verdicts:
-    """What became of the distinct lines: written, or quarantined and why."""
+    """What became of a partition's distinct lines: written, or quarantined and why."""
 
     written: int
     quarantine_reasons: dict[str, int]
@@ -257,44 +321,68 @@ class _Verdicts:
         return sum(self.quarantine_reasons.values())
 
 
-class _Run:
-    """One run of a RawJob."""
+class _Pass:
+    """One pass of a RawJob over one or more partitions (`_part`: their position here)."""
 
-    def __init__(self, job: RawJob, spark: SparkSession, args: JobArgs):
-        self.job, self.spark, self.args = job, spark, args
+    def __init__(self, job: RawJob, spark: SparkSession, parts: list[_Part]):
+        self.job, self.spark, self.parts = job, spark, parts
         self.storage = Storage(spark)
+        first = parts[0].args
+        self.encoding = first.encoding
         self.rules_file, self.engine = QualityEngine.from_rules_file(
-            self.storage, args.rules, args.reference_time)
+            self.storage, first.rules, first.reference_time, REFERENCE_TIME)
 
-    def run(self) -> dict[str, Any]:
-        job, args, started = self.job, self.args, time.monotonic()
-        check_input_version(args)
-        info = check_input(self.storage, args.input, job.input_format, job.header,
-                           args.encoding, job.delimiter)
-        tables = outputs.output_tables(self.spark, self._parse, job.outputs, args.run_id,
-                                       warehouse.shipped_tables())
-        meter = RunMeter(self.spark, f"{job.dataset} {args.run_id}")
+    def run(self) -> dict[int, dict[str, Any] | InvalidInput]:
+        job, started = self.job, time.monotonic()
+        tables = outputs.output_tables(
+            self.spark, lambda lines: self._parse(lines.withColumn(PART, F.lit(0))),
+            job.outputs, self.parts[0].args.run_id, warehouse.shipped_tables())
+        refused = {p: e for p, part in enumerate(self.parts)
+                   if (e := outputs.run_id_problem(tables, part.args.run_id))}
+        meter = RunMeter(self.spark, f"{job.dataset} {self.parts[0].args.run_id}"
+                         + (f" and {len(self.parts) - 1} more" if len(self.parts) > 1 else ""))
+        verdicts: dict[int, _Verdicts] = {}
+        rows: dict[int, dict[str, int]] = {}
         with meter.tracking():
-            measured = self.measure(info)
-            checked = self.judge(info, measured.lines, tables)
-            verdicts = self.count_verdicts(checked, measured.data_lines)
-            rows = self.write_outputs(checked, verdicts)
-        # Again after the scan: an upload while the job read would mix two versions' lines.
-        check_input_version(args)
-        metrics = {
-            **self.metrics(info, measured, verdicts, rows, meter.bytes_read()),
-            "duration_seconds": round(time.monotonic() - started, 3),
-            "spark_version": self.spark.version,
-        }
-        self.storage.write_text(args.quality, json.dumps(
-            measured.report.as_dict(self.rules_file, args.reference_time), indent=2,
-            default=json_value) + "\n")
-        self.storage.write_text(args.metrics, json.dumps(metrics, indent=2) + "\n")
-        return metrics
+            lines, measured, refused = self.measure(refused)
+            if measured:
+                checked = self.judge(lines, tables)
+                verdicts = self.count_verdicts(checked, measured)
+                rows = self.write_all(checked, verdicts)
+        batch = self._batch_figures(measured, meter)
+        outcomes: dict[int, dict[str, Any] | InvalidInput] = {
+            self.parts[p].index: e for p, e in refused.items()}
+        for p, figures in measured.items():
+            part = self.parts[p]
+            try:  # again after the scan: an upload while the job read would mix two versions
+                check_input_version(part.args)
+            except InvalidInput as e:
+                outcomes[part.index] = e
+                continue
+            metrics = {**self.metrics(part, figures, verdicts[p], rows[p], batch),
+                       "duration_seconds": round(time.monotonic() - started, 3),
+                       "spark_version": self.spark.version}
+            self.storage.write_text(part.args.quality, json.dumps(
+                figures.report.as_dict(self.rules_file, part.args.reference_time), indent=2,
+                default=json_value) + "\n")
+            self.storage.write_text(part.args.metrics, json.dumps(metrics, indent=2) + "\n")
+            outcomes[part.index] = metrics
+        return outcomes
+
+    def _batch_figures(self, measured: Mapping[int, _Measured], meter: RunMeter
+                       ) -> dict[str, Any]:
+        """What Spark read for the whole pass: per partition only in a pass of one."""
+        return {"partitions": len(measured),
+                "input_bytes": sum(self.parts[p].info.size for p in measured),
+                "bytes_read": meter.bytes_read()}
 
     def _parse(self, lines: DataFrame) -> DataFrame:
-        """The dataset's parse(), holding it to the contract: every input column kept,
-        `_reason` added."""
+        """The dataset's parse(), holding it to the contract (every input column kept,
+        `_reason` added), after the partition's day and reference time are added."""
+        day = F.array(*[F.lit(p.args.partition).cast("date") for p in self.parts])
+        instant = F.array(*[F.lit(p.args.reference_time) for p in self.parts])
+        lines = lines.withColumns({PARTITION_DATE: F.element_at(day, F.col(PART) + 1),
+                                   REFERENCE_TIME: F.element_at(instant, F.col(PART) + 1)})
         parsed = self.job.parse(lines)
         lost = [c for c in lines.columns if c not in parsed.columns]
         if lost or "_reason" not in parsed.columns:
@@ -302,8 +390,7 @@ class _Run:
                 f"{self.job.dataset}: parse() must keep its input's columns and add _reason "
                 f"(lost: {lost or 'none'}; columns: {parsed.columns})")
         if self.job.partition_column is not None:
-            parsed = parsed.withColumn(self.job.partition_column,
-                                       F.lit(self.args.partition).cast("date"))
+            parsed = parsed.withColumn(self.job.partition_column, F.col(PARTITION_DATE))
         return parsed
 
     def aggregates(self) -> dict[str, Column]:
@@ -316,80 +403,119 @@ class _Run:
             out[f"max_{c}"] = F.max(c)
         return out
 
-    def measure(self, info: ObjectInfo) -> _Measured:
-        """Read the input once, each line decoded and parsed once (every later query reads
-        that), and measure the rules (and metrics.json's figures) on every data line."""
-        encoding = self.args.encoding
-        lines, data_lines, blank_lines = read_lines(
-            self.spark, info, header_lines(self.job.input_format),
-            prepare=lambda scan: self._parse(text.decode_lines(scan, encoding)))
-        report, seen = self.engine.measure(lines.select(*self.job.typed_columns),
-                                           extra=self.aggregates())
-        if seen["lines"] != data_lines:
-            raise RuntimeError(f"read {data_lines} data lines but measured {seen['lines']}")
-        return _Measured(lines, data_lines, blank_lines, report, seen)
+    def measure(self, refused: dict[int, InvalidInput]
+                ) -> tuple[DataFrame, dict[int, _Measured], dict[int, InvalidInput]]:
+        """Read the inputs once, each line decoded and parsed once (every later query reads
+        that), and measure the rules (and metrics.json's figures) on each partition's data
+        lines. Returns the lines of the partitions that go on, what was measured of each, and
+        the partitions refused (`refused` and those with no data line)."""
+        skip = header_lines(self.job.input_format)
+        try:
+            lines, counts = read_lines(
+                self.spark, [p.info for p in self.parts], skip,
+                prepare=lambda scan: self._parse(text.decode_lines(scan, self.encoding)))
+        except InvalidInput as e:
+            raise _Unreadable(e) from e
+        refused = {**refused, **{
+            p: InvalidInput(reason) for p, part in enumerate(self.parts)
+            if (reason := no_data_reason(part.info, counts[p], skip)) is not None}}
+        kept = [p for p in range(len(self.parts)) if p not in refused]
+        if len(kept) < len(self.parts):
+            lines = lines.where(F.col(PART).isin(kept))
+        typed = lines.select(*self.job.typed_columns, PART, REFERENCE_TIME)
+        measured = self.engine.measure_each(typed, PART, extra=self.aggregates()) if kept else {}
+        for p in kept:
+            if p not in measured or measured[p][1]["lines"] != counts[p].data:
+                raise RuntimeError(f"{self.parts[p].info.uri}: read {counts[p].data} data "
+                                   f"lines but measured {measured.get(p, (0, {}))[1]}")
+        return lines, {p: _Measured(counts[p], *measured[p]) for p in kept}, refused
 
-    def judge(self, info: ObjectInfo, lines: DataFrame, tables: dict[str, TableDefinition]
-              ) -> DataFrame:
-        """One row per distinct line (per line with keep_duplicates), parsed, with `_reason`
-        (NULL: accepted), `_source_line`, `_copies` and `_sample` (a refused line's text,
-        clipped). The lines are judged once and kept (materialized) before the group totals
-        are checked over them, so the counts and the writes share one shuffle and the lines
-        are not judged again for the totals."""
-        job, encoding = self.job, self.args.encoding
+    def judge(self, lines: DataFrame, tables: dict[str, TableDefinition]) -> DataFrame:
+        """One row per distinct line of a partition (per line with keep_duplicates), parsed,
+        with `_reason` (NULL: accepted), `_source_line`, `_copies` and `_sample` (a refused
+        line's text, clipped). The lines are judged once and kept (materialized) before the
+        group totals are checked over them, so the counts and the writes share one shuffle and
+        the lines are not judged again for the totals."""
+        job = self.job
         typed = (lines.withColumn("_copies", F.lit(1).cast("long"))
-                 if job.keep_duplicates else distinct_lines(lines))
+                 if job.keep_duplicates else distinct_lines(lines, by=(PART,)))
         reasons = [reason for reason in (
-            text.encoding_reason(encoding), F.col("_reason"),
-            job.partition_reason(self.args.partition),
+            text.encoding_reason(self.encoding), F.col("_reason"),
+            job.partition_reason(F.col(PARTITION_DATE)),
             outputs.line_limit_reason(job.outputs, tables),
             self.engine.rejection_reason()) if reason is not None]
         kept = materialize(typed.withColumn("_reason", F.coalesce(*reasons)),
-                           partitions(self.spark, info), "_line")
+                           partitions(self.spark, [p.info for p in self.parts]), "_line")
         limited = outputs.with_group_limits(kept, job.outputs, tables)
         # A dataset with its own quarantine rows has its raw fields: the line's text is only
         # needed for the sample.
         dropped = {"_reason", *_BOOKKEEPING, *(("value",) if job.quarantine_rows else ())}
         sample = text.shown_text(F.col("value"), SAMPLE_CHARS)
         return limited.select(
-            *[c for c in limited.columns if c not in dropped], "_reason",
+            *[c for c in limited.columns if c not in dropped], PART, "_reason",
             F.col("_line").alias("_source_line"), "_copies",
             F.when(F.col("_reason").isNotNull(), sample).alias("_sample"))
 
-    def count_verdicts(self, checked: DataFrame, data_lines: int) -> _Verdicts:
-        counts = checked.groupBy("_reason").agg(
+    def count_verdicts(self, checked: DataFrame, measured: Mapping[int, _Measured]
+                       ) -> dict[int, _Verdicts]:
+        """Each partition's verdicts: one Spark job for the counts, one for the samples (when
+        a line was refused)."""
+        counts = checked.groupBy(PART, "_reason").agg(
             F.count(F.lit(1)).alias("lines"), F.sum("_copies").alias("copies")).collect()
-        copies = sum(int(r["copies"]) for r in counts)
-        if copies != data_lines:
-            raise RuntimeError(f"dedupe lost lines: {copies} copies of {data_lines} lines")
-        refused = any(r["_reason"] is not None for r in counts)
-        samples = (checked.where(F.col("_reason").isNotNull()).orderBy("_source_line")
-                   .limit(SAMPLES).select("_reason", "_source_line", "_sample").collect()
-                   if refused else [])
-        return _Verdicts(
-            written=sum(int(r["lines"]) for r in counts if r["_reason"] is None),
+        for p, figures in measured.items():
+            copies = sum(int(r["copies"]) for r in counts if r[PART] == p)
+            if copies != figures.counts.data:
+                raise RuntimeError(f"{self.parts[p].info.uri}: dedupe lost lines: {copies} "
+                                   f"copies of {figures.counts.data} lines")
+        samples = self._samples(checked) if any(
+            r["_reason"] is not None for r in counts) else []
+        return {p: _Verdicts(
+            written=sum(int(r["lines"]) for r in counts if r[PART] == p and r["_reason"] is None),
             quarantine_reasons={r["_reason"]: int(r["lines"]) for r in counts
-                                if r["_reason"] is not None},
+                                if r[PART] == p and r["_reason"] is not None},
             samples=[{"reason": r["_reason"], "line": int(r["_source_line"]),
-                      "text": r["_sample"]} for r in samples],
-        )
+                      "text": r["_sample"]} for r in samples if r[PART] == p],
+        ) for p in measured}
 
-    def quarantine(self, rejected: DataFrame) -> DataFrame:
+    @staticmethod
+    def _samples(checked: DataFrame) -> list[Any]:
+        """The first SAMPLES refused lines of each partition, in line order."""
+        first = Window.partitionBy(PART).orderBy("_source_line")
+        return (checked.where(F.col("_reason").isNotNull())
+                .select(PART, "_reason", "_source_line", "_sample",
+                        F.row_number().over(first).alias("_n"))
+                .where(F.col("_n") <= SAMPLES).orderBy(PART, "_source_line").collect())
+
+    def quarantine(self, rejected: DataFrame, run_id: str) -> DataFrame:
         """The quarantine's rows: the dataset's own, else the line's text, why and where."""
         if self.job.quarantine_rows is not None:
-            return self.job.quarantine_rows(rejected, self.args.run_id)
+            return self.job.quarantine_rows(rejected, run_id)
         return rejected.select(F.col("value").alias("line"), "_reason",
                                F.col("_source_line").cast("long").alias("_source_line"),
-                               F.lit(self.args.run_id).alias("run_id"))
+                               F.lit(run_id).alias("run_id"))
 
-    def write_outputs(self, checked: DataFrame, verdicts: _Verdicts) -> dict[str, int]:
-        """Write every output and the quarantine; the rows of each output.
+    def write_all(self, checked: DataFrame, verdicts: Mapping[int, _Verdicts]
+                  ) -> dict[int, dict[str, int]]:
+        """Every partition's writes, WRITE_WORKERS partitions at once: each output's rows."""
+        parts = list(verdicts)
+        written = run_concurrently(self.spark, [
+            functools.partial(self._write_task, checked, p, verdicts[p]) for p in parts],
+            WRITE_WORKERS)
+        return {p: cast("dict[str, int]", rows) for p, rows in zip(parts, written, strict=True)}
+
+    def _write_task(self, checked: DataFrame, p: int, verdicts: _Verdicts,
+                    _session: SparkSession) -> dict[str, int]:
+        return self.write_outputs(checked, p, verdicts)
+
+    def write_outputs(self, checked: DataFrame, p: int, verdicts: _Verdicts) -> dict[str, int]:
+        """Write every output and the quarantine of partition `p`; the rows of each output.
 
         When no line was refused there is no quarantine to write (most days): nothing is
         written there, unless an earlier attempt of the run left one, which an empty one
         replaces. Readers go by metrics.json's counts, never by listing the folder."""
-        args, written = self.args, verdicts.written
-        valid = checked.where(F.col("_reason").isNull())
+        args, written = self.parts[p].args, verdicts.written
+        mine = checked.where(F.col(PART) == p)
+        valid = mine.where(F.col("_reason").isNull())
         rows: dict[str, int] = {}
         for name, output in self.job.outputs.items():
             rows[name] = outputs.write_parquet(outputs.builder(output)(valid, args.run_id),
@@ -397,24 +523,26 @@ class _Run:
             if isinstance(output, LineOutput) and rows[name] != written:
                 raise RuntimeError(f"wrote {rows[name]} rows of {name}, expected {written}")
         if verdicts.quarantined or self.storage.exists(args.quarantine):
-            outputs.write_parquet(self.quarantine(checked.where(F.col("_reason").isNotNull())),
-                                  args.quarantine, f"{args.run_id}-quarantine")
+            outputs.write_parquet(
+                self.quarantine(mine.where(F.col("_reason").isNotNull()), args.run_id),
+                args.quarantine, f"{args.run_id}-quarantine")
         return rows
 
-    def metrics(self, info: ObjectInfo, measured: _Measured, verdicts: _Verdicts,
-                rows: dict[str, int], bytes_read: int | None) -> dict[str, Any]:
+    def metrics(self, part: _Part, measured: _Measured, verdicts: _Verdicts,
+                rows: dict[str, int], batch: dict[str, Any]) -> dict[str, Any]:
         """metrics.json's content, but for the run's duration and Spark version."""
-        args, seen, job = self.args, measured.seen, self.job
+        args, seen, job, info = part.args, measured.seen, self.job, part.info
+        alone = batch["partitions"] == 1
         return {
             "run_id": args.run_id,
             "dataset": job.dataset,
             "partition": args.partition,
             "input": info.uri,
-            "lines_read": measured.data_lines,
+            "lines_read": measured.counts.data,
             "lines_written": verdicts.written,
             "lines_quarantined": verdicts.quarantined,
-            "duplicates": measured.data_lines - verdicts.written - verdicts.quarantined,
-            "blank_lines": measured.blank_lines,
+            "duplicates": measured.counts.data - verdicts.written - verdicts.quarantined,
+            "blank_lines": measured.counts.blank,
             "quarantine_reasons": dict(sorted(verdicts.quarantine_reasons.items())),
             "quarantine_samples": verdicts.samples,
             "tables": {t: {"rows": rows[t], "uri": args.output_uri(t)} for t in job.outputs},
@@ -424,7 +552,9 @@ class _Run:
             "min": {c: json_value(seen[f"min_{c}"]) for c in job.range_columns},
             "max": {c: json_value(seen[f"max_{c}"]) for c in job.range_columns},
             "input_bytes": info.size,
-            "bytes_read": bytes_read,
+            # Spark meters the pass, not each partition of a batch: see `batch`.
+            "bytes_read": batch["bytes_read"] if alone else None,
+            **({} if alone else {"batch": batch}),
             "quality": _quality_summary(measured.report),
         }
 

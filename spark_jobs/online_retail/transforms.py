@@ -116,8 +116,8 @@ def parse(lines: DataFrame) -> DataFrame:
     return type_fields(split_fields(lines)).withColumn("_reason", rejection_reason())
 
 
-def partition_reason(partition: str) -> Column:
-    """Lines of another day than the run's partition (YYYY-MM-DD): the load replaces the days
+def partition_reason(partition: Column) -> Column:
+    """Lines of another day than its partition (a date column): the load replaces the days
     its rows carry, so such a line would replace a day this run does not own."""
     return other_day_reason("order_date", "order_date", partition)
 

@@ -163,8 +163,8 @@ def parse(lines: DataFrame) -> DataFrame:
                         _reason().alias("_reason"))
 
 
-def partition_reason(partition: str) -> Column:
-    """An event of another UTC day than the run's partition (YYYY-MM-DD): the load replaces
+def partition_reason(partition: Column) -> Column:
+    """An event of another UTC day than its partition (a date column): the load replaces
     the days its rows carry, so it would replace a day this run does not own."""
     return other_day_reason("event_date", "event_date", partition)
 

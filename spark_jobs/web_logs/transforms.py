@@ -189,8 +189,8 @@ def parse(lines: DataFrame) -> DataFrame:
                         _reason().alias("_reason"))
 
 
-def partition_reason(partition: str) -> Column:
-    """A line of another server-local day than the run's partition (YYYY-MM-DD): the load
+def partition_reason(partition: Column) -> Column:
+    """A line of another server-local day than its partition (a date column): the load
     replaces the days its rows carry, so it would replace a day this run does not own."""
     return other_day_reason("log_date", "request day", partition)
 

@@ -9,6 +9,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 
 from spark_jobs.bank_reference import main as job
@@ -16,6 +17,11 @@ from spark_jobs.bank_reference import transforms as tr
 from spark_jobs.common import entry
 
 pytestmark = pytest.mark.spark
+
+
+def day(text: str) -> Column:
+    """A partition day as partition_reason gets it: a date column."""
+    return F.to_date(F.lit(text))
 
 
 def parsed(spark, table: tr.Table, lines: list[str]) -> list[dict]:
@@ -159,10 +165,11 @@ def test_every_table_declares_its_warehouse_columns_in_order(spark):
 def test_a_snapshot_holds_nothing_after_its_date(spark):
     frame = spark.createDataFrame([(dt.date(1998, 12, 31),), (dt.date(1999, 1, 1),), (None,)],
                                   "opened_date date")
-    reasons = [r[0] for r in frame.select(tr.ACCOUNTS.partition_reason("1998-12-31")).collect()]
+    reasons = [r[0] for r in
+               frame.select(tr.ACCOUNTS.partition_reason(day("1998-12-31"))).collect()]
     assert reasons == [None, "account opened 1999-01-01 is after the snapshot date 1998-12-31",
                        None]
-    assert tr.DISPOSITIONS.partition_reason("1998-12-31") is not None  # a NULL column
+    assert tr.DISPOSITIONS.partition_reason(day("1998-12-31")) is not None  # a NULL column
 
 
 @pytest.mark.parametrize(("argv", "table", "rest"), [

@@ -160,7 +160,7 @@ def test_hostile_values(spark):
 
 def test_partition_reason(spark):
     rows = spark.createDataFrame([(DAY,), (dt.date(1994, 2, 1),), (None,)], "txn_date date")
-    got = [r[0] for r in rows.select(tr.partition_reason("1994-01-31")).collect()]
+    got = [r[0] for r in rows.select(tr.partition_reason(F.to_date(F.lit("1994-01-31")))).collect()]
     assert got == [None, "date 1994-02-01 is not the run's partition 1994-01-31", None]
 
 

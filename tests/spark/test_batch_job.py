@@ -1,12 +1,12 @@
-"""A batch: several raw files in one job (one Spark application, the framework's
-`RawJob.run_batch`, its partitions running concurrently): each partition's outputs, metrics
-(bytes read included: each partition meters its own Spark jobs) and rules (CustomSql ones
-included: each partition's view `primary` is its own) equal its single-file run, results come in
-the partitions' order, a refused file fails alone, and a crash fails the whole job with no
-partition left running."""
+"""A batch: several raw files in one job (the framework's `RawJob.run_batch`: one pass over
+every file): each partition's outputs, metrics and rules (CustomSql ones included: each
+partition's view `primary` is its own) equal its single-file run, a line is a duplicate only
+within its own file, results come in the partitions' order, a refused file (its header, its
+gzip bytes) fails alone, and a crash fails the whole job with no Spark job left running."""
 
 from __future__ import annotations
 
+import gzip
 import importlib
 import json
 import threading
@@ -18,14 +18,14 @@ import pyarrow.parquet as pq
 import pytest
 from spark_helpers import REPO, SAMPLES
 
-from spark_jobs.common import raw_job
-
 pytestmark = pytest.mark.spark
 
 DAYS = ("2010-12-01", "2010-12-02", "2010-12-03")
 SAME = ("lines_read", "lines_written", "lines_quarantined", "duplicates", "blank_lines",
         "quarantine_reasons", "quarantine_samples", "null_counts", "min", "max", "input_bytes",
-        "quality", "bytes_read")
+        "quality")
+_DAY_GZ = gzip.compress((SAMPLES / "2010-12-02.csv").read_bytes())
+TRUNCATED = _DAY_GZ[:len(_DAY_GZ) * 3 // 4]
 # The dataset's rules plus CustomSql ones, whose figures differ by day: a partition reading
 # another's view `primary` would report that day's.
 CUSTOM_SQL = ('    CustomSql "select count(distinct invoice_no) from primary" > 0,\n'
@@ -78,7 +78,6 @@ def table(directory: Path) -> list[tuple[Any, ...]]:
 
 
 def test_a_batch_equals_its_single_file_runs(spark, tmp_path: Path, capsys) -> None:
-    assert len(DAYS) <= raw_job.PARTITION_WORKERS  # every partition at once
     files = {day: SAMPLES / f"{day}.csv" for day in DAYS}
     rules = rules_with_custom_sql(tmp_path)
     code, err = run_main(capsys, batch_argv(tmp_path, files, "batch", rules))
@@ -92,6 +91,12 @@ def test_a_batch_equals_its_single_file_runs(spark, tmp_path: Path, capsys) -> N
         got, want = (json.loads((d / "metrics.json").read_text()) for d in (batch, single))
         assert got["partition"] == day and got["run_id"] == f"r-{day}"
         assert {k: got[k] for k in SAME} == {k: want[k] for k in SAME}
+        # Spark meters the pass: the batch's bytes, not each partition's.
+        assert got["bytes_read"] is None and want["bytes_read"] is not None
+        batch_bytes = sum(p.stat().st_size for p in files.values())
+        assert got["batch"]["partitions"] == len(DAYS)
+        assert got["batch"]["input_bytes"] == batch_bytes
+        assert batch_bytes <= got["batch"]["bytes_read"] <= 1.05 * batch_bytes
         assert got["tables"].keys() == want["tables"].keys()
         for name in want["tables"]:
             assert got["tables"][name]["rows"] == want["tables"][name]["rows"]
@@ -103,11 +108,15 @@ def test_a_batch_equals_its_single_file_runs(spark, tmp_path: Path, capsys) -> N
         assert quality[0]["metrics"] == quality[1]["metrics"]
 
 
+@pytest.mark.parametrize(("content", "error"), [
+    (b"not gzip at all\n", "is not gzip data"),  # refused before the read
+    # its header reads, but the file ends short: the pass's read fails, and the file alone
+    (TRUNCATED, "cannot be read"),
+], ids=["not-gzip", "truncated-gzip"])
 def test_a_refused_file_inside_a_batch_fails_alone(spark, tmp_path: Path, capsys,
-                                                   monkeypatch) -> None:
-    monkeypatch.setattr(raw_job, "PARTITION_WORKERS", 2)  # the third partition waits its turn
+                                                   content: bytes, error: str) -> None:
     bad = tmp_path / "2010-12-02.csv.gz"
-    bad.write_bytes(b"not gzip at all\n")
+    bad.write_bytes(content)
     files = {DAYS[0]: SAMPLES / f"{DAYS[0]}.csv", DAYS[1]: bad,
              DAYS[2]: SAMPLES / f"{DAYS[2]}.csv"}
     code, out = run_main(capsys, batch_argv(tmp_path, files, "batch"))
@@ -116,11 +125,30 @@ def test_a_refused_file_inside_a_batch_fails_alone(spark, tmp_path: Path, capsys
                 if line.startswith("online_retail r-")]
     assert reported == [f"online_retail r-{day}" for day in DAYS]  # the partitions' order
     refused = json.loads((tmp_path / "batch" / DAYS[1] / "metrics.json").read_text())
-    assert refused["partition"] == DAYS[1] and "is not gzip data" in refused["error"]
+    assert refused["partition"] == DAYS[1] and error in refused["error"], refused
+    assert str(bad) in refused["error"] and str(files[DAYS[0]]) not in refused["error"]
     assert not (tmp_path / "batch" / DAYS[1] / "quality.json").exists()
     for day in (DAYS[0], DAYS[2]):
         metrics = json.loads((tmp_path / "batch" / day / "metrics.json").read_text())
         assert metrics["lines_written"] > 0 and "error" not in metrics
+        assert metrics["batch"]["partitions"] == 2
+
+
+def test_a_line_is_a_duplicate_only_within_its_own_file(spark, tmp_path: Path, capsys) -> None:
+    """Two partitions holding the same line each load it: a batch dedupes per partition."""
+    text = (SAMPLES / f"{DAYS[0]}.csv").read_text(encoding="utf-8")
+    files = {}
+    for day in ("2010-12-01", "2010-12-02"):  # one content, run as two partitions' files
+        files[day] = tmp_path / f"{day}.csv"
+        files[day].write_text(text, encoding="utf-8")
+    code, out = run_main(capsys, batch_argv(tmp_path, files, "batch"))
+    assert code == 0, out
+    first, second = (json.loads((tmp_path / "batch" / day / "metrics.json").read_text())
+                     for day in files)
+    assert first["lines_written"] > 0 and first["duplicates"] == second["duplicates"]
+    # the second day's lines are all of another day than its partition: quarantined there
+    assert second["lines_written"] == 0
+    assert second["lines_quarantined"] == first["lines_written"] + first["lines_quarantined"]
 
 
 def test_a_batch_whose_every_file_is_refused_exits_2(spark, tmp_path: Path, capsys) -> None:

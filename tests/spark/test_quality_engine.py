@@ -223,6 +223,37 @@ def test_every_rule_matches_plain_python(spark, one_shuffle_partition, rows):
         assert report.metrics[result.rule.metric_name] == result.metric
 
 
+@settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@example(first=EDGES[2], second=EDGES[3])
+@example(first=EDGES[1], second=[])  # a part with no rows is not measured at all
+@given(first=rows_strategy.filter(bool), second=rows_strategy)
+def test_each_part_measures_as_if_alone(spark, one_shuffle_partition, first, second):
+    """measure_each (a batch's partitions in one pass) gives each part what measure() gives
+    it alone: its own rows for every rule (CustomSql's `primary` and Uniqueness included), its
+    own evaluation instant (a column) for now() and DataFreshness, and the key and instant
+    columns never counted as the dataset's."""
+    ruleset = _ruleset([text for text, _ in RULES])
+    instants = {0: REFERENCE, 1: REFERENCE + dt.timedelta(hours=7)}
+    parts = [(0, first), (1, second)]
+    frame = spark.createDataFrame(
+        [(*row, part, instants[part]) for part, rows in parts for row in rows],
+        T.StructType([*SCHEMA.fields, T.StructField("_part", T.IntegerType()),
+                      T.StructField("_at", T.TimestampType())])).coalesce(1)
+    each = QualityEngine(ruleset, REFERENCE, reference_column="_at").measure_each(
+        frame, "_part", extra={"n": F.count(F.lit(1))})
+    assert set(each) == {part for part, rows in parts if rows}
+    for part, rows in parts:
+        if not rows:
+            continue
+        alone, _ = QualityEngine(ruleset, instants[part]).measure(
+            spark.createDataFrame(rows, SCHEMA).coalesce(1))
+        report, extra = each[part]
+        assert extra == {"n": len(rows)}
+        assert [(r.metric, r.outcome) for r in report.results] == \
+            [(r.metric, r.outcome) for r in alone.results]
+
+
 def test_outcomes(spark):
     rows = [(1, "a", Decimal("1.000"), None), (2, None, Decimal("3.000"), None),
             (2, "b", None, None)]

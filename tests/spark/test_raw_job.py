@@ -103,10 +103,10 @@ def toy_parse(fmt: str):
     return parse
 
 
-def toy_partition_reason(partition: str) -> Column:
-    return F.when(F.col("day") != F.lit(partition).cast("date"), F.concat(
+def toy_partition_reason(partition: Column) -> Column:
+    return F.when(F.col("day") != partition, F.concat(
         F.lit("day "), F.col("day").cast("string"),
-        F.lit(f" is not the run's partition {partition}")))
+        F.lit(" is not the run's partition "), partition.cast("string")))
 
 
 def toy_totals(valid: DataFrame) -> DataFrame:
@@ -280,7 +280,7 @@ def test_a_parse_that_drops_its_input_columns_is_a_configuration_error(run_toy, 
 
     run = run_toy(toy_job("text", parse=dropping), toy_file(tmp_path / "t.log", "text"))
     assert run.code == entry.EXIT_CONFIGURATION
-    assert "parse() must keep its input's columns and add _reason (lost: ['_line']" \
+    assert "parse() must keep its input's columns and add _reason (lost: ['_line', '_part'" \
         in run.error_lines()[0]
 
 

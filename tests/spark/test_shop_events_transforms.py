@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from pyspark.sql import Column
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -32,6 +33,11 @@ SESSION = "72d76fde-8bb3-4e00-8c23-a032dfed738c"
 REAL_LINE = ("2019-10-01 00:00:00 UTC,view,44600062,2103807459595387724,,shiseido,35.79,"
              f"541312140,{SESSION}")
 END_OF_DAY = dt.datetime(2019, 10, 2, tzinfo=dt.UTC)
+
+
+def day(text: str) -> Column:
+    """A partition day as partition_reason gets it: a date column."""
+    return F.to_date(F.lit(text))
 
 
 def line(time: str = "2019-10-01 00:00:00 UTC", kind: str = "view", product: str = "44600062",
@@ -202,7 +208,7 @@ def test_hostile_values_do_not_break_the_parse(spark):
 def test_partition_reason_names_both_days(spark):
     frame = parsed(spark, line(), line(time="2019-10-02 00:00:00 UTC"),
                    line(time="2019-09-30 23:59:59 UTC"))
-    got = [r[0] for r in frame.select(tr.partition_reason("2019-10-01")).orderBy("_line")
+    got = [r[0] for r in frame.select(tr.partition_reason(day("2019-10-01"))).orderBy("_line")
            .collect()]
     assert got == [None, "event_date 2019-10-02 is not the run's partition 2019-10-01",
                    "event_date 2019-09-30 is not the run's partition 2019-10-01"]

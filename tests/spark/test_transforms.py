@@ -6,7 +6,7 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from pyspark.sql import Row
+from pyspark.sql import Column, Row
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
@@ -17,6 +17,11 @@ from spark_jobs.common.raw_job import distinct_lines
 from spark_jobs.online_retail import transforms as tr
 
 pytestmark = pytest.mark.spark
+
+
+def day(text: str) -> Column:
+    """A partition day as partition_reason gets it: a date column."""
+    return F.to_date(F.lit(text))
 
 
 def lines_frame(spark, *lines: str):
@@ -243,7 +248,7 @@ def test_the_job_knows_the_catalog_schema_and_tables():
 def test_partition_reason_names_both_days(spark):
     frame = typed(spark, _line(ts="2010-12-01 23:59:59"), _line(ts="2010-12-02 00:00:00"),
                   _line(ts="2010-11-30 23:59:59"), _line(ts="not a date"))
-    got = frame.select("invoice_ts", tr.partition_reason("2010-12-01").alias("r")).collect()
+    got = frame.select("invoice_ts", tr.partition_reason(day("2010-12-01")).alias("r")).collect()
     assert [r["r"] for r in got] == [
         None,
         "order_date 2010-12-02 is not the run's partition 2010-12-01",

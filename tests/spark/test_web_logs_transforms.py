@@ -278,7 +278,7 @@ def test_partition_reason_names_both_days(spark):
                    line(time="17/May/2015:23:30:00 -0930"),
                    line(time="18/May/2015:01:00:00 +0530"), "garbage")
     reasons = [r[0] for r in frame.orderBy("_line").select(
-        tr.partition_reason("2015-05-17")).collect()]
+        tr.partition_reason(F.to_date(F.lit("2015-05-17")))).collect()]
     assert reasons == [None,
                        "request day 2015-05-18 is not the run's partition 2015-05-17",
                        None,
