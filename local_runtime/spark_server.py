@@ -16,7 +16,7 @@ Each job gets:
 - its own stdout/stderr files (what the job's Python writes; the shared JVM's own log lines go
   to DIR/server.log) and its own temporary folder (tempfile's default dir), both kept in context
   variables: its thread's, and those of the threads it starts with a copy of its context (a
-  batch's partitions: spark_jobs.common.session.run_concurrently); its own job group and job tag,
+  batch's partition writes: spark_jobs.common.session.run_concurrently); its own job group and tag,
   which threads started as pyspark.InheritableThread keep (cancel cancels only its Spark jobs,
   its sub-threads' included, then raises in its thread);
 - the environment it was sent, where it differs from the server's (jobs whose differences

@@ -349,7 +349,7 @@ class _Pass:
                 checked = self.judge(lines, tables)
                 verdicts = self.count_verdicts(checked, measured)
                 rows = self.write_all(checked, verdicts)
-        batch = self._batch_figures(measured, meter)
+        batch = self._batch_figures(meter)
         outcomes: dict[int, dict[str, Any] | InvalidInput] = {
             self.parts[p].index: e for p, e in refused.items()}
         for p, figures in measured.items():
@@ -369,11 +369,11 @@ class _Pass:
             outcomes[part.index] = metrics
         return outcomes
 
-    def _batch_figures(self, measured: Mapping[int, _Measured], meter: RunMeter
-                       ) -> dict[str, Any]:
-        """What Spark read for the whole pass: per partition only in a pass of one."""
-        return {"partitions": len(measured),
-                "input_bytes": sum(self.parts[p].info.size for p in measured),
+    def _batch_figures(self, meter: RunMeter) -> dict[str, Any]:
+        """What Spark read in the pass, every file it scanned: per partition only in a pass
+        of one."""
+        return {"partitions": len(self.parts),
+                "input_bytes": sum(part.info.size for part in self.parts),
                 "bytes_read": meter.bytes_read()}
 
     def _parse(self, lines: DataFrame) -> DataFrame:
