@@ -22,8 +22,9 @@ happens here, once:
 
 A batch is one pass, not one run per partition: steps 2-4 are the Spark jobs of one run,
 grouped by partition (`_part`), whatever the batch's size; only the writes and the CustomSql
-rules are per partition. A small day's run is planning and scheduling more than work, so a
-batch of 31 days costs a few times one day, not 31 times (bench/bench_batch.py).
+rules are per partition. A small day's run is planning and scheduling more than work, so this
+is what a batch saves (bench/bench_batch.py, 31 real days: 392 Spark jobs and 0.24 of the
+wall time of one run per day).
 """
 
 from __future__ import annotations
