@@ -200,8 +200,9 @@ class RawJob:
             if len(parts) == 1:
                 return {parts[0].index: e.error}
             bad = {p.index: error for p in parts if (error := unreadable(spark, p.info))}
-            if not bad:
-                raise e.error from e
+            if not bad:  # no file to blame: the job fails (and may be retried), none is refused
+                raise RuntimeError(f"the batch's read failed, but every file reads alone: "
+                                   f"{e.error}") from e
             return {**bad, **self._pass(spark, [p for p in parts if p.index not in bad])}
 
     def _refused(self, spark: SparkSession, args: JobArgs, error: InvalidInput

@@ -178,3 +178,20 @@ def test_a_crash_in_one_partition_fails_the_job_once_the_others_stopped(
     [line] = [x for x in err.splitlines() if x.startswith("JOB ERROR:")]
     assert "every partition" not in line
     no_partition_left_running(spark)
+
+
+def test_a_failed_read_no_file_is_to_blame_for_fails_the_job(spark, tmp_path: Path, capsys,
+                                                             monkeypatch) -> None:
+    """When the pass's read fails on undecodable bytes but each file reads alone (here: the
+    check pretends so), no partition is refused: the job fails (exit 1), to be run again."""
+    from spark_jobs.common import raw_job
+
+    monkeypatch.setattr(raw_job, "unreadable", lambda spark, info: None)
+    bad = tmp_path / "2010-12-02.csv.gz"
+    bad.write_bytes(TRUNCATED)
+    files = {DAYS[0]: SAMPLES / f"{DAYS[0]}.csv", DAYS[1]: bad}
+    code, err = run_main(capsys, batch_argv(tmp_path, files, "batch"))
+    assert code == 1, err
+    [line] = [x for x in err.splitlines() if x.startswith("JOB ERROR:")]
+    assert "2010-12-02.csv.gz" in line and "every partition" not in line
+    assert not any((tmp_path / "batch" / day / "metrics.json").exists() for day in files)
