@@ -199,14 +199,6 @@ class _Progress:
               f"range {counts.get('outside_range', 0)}", file=self.out, flush=True)
 
 
-# How often the backfill's status is asked, and how often its whole history is read for the
-# progress lines: moto serializes all of it each time (every Map iteration's input and output),
-# and this process shares the machine's cores with the Spark jobs. In the year's backfill this
-# process kept ~0.6 of a core busy, about a quarter of that reading the history five times a
-# second (py-spy); a batch takes a minute or more, so a line within two seconds is plenty.
-POLL_SECONDS, PROGRESS_SECONDS = 0.2, 2.0
-
-
 def run_backfill(deployment: Any, request: BackfillRequest, out: TextIO, *,
                  timeout_s: float = 6 * 3600) -> BackfillResult:
     """Start the backfill state machine and follow it to its end."""
@@ -221,14 +213,11 @@ def run_backfill(deployment: Any, request: BackfillRequest, out: TextIO, *,
     execution = sfn.start_execution(stateMachineArn=arn, name=name,
                                     input=json.dumps(request.execution_input()))["executionArn"]
     progress = _Progress(out, deployment.dump_ledger)
-    shown = t0
     while (desc := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
-        if time.monotonic() - shown >= PROGRESS_SECONDS:
-            progress.feed(_history(sfn, execution))
-            shown = time.monotonic()
+        progress.feed(_history(sfn, execution))
         if time.monotonic() - t0 > timeout_s:
             sfn.stop_execution(executionArn=execution, error="LocalTimeout")
-        time.sleep(POLL_SECONDS)
+        time.sleep(0.2)
     progress.feed(_history(sfn, execution))
     deployment.dump_ledger()
     summary = json.loads(desc.get("output") or "{}")
