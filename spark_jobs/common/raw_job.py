@@ -177,10 +177,11 @@ class RawJob:
         share the rules file and the encoding run in one pass."""
         outcomes: dict[int, dict[str, Any] | InvalidInput] = {}
         passes: dict[tuple[str, str], list[_Part]] = {}
+        storage = Storage(spark)
         for index, args in enumerate(batch):
             try:
                 check_input_version(args)
-                info = check_input(Storage(spark), args.input, self.input_format, self.header,
+                info = check_input(storage, args.input, self.input_format, self.header,
                                    args.encoding, self.delimiter)
             except InvalidInput as e:
                 outcomes[index] = e
