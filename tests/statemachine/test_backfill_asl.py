@@ -45,6 +45,7 @@ class FakePipeline:
         self.batches: list[dict[str, Any]] = []
         self.running = 0
         self.most_at_once = 0
+        self.seconds = 0.3
         self.lock = threading.Lock()
 
     def __call__(self, event: dict[str, Any]) -> dict[str, Any]:
@@ -53,7 +54,7 @@ class FakePipeline:
             self.batches.append(batch)
             self.running += 1
             self.most_at_once = max(self.most_at_once, self.running)
-        time.sleep(0.3)
+        time.sleep(self.seconds)
         with self.lock:
             self.running -= 1
         if any("bad" in o["version_id"] for o in batch["objects"]):
@@ -151,6 +152,30 @@ def test_batches_run_with_the_catalog_concurrency_and_load_each_partition_once(m
         assert set(batch) == {"dataset", "batch_id", "force", "objects"}
         arn = h.pipeline_arn.replace(":stateMachine:", ":execution:") + ":" + batch["batch_id"]
         assert h.sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+
+
+def test_a_running_batch_is_asked_its_state_twice_a_second_not_at_every_check(make, monkeypatch):
+    """The local startExecution.sync:2 waits in-process for the batch's end before each
+    DescribeExecution (local_runtime.sfn_services._paced): 20 asks a second, each serializing
+    the execution, cost a backfill a fifth of the local runtime's CPU."""
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    asked: list[str] = []
+    original = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: Any) -> Any:
+        asked.append(self._get_param("executionArn"))
+        return original(self)
+
+    monkeypatch.setattr(StepFunctionResponse, "describe_execution", describe_execution)
+    h = make(max_objects=2, concurrency=1)
+    h.pipeline.seconds = 2.0
+    h.days(1, 1)
+    status, summary = h.run({"dataset": "online_retail"})
+    assert status == "SUCCEEDED" and summary["loaded"] == ["2011-01-01"]
+    batch_asks = [a for a in asked if ":execution:pipeline-" in a]
+    # 2 s of batch: about 4 checks at 0.5 s, where 0.05 s polling asked about 40 times
+    assert 1 <= len(batch_asks) <= 8, len(batch_asks)
 
 
 def test_a_failing_batch_is_reported_and_the_others_load(make):
