@@ -15,6 +15,8 @@ every listed path has a check).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from py4j.java_gateway import JavaObject, JVMView
 from py4j.protocol import Py4JJavaError
 from pyspark import SparkContext
@@ -134,17 +136,20 @@ def wait_for_listeners(spark: SparkSession, timeout_seconds: float) -> bool:
     return True
 
 
-def stage_input_bytes(spark: SparkSession, stage_id: int) -> int:
-    """Input bytes summed over every attempt of one stage (0 for a skipped or unknown one)."""
+def stage_input_bytes(spark: SparkSession, stage_ids: Iterable[int]) -> int:
+    """Input bytes summed over every attempt of the stages (0 for a skipped or unknown one).
+    The store and stageData's arguments are looked up once: a batch's pass has about a
+    thousand stages, and each py4j call is a round trip."""
     context = _context(spark)
     view = jvm(spark)
     gateway = context._gateway
     if gateway is None:
         raise RuntimeError("the Spark context has no JVM gateway (stopped?)")
-    attempts = context._jsc.sc().statusStore().stageData(
-        stage_id, False, view.java.util.ArrayList(), False, gateway.new_array(view.double, 0))
+    store = context._jsc.sc().statusStore()
+    no_statuses, no_quantiles = view.java.util.ArrayList(), gateway.new_array(view.double, 0)
     total = 0
-    it = attempts.iterator()
-    while it.hasNext():
-        total += int(it.next().inputBytes())
+    for stage_id in stage_ids:
+        it = store.stageData(stage_id, False, no_statuses, False, no_quantiles).iterator()
+        while it.hasNext():
+            total += int(it.next().inputBytes())
     return total

@@ -63,7 +63,7 @@ class RunMeter:
                 log.warning("Spark listener bus did not drain in %.0f s; bytes_read unknown",
                             wait_seconds)
                 return None
-            return sum(stage_input_bytes(self._spark, s) for s in sorted(self.stage_ids()))
+            return stage_input_bytes(self._spark, sorted(self.stage_ids()))
         except Py4JError as e:
             log.warning("Spark status store unavailable (%s); bytes_read unknown", e)
             return None

@@ -155,7 +155,7 @@ def test_meter_says_unknown_rather_than_guessing(spark, monkeypatch):
     monkeypatch.setattr(spark_metrics, "wait_for_listeners", lambda spark, timeout: False)
     assert meter.bytes_read() is None
 
-    def store_gone(spark, stage_id):
+    def store_gone(spark, stage_ids):
         raise Py4JError("An error occurred while calling o42.statusStore")
 
     monkeypatch.undo()

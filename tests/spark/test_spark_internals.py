@@ -164,9 +164,10 @@ def _check_stage_data(spark: SparkSession, tmp_path: Path) -> None:
     internals.wait_for_listeners(spark, 10)
     stage_ids = meter.stage_ids()
     assert stage_ids, "statusTracker knows no stage of a job that ran"
-    per_stage = [internals.stage_input_bytes(spark, s) for s in stage_ids]
+    per_stage = [internals.stage_input_bytes(spark, [s]) for s in stage_ids]
     assert sum(per_stage) == source.stat().st_size, per_stage
-    assert internals.stage_input_bytes(spark, 10**9) == 0  # an unknown stage reads nothing
+    assert internals.stage_input_bytes(spark, sorted(stage_ids)) == sum(per_stage)
+    assert internals.stage_input_bytes(spark, [10**9]) == 0  # an unknown stage reads nothing
 
 
 def _check_new_array(spark: SparkSession, tmp_path: Path) -> None:
