@@ -264,13 +264,15 @@ class QualityGate:
         run = request.run
         decided: dict[str, QualityResult] = {}
         rows: dict[str, dict[str, int]] = {}
+        ledger_reads: dict[int, list[dict[str, Any]]] = {}  # one history query for a batch
         for part in run.partitions:
             one = run.of_partition(part)
             refusal = part.refused or self._job_refusal(one)
             if refusal:
                 decided[part.partition] = self._refused(request, one, refusal)
             else:
-                decided[part.partition], rows[part.partition] = self._evaluate_run(request, one)
+                decided[part.partition], rows[part.partition] = self._evaluate_run(
+                    request, one, ledger_reads)
         if len(decided) == 1:
             [result] = decided.values()
             return result.model_copy(update={"partitions": _verdicts(run, decided, rows)}
@@ -305,7 +307,8 @@ class QualityGate:
         return QualityResult(verdict="fail", summary=summary, failed_rules=[], warned_rules=[],
                              lines=LineCounts(read=0, written=0, quarantined=0, duplicates=0))
 
-    def _evaluate_run(self, request: EvaluateQualityRequest, run: RunManifest
+    def _evaluate_run(self, request: EvaluateQualityRequest, run: RunManifest,
+                      ledger_reads: dict[int, list[dict[str, Any]]]
                       ) -> tuple[QualityResult, dict[str, int]]:
         """The gate's decision on one partition (`run`: the manifest of that partition), and
         the rows the job wrote to each table."""
@@ -317,7 +320,7 @@ class QualityGate:
         quality = self._catalog_quality(run.dataset)
         default_runs = quality.history_runs if any(
             r.outcome == "deferred" for r in report.rules) else 0
-        history = self._history(run, report, default_runs)
+        history = self._history(run, report, default_runs, ledger_reads)
         checks = [*output_checks(quality, list(run.outputs), outputs),
                   *evaluation_time_check(quality, run, report), *model_check(outputs)]
         decided = self._decide_all(run, report, history, default_runs, checks)
@@ -381,16 +384,23 @@ class QualityGate:
         needed = self._engine.minimum_history(rule.rule)
         return max(self._engine.history_window(rule.rule) or default_runs, needed), needed
 
-    def _history(self, run: RunManifest, report: QualityReport, default_runs: int
-                 ) -> list[dict[str, float]]:
-        """quality_metrics of the newest SUCCEEDED runs of the dataset, newest first."""
+    def _history(self, run: RunManifest, report: QualityReport, default_runs: int,
+                 ledger_reads: dict[int, list[dict[str, Any]]]) -> list[dict[str, float]]:
+        """quality_metrics of the newest SUCCEEDED runs of the dataset, newest first.
+
+        The partitions of a batch share one ledger query (`ledger_reads`, by window size):
+        none of them is SUCCEEDED before the load, so each would read the same runs. Only
+        run_id and quality_metrics are read, not whole items."""
         deferred = [r for r in report.rules if r.outcome == "deferred"]
         if not deferred:
             return []
         # A rule asking for more runs (last(k)) than the catalog's default still gets them.
         runs = max(self._window(r, default_runs)[0] for r in deferred)
-        items = self._ledger.query_by_dataset(run.dataset, limit=runs + 1, status="SUCCEEDED")
-        return metric_history(items, runs, run.run_id)
+        if runs not in ledger_reads:
+            ledger_reads[runs] = self._ledger.query_by_dataset(
+                run.dataset, limit=runs + 1, status="SUCCEEDED",
+                fields=("run_id", "quality_metrics"))
+        return metric_history(ledger_reads[runs], runs, run.run_id)
 
     def _decide(self, rule: MeasuredRule, history: Sequence[Mapping[str, float]],
                 default_runs: int) -> RuleResult:

@@ -103,6 +103,9 @@ def test_query_is_newest_first_with_since_status_and_limit(ledger: LedgerPort) -
         == ["or-4", "or-3"]
     ok = ledger.query_by_dataset("online_retail", status="SUCCEEDED")
     assert [r["run_id"] for r in ok] == ["or-3", "or-1"]
+    # the status filter applies to attributes the projection leaves out (the gate's history)
+    assert ledger.query_by_dataset("online_retail", status="SUCCEEDED", fields=("run_id",)) \
+        == [{"run_id": "or-3"}, {"run_id": "or-1"}]
     assert [r["run_id"] for r in ledger.query_by_dataset("online_retail", limit=2)] \
         == ["or-4", "or-3"]
     assert ledger.query_by_dataset("online_retail", limit=0) == []

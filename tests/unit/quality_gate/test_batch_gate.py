@@ -9,12 +9,15 @@ import pytest
 
 from tests.unit.quality_gate.conftest import World
 from tests.unit.quality_gate.test_quality_gate import (
+    COLLAPSE_RULE,
     COMPLETE_OK,
     ROWS_OK,
+    deferred,
     load_event,
     quality,
     rule,
     run_metrics,
+    seed_history,
 )
 
 DAYS = ("2011-01-04", "2011-01-05", "2011-01-06")
@@ -125,3 +128,33 @@ def test_the_batch_fails_when_every_partition_fails(world: World, event: dict[st
     assert result["verdict"] == "fail"
     assert "0 of 3 partitions pass" in result["summary"]
     assert len(world.alerts()) == 3
+
+
+def test_every_partition_is_held_against_the_same_history_read_once(
+        world: World, event: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """None of a batch's partitions is SUCCEEDED before the load, so they share one ledger
+    query (of run_id and quality_metrics only), not one each."""
+    seed_history(world, [3000, 3100, 2900, 3050, 2950, 3020, 2980, 3010, 2990, 3040])
+    first, collapsed, last = parts(event)
+    put_good(world, first)
+    put_good(world, last)
+    world.put_run_files(collapsed, quality(ROWS_OK, deferred(COLLAPSE_RULE, 12)),
+                        run_metrics({**collapsed, "dataset": "online_retail"},
+                                    lines_written=12))
+    for part in (first, last):
+        world.put_run_files(part, quality(ROWS_OK, deferred(COLLAPSE_RULE, 3000)),
+                            run_metrics({**part, "dataset": "online_retail"}))
+    queries: list[dict[str, Any]] = []
+    query = world.ledger.query_by_dataset
+
+    def counted(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        queries.append(kwargs)
+        return query(*args, **kwargs)
+
+    monkeypatch.setattr(world.ledger, "query_by_dataset", counted)
+    result = world.evaluate(event)
+
+    verdicts = {day: p["verdict"] for day, p in result["partitions"].items()}
+    assert verdicts == {DAYS[0]: "pass", DAYS[1]: "fail", DAYS[2]: "pass"}
+    assert "901.5" in world.alerts()[0].document["summary"]  # median 3005 * 0.3
+    assert len(queries) == 1 and set(queries[0]["fields"]) == {"run_id", "quality_metrics"}
