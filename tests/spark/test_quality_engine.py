@@ -184,11 +184,12 @@ def _hour(h: int) -> dt.datetime:
     return dt.datetime(2010, 11, 30, 12, tzinfo=dt.UTC) + dt.timedelta(hours=h)
 
 
-# Each example is one Spark query set (seconds each on CI): fixed cases hold the edges every run
-# must cover, fewer random ones the rest. Fixed: no rows; only NULLs; one row (a zero standard
-# deviation); the bounds of every between/comparison (x = 0, 1, 2.5; t at now() - 1 day, NOON =
-# now() - 12 hours, now() - 6 hours, now()); duplicates and ties for Uniqueness, IsUnique,
-# IsPrimaryKey; every string the strategy draws (EMPTY, WHITESPACES_ONLY, lengths 0..3).
+# Each example is one Spark query set (seconds each on CI) over several row sets at once: the
+# fixed sets hold the edges every run must cover, random ones the rest. Fixed: no rows; only
+# NULLs; one row (a zero standard deviation); the bounds of every between/comparison (x = 0,
+# 1, 2.5; t at now() - 1 day, NOON = now() - 12 hours, now() - 6 hours, now()); duplicates and
+# ties for Uniqueness, IsUnique, IsPrimaryKey; every string the strategy draws (EMPTY,
+# WHITESPACES_ONLY, lengths 0..3).
 D = Decimal
 EDGES = [
     [],
@@ -203,24 +204,29 @@ EDGES = [
 ]
 
 
-def _with_edges(test):
-    for rows in EDGES:
-        test = example(rows=rows)(test)
-    return test
-
-
-@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                   HealthCheck.function_scoped_fixture])
-@_with_edges
-@given(rows=rows_strategy)
-def test_every_rule_matches_plain_python(spark, one_shuffle_partition, rows):
+def _measured(spark, row_sets):
+    """Each row set's report: the non-empty ones as the parts of ONE measure_each pass (one
+    query set for all, where one measure() each cost seconds on CI), an empty one by measure()
+    (measure_each measures only parts that have rows)."""
     engine = QualityEngine(_ruleset([text for text, _ in RULES]), REFERENCE)
-    frame = spark.createDataFrame(rows, SCHEMA).coalesce(1)
-    report, _ = engine.measure(frame)
-    for (text, reference), result in zip(RULES, report.results, strict=True):
-        expected = reference(rows)
-        assert _close(result.metric, expected), (text, result.metric, expected)
-        assert report.metrics[result.rule.metric_name] == result.metric
+    frame = spark.createDataFrame(
+        [(*row, part) for part, rows in enumerate(row_sets) for row in rows],
+        T.StructType([*SCHEMA.fields, T.StructField("_part", T.IntegerType())])).coalesce(1)
+    each = engine.measure_each(frame, "_part") if any(row_sets) else {}
+    empty = engine.measure(spark.createDataFrame([], SCHEMA))[0] if not all(row_sets) else None
+    return [each[part][0] if rows else empty for part, rows in enumerate(row_sets)]
+
+
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@example(row_sets=EDGES)
+@given(row_sets=st.lists(rows_strategy, min_size=1, max_size=8))
+def test_every_rule_matches_plain_python(spark, one_shuffle_partition, row_sets):
+    for rows, report in zip(row_sets, _measured(spark, row_sets), strict=True):
+        for (text, reference), result in zip(RULES, report.results, strict=True):
+            expected = reference(rows)
+            assert _close(result.metric, expected), (text, result.metric, expected, rows)
+            assert report.metrics[result.rule.metric_name] == result.metric
 
 
 @settings(max_examples=1, deadline=None, suppress_health_check=[HealthCheck.too_slow,
