@@ -14,8 +14,8 @@ patch() refuses a point that is not listed.
 - Time compression: Wait states, Retry intervals and a Task's TimeoutSeconds are multiplied by
   a factor (a TimeoutSeconds never below TIMEOUT_FLOOR_SECONDS, so a callback that arrives at
   once is not beaten by a timeout of zero); the .sync polling interval is shortened, and each
-  check of an EMR Serverless job run or EMR step first waits (at most
-  sfn_services.SYNC_WAIT_SECONDS) for the local job's end.
+  check of an EMR Serverless job run, EMR step or nested execution first waits (at most
+  sfn_services.SYNC_WAIT_SECONDS) for its end.
 - lambda:invoke.waitForTaskToken is moto's own (its callback pool; SendTaskSuccess and
   SendTaskFailure through moto's Step Functions API end the task).
 """
