@@ -253,7 +253,7 @@ def test_query_waits_and_reads_every_page(data_api: tuple[Any, Stubber]) -> None
     sleeps: list[float] = []
     rows = RedshiftData(client, CONNECTION, sleep=sleeps.append, clock=fake_clock(0.0)).query(
         "SELECT 1", statement_name="q")
-    assert rows == [[1, None], [2, "b"]] and sleeps == [0.25]
+    assert rows == [[1, None], [2, "b"]] and sleeps == [0.05]
     stub.assert_no_pending_responses()
 
 
