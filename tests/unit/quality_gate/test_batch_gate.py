@@ -136,8 +136,6 @@ def test_every_partition_is_held_against_the_same_history_read_once(
     query (of run_id and quality_metrics only), not one each."""
     seed_history(world, [3000, 3100, 2900, 3050, 2950, 3020, 2980, 3010, 2990, 3040])
     first, collapsed, last = parts(event)
-    put_good(world, first)
-    put_good(world, last)
     world.put_run_files(collapsed, quality(ROWS_OK, deferred(COLLAPSE_RULE, 12)),
                         run_metrics({**collapsed, "dataset": "online_retail"},
                                     lines_written=12))
