@@ -10,7 +10,10 @@ Cost model (the input is read once, see `frames.materialize`):
 
 `measure_each` measures the same rules on each part of a frame at once (a batch's partitions,
 told apart by a key column): the single agg and the grouped metrics are grouped by the key too,
-so a batch costs the Spark jobs of one run, but for CustomSql (one query per rule and part).
+and each CustomSql rule is one query too: its statement over each part's rows (the view
+`primary` bound to that part when the statement is analysed), unioned. So a batch costs the
+Spark jobs of one run. A statement is not rewritten to group by the key: SQL over `primary`
+cannot be regrouped soundly (a LIMIT, a window, a nested count would change meaning).
 The instant `now()` and DataFreshness measure against is then a column of the frame
 (`reference_column`), each part's own.
 
@@ -434,9 +437,7 @@ class QualityEngine:
         grouped = self._grouped(frame, [r for r in leaves
                                         if _measured_type(r) in GROUPED_TYPES], key)
         data_of = {part: _part_of(frame, key, part, self._hidden()) for part in rows}
-        # one query per rule and part: the view `primary` is one part's rows
-        custom = {str(rule.metric_name): {part: self._custom_sql(data, rule)
-                                          for part, data in data_of.items()}
+        custom = {str(rule.metric_name): self._custom_sql_each(data_of, rule)
                   for rule in leaves if _measured_type(rule) == "CustomSql"}
         measured = {}
         for part, row in rows.items():
@@ -520,14 +521,29 @@ class QualityEngine:
         return {(r["metric"], r["_part"]): _fraction(r["unique_rows"], r["rows"])
                 for r in union.collect()}
 
+    def _custom_sql_each(self, data_of: Mapping[Any, DataFrame], rule: Rule
+                         ) -> dict[Any, float | int | None]:
+        """A CustomSql rule's value on each part (`data_of`: each part's rows): one Spark
+        action for all parts. When that query fails or a part's statement does not return
+        exactly one row, each part is queried alone, as a run of one is: the same values, the
+        same error, naming the same part."""
+        if len(data_of) > 1:
+            try:
+                values = _one_row_each(
+                    reduce(DataFrame.union, [
+                        _query(data, rule).toDF("_value").limit(2)
+                        .select(F.lit(index).alias("_index"), "_value")
+                        for index, data in enumerate(data_of.values())]).collect(),
+                    len(data_of))
+            except (PySparkException, Py4JJavaError):
+                values = None
+            if values is not None:
+                return dict(zip(data_of, values, strict=True))
+        return {part: self._custom_sql(data, rule) for part, data in data_of.items()}
+
     def _custom_sql(self, data: DataFrame, rule: Rule) -> float | int | None:
         """A CustomSql rule's value on `data` (one part's rows), registered as `primary`."""
-        spark = data.sparkSession
-        data.createOrReplaceTempView(PRIMARY_VIEW)
-        try:
-            rows = spark.sql(rule.sql or "").take(2)
-        finally:
-            spark.catalog.dropTempView(PRIMARY_VIEW)
+        rows = _query(data, rule).take(2)
         if len(rows) != 1:
             raise self._problem(rule, f"CustomSql returned {len(rows)} rows; it must return "
                                       "exactly one")
@@ -555,6 +571,29 @@ class QualityEngine:
         outcome = evaluate_threshold(rule, value)
         return RuleResult(rule, value, "pass" if outcome.passed else "fail", outcome.threshold,
                           reason=outcome.reason)
+
+
+def _query(data: DataFrame, rule: Rule) -> DataFrame:
+    """A CustomSql rule's statement over `data`, registered as `primary` while the statement
+    is analysed (eagerly, by spark.sql): the query keeps reading `data` after the view is
+    dropped or bound to another part."""
+    spark = data.sparkSession
+    data.createOrReplaceTempView(PRIMARY_VIEW)
+    try:
+        return spark.sql(rule.sql or "")
+    finally:
+        spark.catalog.dropTempView(PRIMARY_VIEW)
+
+
+def _one_row_each(rows: list[Any], parts: int) -> list[float | int | None] | None:
+    """Each part's value from the rows of the unioned query (`_index`, `_value`); None
+    when a part has not exactly one row."""
+    values: dict[int, list[Any]] = {}
+    for row in rows:
+        values.setdefault(row["_index"], []).append(row["_value"])
+    if any(len(values.get(index, [])) != 1 for index in range(parts)):
+        return None
+    return [_number(values[index][0]) for index in range(parts)]
 
 
 def _part_of(frame: DataFrame, key: str | None, part: Any, hidden: tuple[str, ...]

@@ -376,3 +376,39 @@ def test_dates_compare_with_quoted_dates(spark):
     # A date after the reference time has a negative age, which is "<= 24 hours": rules that
     # mean "within the day" add `ColumnValues "d" < now()` (see datasets/online_retail.dqdl).
     assert [r.metric for r in report.results] == [1 / 3, 0, 1 / 3, 2 / 3, 1 / 3]
+
+
+def _two_parts(spark, first, second):
+    return spark.createDataFrame(
+        [(*row, 0) for row in first] + [(*row, 1) for row in second],
+        T.StructType([*SCHEMA.fields, T.StructField("_part", T.IntegerType())])).coalesce(1)
+
+
+def test_custom_sql_is_one_query_for_every_part(spark, monkeypatch):
+    """A batch's CustomSql rule is one Spark action for all its parts, each part's statement
+    reading its own rows only: the query per part is not run."""
+    engine = QualityEngine(_ruleset(['CustomSql "select sum(k) from primary" > 0']), REFERENCE)
+
+    def per_part(*_args):
+        raise AssertionError("a CustomSql query per part")
+
+    monkeypatch.setattr(QualityEngine, "_custom_sql", per_part)
+    each = engine.measure_each(_two_parts(spark, [(1, "a", None, None), (2, "b", None, None)],
+                                          [(40, "c", None, None)]), "_part")
+    assert [each[p][0].results[0].metric for p in (0, 1)] == [3, 40]
+
+
+@pytest.mark.parametrize(("statement", "problem"), [
+    # part 1 returns two rows: the error of that part measured alone
+    ("select k from primary where s = 'x' or k = 1", "CustomSql returned 2 rows"),
+    # part 1's value cannot be cast (ANSI): the query fails as it does for that part alone
+    ("select cast(max(s) as int) from primary", "CAST_INVALID_INPUT"),
+])
+def test_a_part_the_statement_fails_on_fails_as_if_alone(spark, statement, problem):
+    rule = f'CustomSql "{statement}" > 0'
+    first, second = [(1, "7", None, None)], [(1, "x", None, None), (2, "x", None, None)]
+    with pytest.raises(Exception, match=problem) as alone:
+        QualityEngine(_ruleset([rule]), REFERENCE).measure(spark.createDataFrame(second, SCHEMA))
+    with pytest.raises(type(alone.value), match=problem):
+        QualityEngine(_ruleset([rule]), REFERENCE).measure_each(
+            _two_parts(spark, first, second), "_part")
