@@ -32,14 +32,18 @@ RETAINED_JOBS = 100_000  # spark.ui.retainedJobs: every job of the passes is cou
 
 
 def batch_argv(files: list[Path], out: Path) -> list[str]:
-    """The job's arguments for a batch of `files`: the shared options in the first group."""
+    """The job's arguments for a batch of `files` (the shared options in the first group), in
+    the product's layout (pipeline_aws.resolve.RunPaths): a run of one file under its run's
+    folder, a batch's partitions under the batch's."""
     argv: list[str] = []
     for i, path in enumerate(files):
-        day, base = path.name[:10], out / path.name[:10]
-        argv += ["--input", str(path), "--output-root", f"{base}/{{table}}/",
-                 "--quarantine", f"{base}/quarantine/", "--metrics", f"{base}/metrics.json",
-                 "--quality", f"{base}/quality.json", "--run-id", f"bench-{day}",
-                 "--partition", day]
+        day, runs = path.name[:10], out / "_runs" / path.name[:10]
+        folder = (f"batch=bench/partition={day}/" if len(files) > 1
+                  else f"partition={day}/run_id=bench-{day}/")
+        argv += ["--input", str(path), "--output-root", f"{out}/{{table}}/{folder}",
+                 "--quarantine", f"{out}/quarantine/{folder}",
+                 "--metrics", f"{runs}/metrics.json", "--quality", f"{runs}/quality.json",
+                 "--run-id", f"bench-{day}", "--partition", day]
         if i == 0:
             argv += ["--rules", str(REPO / "datasets" / "online_retail.dqdl")]
     return argv
@@ -68,7 +72,7 @@ def one_pass(files: list[Path], out: Path, mode: str) -> dict[str, Any]:
             raise SystemExit(f"{mode}: the job failed with exit code {code}")
     wall = time.monotonic() - started
     jobs = _spark_jobs(spark) - jobs_before
-    loaded = [json.loads((out / f.name[:10] / "metrics.json").read_text())
+    loaded = [json.loads((out / "_runs" / f.name[:10] / "metrics.json").read_text())
               ["lines_written"] for f in files]
     return {"pass": mode, "wall_s": round(wall, 1), "s_per_day": round(wall / len(files), 2),
             "spark_jobs": jobs, "lines_written": sum(loaded)}

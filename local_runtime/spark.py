@@ -258,14 +258,19 @@ class SparkRunner:
                                          and option not in OUTPUT_FILE_ARGS
                                          and (uri.endswith("/") or "{table}" in uri)):
             local = staged.work / "out" / name
+            if "{table}" in uri:
+                # Mirrored from the bucket: a batch's partitions share their tables' folders
+                # above the `{table}` placeholder, as they do in S3 (one write a table).
+                head, _, tail = uri.partition("{table}")
+                local = staged.work / "out" / "s3" / head[len("s3://"):]
             staged.uploads.append((local, uri))
             if option in OUTPUT_DIR_ARGS:
                 staged.whole.add(uri)
                 if "{table}" not in uri:
                     self._download_prefix(uri, local, create=False)
-            local_dir = local / "{table}" if "{table}" in uri else local
-            staged.folders.append((str(local_dir) + "/", uri))
-            return [option, str(local_dir) + "/"]
+            local_dir = f"{local}/{{table}}{tail}" if "{table}" in uri else f"{local}/"
+            staged.folders.append((local_dir, uri))
+            return [option, local_dir]
         if option in OUTPUT_FILE_ARGS:
             local = staged.work / "out" / name / Path(uri).name
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -327,8 +332,10 @@ class SparkRunner:
             if local.is_file():
                 self._upload_tree(local, uri)
             elif "{table}" in uri:
+                below = uri.partition("{table}")[2].strip("/")  # this run's folder of a table
                 for table_dir in sorted(p for p in local.iterdir() if p.is_dir()):
-                    self._replace_tree(table_dir, uri.replace("{table}", table_dir.name))
+                    if (written := table_dir / below if below else table_dir).is_dir():
+                        self._replace_tree(written, uri.replace("{table}", table_dir.name))
             elif uri in staged.whole:
                 self._replace_tree(local, uri)
             else:
@@ -500,8 +507,9 @@ def report_in_s3_terms(staged: StagedJob) -> None:
         text = report.read_text()
         for local, s3_uri in staged.folders:
             if "{table}" in local:
-                head = re.escape(json.dumps(local.split("{table}")[0])[1:-1])
-                text = re.sub(head + r"([A-Za-z0-9_]+)/", _table_uri(s3_uri), text)
+                head, _, tail = local.partition("{table}")
+                text = re.sub(re.escape(json.dumps(head)[1:-1]) + r"([A-Za-z0-9_]+)"
+                              + re.escape(json.dumps(tail)[1:-1]), _table_uri(s3_uri), text)
             else:
                 text = text.replace(json.dumps(local)[1:-1], json.dumps(s3_uri)[1:-1])
         report.write_text(text)

@@ -202,11 +202,14 @@ class RunPaths:
     @classmethod
     def of(cls, curated_bucket: str, dataset: str, tables: Sequence[str], partition: str,
            run_id: str, batch_run_id: str | None = None) -> RunPaths:
-        """A partition of a batch writes under `batch=<batch run id>/`, so that the batch's
-        load COPYs each table from one prefix (one statement, whatever the batch's size)."""
+        """A partition of a batch writes under `batch=<batch run id>/partition=<p>/`, so
+        that the batch's load COPYs each table from one prefix (one statement, whatever the
+        batch's size) and the job writes each table for every partition at once
+        (spark_jobs.common.batch_writes). A partition has one run in its batch: no run level
+        (a batch run again replaces its folders whole)."""
         curated = f"s3://{curated_bucket}"
-        run_path = (f"batch={batch_run_id}/" if batch_run_id else "") + \
-            f"partition={partition}/run_id={run_id}/"
+        run_path = (f"batch={batch_run_id}/partition={partition}/" if batch_run_id
+                    else f"partition={partition}/run_id={run_id}/")
         return cls(
             outputs={t: f"{curated}/{dataset}/{t}/{run_path}" for t in tables},
             output_root=f"{curated}/{dataset}/{{table}}/{run_path}",

@@ -203,7 +203,10 @@ def _refresh_sqls(target: str, stage: str, table: TableLoad, partitions: Sequenc
     ]
 
 
-_BATCH_OUTPUT = re.compile(r"^(?P<base>s3://.+/batch=[^/]+/)partition=[^/]+/run_id=[^/]+/\Z")
+# A batch's partition's folder; `run_id=` under it is the layout of batches resolved before
+# the batch's tables were written at once (a redriven execution of such a batch).
+_BATCH_OUTPUT = re.compile(
+    r"^(?P<base>s3://.+/batch=[^/]+/)partition=[^/]+/(?:run_id=[^/]+/)?\Z")
 
 
 def copy_prefix(table: str, output_uris: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.common.outputs import LineOutput, Output
+from spark_jobs.common.outputs import LineOutput, Output, RunId
 
 SNAPSHOT = "snapshot_date"  # RawJob.partition_column: the run's partition on every line
 DELIMITER = ";"
@@ -165,7 +165,7 @@ class Table:
         return typed.select(*lines.columns, *columns,
                             _first([more, *self.checks()]).alias("_reason"))
 
-    def build(self, valid: DataFrame, run_id: str) -> DataFrame:
+    def build(self, valid: DataFrame, run_id: RunId) -> DataFrame:
         """Accepted lines in the column order and types of the warehouse table (the framework
         has quarantined every line whose value the table would refuse)."""
         return valid.select(

@@ -18,7 +18,7 @@ from decimal import Decimal
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output, RunId
 from spark_jobs.common.raw_job import other_day_reason
 
 SOURCE_FIELDS = ("trans_id", "account_id", "date", "type", "operation", "amount", "balance",
@@ -205,7 +205,7 @@ def partition_reason(partition: Column) -> Column:
     return other_day_reason("txn_date", "date", partition)
 
 
-def bank_transactions(valid: DataFrame, run_id: str) -> DataFrame:
+def bank_transactions(valid: DataFrame, run_id: RunId) -> DataFrame:
     """Accepted transactions in the column order and types of analytics.bank_transactions."""
     money = {"amount", "signed_amount", "balance"}
     return valid.select(
@@ -259,7 +259,7 @@ def daily_totals(valid: DataFrame) -> DataFrame:
         (F.col("credits") - F.col("debits")).alias("net"), "closing_balance")
 
 
-def account_daily_summary(valid: DataFrame, run_id: str) -> DataFrame:
+def account_daily_summary(valid: DataFrame, run_id: RunId) -> DataFrame:
     """daily_totals in the column order and types of analytics.account_daily_summary (the
     framework has quarantined the lines of any account-day whose totals would not fit)."""
     return daily_totals(valid).select(
@@ -274,5 +274,5 @@ def account_daily_summary(valid: DataFrame, run_id: str) -> DataFrame:
 OUTPUTS: dict[str, Output] = {
     "bank_transactions": LineOutput(bank_transactions),
     "account_daily_summary": GroupedOutput(account_daily_summary, keys=DAILY_KEYS,
-                                           totals=daily_totals),
+                                           totals=daily_totals, day="txn_date"),
 }

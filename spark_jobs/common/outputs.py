@@ -10,7 +10,7 @@ of the COPY failing the load or an ANSI cast failing the job:
 * `LineOutput(build)`: one row per accepted line. Every column but `run_id` is a column of the
   parsed lines with the same name and value: each value is checked per line (reason named after
   the bare column: "description is 300 bytes, over varchar(256)").
-* `GroupedOutput(build, keys, totals, lines)`: one row per group of accepted lines. The key
+* `GroupedOutput(build, keys, totals, lines, day)`: one row per group of accepted lines. The key
   columns (columns of the parsed lines and of the table) are checked per line among `lines()`
   (the lines that reach the table; all when None), named `<table>.<column>`; `totals(accepted)`
   gives each group's keys and exact values of the table's other columns (before any cast to the
@@ -33,7 +33,10 @@ from spark_jobs.common.frames import materialize
 from spark_jobs.common.warehouse import Check, check_schema, first_reason, value_checks
 
 SCHEMA = "analytics"  # the warehouse schema every raw job writes
-Build = Callable[[DataFrame, str], DataFrame]
+# The run id a builder writes in its run_id column (as F.lit(run_id)): the run's, or a column
+# holding each row's (a batch's partitions written at once: spark_jobs.common.batch_writes).
+RunId = str | Column
+Build = Callable[[DataFrame, RunId], DataFrame]
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,14 @@ class GroupedOutput:
     keys: tuple[str, ...]
     totals: Callable[[DataFrame], DataFrame] | None = None
     lines: Callable[[], Column] | None = None
+    # The key holding the group's day (a date), which partition_reason pins to the line's
+    # partition: a batch's rows of this table are then written in one job (batch_writes).
+    day: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.day is not None and self.day not in self.keys:
+            raise ConfigurationError(f"the day {self.day!r} of a GroupedOutput must be one of "
+                                     f"its keys {self.keys}")
 
 
 Output = LineOutput | GroupedOutput | Build

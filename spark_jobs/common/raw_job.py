@@ -44,7 +44,7 @@ from pyspark.sql import functions as F
 
 from pipeline_core.errors import ConfigurationError, InvalidInput
 from pipeline_core.warehouse_limits import TableDefinition
-from spark_jobs.common import outputs, text, warehouse
+from spark_jobs.common import batch_writes, outputs, text, warehouse
 from spark_jobs.common.args import JobArgs, parse_args, split_partitions
 from spark_jobs.common.entry import run_job
 from spark_jobs.common.frames import materialize
@@ -499,32 +499,51 @@ class _Pass:
 
     def write_all(self, checked: DataFrame, verdicts: Mapping[int, _Verdicts]
                   ) -> dict[int, dict[str, int]]:
-        """Every partition's writes, WRITE_WORKERS partitions at once: each output's rows."""
+        """Every partition's writes: each output's rows. Each table in one Spark job for the
+        whole batch where its layout allows (spark_jobs.common.batch_writes), else
+        WRITE_WORKERS partitions at once; the quarantines of a partition each."""
         parts = list(verdicts)
+        batch = batch_writes.layout([batch_writes.BatchPart(
+            p, self.parts[p].args.partition, self.parts[p].args.run_id,
+            {name: self.parts[p].args.output_uri(name) for name in self.job.outputs})
+            for p in parts], self.job.outputs)
+        tables = {} if batch is None else batch_writes.write_tables(
+            checked.where(F.col("_reason").isNull()), PART, self.job.outputs, batch)
+        for p, rows in tables.items():
+            self._check_lines_written(rows, verdicts[p])
         written = run_concurrently(self.spark, [
-            functools.partial(self._write_task, checked, p, verdicts[p]) for p in parts],
-            WRITE_WORKERS)
-        return {p: cast("dict[str, int]", rows) for p, rows in zip(parts, written, strict=True)}
+            functools.partial(self._write_task, checked, p, verdicts[p], batch is None)
+            for p in parts], WRITE_WORKERS)
+        return {p: tables.get(p, cast("dict[str, int]", rows))
+                for p, rows in zip(parts, written, strict=True)}
 
-    def _write_task(self, checked: DataFrame, p: int, verdicts: _Verdicts,
+    def _write_task(self, checked: DataFrame, p: int, verdicts: _Verdicts, tables: bool,
                     _session: SparkSession) -> dict[str, int]:
-        return self.write_outputs(checked, p, verdicts)
+        return self.write_outputs(checked, p, verdicts, tables=tables)
 
-    def write_outputs(self, checked: DataFrame, p: int, verdicts: _Verdicts) -> dict[str, int]:
-        """Write every output and the quarantine of partition `p`; the rows of each output.
+    def _check_lines_written(self, rows: Mapping[str, int], verdicts: _Verdicts) -> None:
+        for name, output in self.job.outputs.items():
+            if isinstance(output, LineOutput) and rows[name] != verdicts.written:
+                raise RuntimeError(f"wrote {rows[name]} rows of {name}, expected "
+                                   f"{verdicts.written}")
+
+    def write_outputs(self, checked: DataFrame, p: int, verdicts: _Verdicts,
+                      tables: bool = True) -> dict[str, int]:
+        """Write every output (unless `tables` is False: written for the whole batch) and
+        the quarantine of partition `p`; the rows of each output written here.
 
         When no line was refused there is no quarantine to write (most days): nothing is
         written there, unless an earlier attempt of the run left one, which an empty one
         replaces. Readers go by metrics.json's counts, never by listing the folder."""
-        args, written = self.parts[p].args, verdicts.written
+        args = self.parts[p].args
         mine = checked.where(F.col(PART) == p)
         valid = mine.where(F.col("_reason").isNull())
         rows: dict[str, int] = {}
-        for name, output in self.job.outputs.items():
+        for name, output in self.job.outputs.items() if tables else ():
             rows[name] = outputs.write_parquet(outputs.builder(output)(valid, args.run_id),
                                                args.output_uri(name), f"{args.run_id}-{name}")
-            if isinstance(output, LineOutput) and rows[name] != written:
-                raise RuntimeError(f"wrote {rows[name]} rows of {name}, expected {written}")
+        if rows:
+            self._check_lines_written(rows, verdicts)
         if verdicts.quarantined or self.storage.exists(args.quarantine):
             outputs.write_parquet(
                 self.quarantine(mine.where(F.col("_reason").isNotNull()), args.run_id),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output, RunId
 from spark_jobs.common.raw_job import other_day_reason
 
 HEADER = ("InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice",
@@ -122,7 +122,7 @@ def partition_reason(partition: Column) -> Column:
     return other_day_reason("order_date", "order_date", partition)
 
 
-def sales_line_items(valid: DataFrame, run_id: str) -> DataFrame:
+def sales_line_items(valid: DataFrame, run_id: RunId) -> DataFrame:
     """Accepted lines in the column order and types of analytics.sales_line_items."""
     return valid.select(*TYPED_COLUMNS, F.lit(run_id).alias("run_id"))
 
@@ -151,7 +151,7 @@ def customer_daily_totals(valid: DataFrame) -> DataFrame:
     )
 
 
-def customer_daily_sales(valid: DataFrame, run_id: str) -> DataFrame:
+def customer_daily_sales(valid: DataFrame, run_id: RunId) -> DataFrame:
     """customer_daily_totals in the column order and types of analytics.customer_daily_sales
     (the framework has quarantined the lines of any row whose totals would not fit)."""
     totals = customer_daily_totals(valid)
@@ -185,5 +185,6 @@ def has_customer() -> Column:
 OUTPUTS: dict[str, Output] = {
     "sales_line_items": LineOutput(sales_line_items),
     "customer_daily_sales": GroupedOutput(customer_daily_sales, keys=DAILY_KEYS,
-                                          totals=customer_daily_totals, lines=has_customer),
+                                          totals=customer_daily_totals, lines=has_customer,
+                                          day="order_date"),
 }

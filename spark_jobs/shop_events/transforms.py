@@ -27,7 +27,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output, RunId
 from spark_jobs.common.raw_job import other_day_reason
 
 HEADER = ("event_time", "event_type", "product_id", "category_id", "category_code", "brand",
@@ -169,7 +169,7 @@ def partition_reason(partition: Column) -> Column:
     return other_day_reason("event_date", "event_date", partition)
 
 
-def shop_events(valid: DataFrame, run_id: str) -> DataFrame:
+def shop_events(valid: DataFrame, run_id: RunId) -> DataFrame:
     """Accepted events in the column order and types of analytics.shop_events."""
     return valid.select(*TYPED_COLUMNS, F.lit(run_id).alias("run_id"))
 
@@ -185,7 +185,7 @@ def _sessions(valid: DataFrame) -> DataFrame:
         *[_has(kind).alias(f"_{kind}") for kind in EVENT_TYPES])
 
 
-def session_funnel(valid: DataFrame, run_id: str) -> DataFrame:
+def session_funnel(valid: DataFrame, run_id: RunId) -> DataFrame:
     """One row per UTC day (analytics.session_funnel): sessions with any accepted event, and
     of those, sessions with at least one view, cart, purchase."""
     return (
@@ -212,7 +212,7 @@ def abandonment_rate() -> Column:
     return (ten_thousandths.cast("decimal(20,0)") / F.lit(10000)).cast("decimal(5,4)")
 
 
-def cart_abandonment(valid: DataFrame, run_id: str) -> DataFrame:
+def cart_abandonment(valid: DataFrame, run_id: RunId) -> DataFrame:
     """One row per UTC day and top-level category of a carted item
     (analytics.cart_abandonment): sessions that carted an item of the category, those of them
     with a purchase that day, those without (abandoned) and abandonment_rate."""
@@ -241,7 +241,8 @@ def is_cart() -> Column:
 # Counts cannot overflow BIGINT and the rate is within 0..1: no totals to check.
 OUTPUTS: dict[str, Output] = {
     "shop_events": LineOutput(shop_events),
-    "session_funnel": GroupedOutput(session_funnel, keys=("event_date",)),
+    "session_funnel": GroupedOutput(session_funnel, keys=("event_date",),
+                                    day="event_date"),
     "cart_abandonment": GroupedOutput(cart_abandonment, keys=("event_date", "category"),
-                                      lines=is_cart),
+                                      lines=is_cart, day="event_date"),
 }

@@ -24,7 +24,7 @@ import re
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output
+from spark_jobs.common.outputs import GroupedOutput, LineOutput, Output, RunId
 from spark_jobs.common.raw_job import other_day_reason
 
 # A quoted field: any run of characters but `"` and `\`, and backslash escapes (`\"`, `\\`).
@@ -195,7 +195,7 @@ def partition_reason(partition: Column) -> Column:
     return other_day_reason("log_date", "request day", partition)
 
 
-def web_requests(valid: DataFrame, run_id: str) -> DataFrame:
+def web_requests(valid: DataFrame, run_id: RunId) -> DataFrame:
     """Accepted lines in the column order and types of analytics.web_requests."""
     return valid.select(*TYPED_COLUMNS, F.lit(run_id).alias("run_id"))
 
@@ -220,7 +220,7 @@ def hourly_totals(valid: DataFrame) -> DataFrame:
     )
 
 
-def web_traffic_hourly(valid: DataFrame, run_id: str) -> DataFrame:
+def web_traffic_hourly(valid: DataFrame, run_id: RunId) -> DataFrame:
     """hourly_totals in the column order and types of analytics.web_traffic_hourly (the
     framework has quarantined the lines of any hour whose totals would not fit)."""
     totals = hourly_totals(valid)
@@ -233,7 +233,7 @@ def is_error() -> Column:
     return F.col("status") >= 400
 
 
-def web_error_paths(valid: DataFrame, run_id: str) -> DataFrame:
+def web_error_paths(valid: DataFrame, run_id: RunId) -> DataFrame:
     """One row per server-local day, status >= 400 and path (analytics.web_error_paths); the
     path is NULL for request lines that were not requests."""
     return (
@@ -253,6 +253,7 @@ def web_error_paths(valid: DataFrame, run_id: str) -> DataFrame:
 OUTPUTS: dict[str, Output] = {
     "web_requests": LineOutput(web_requests),
     "web_traffic_hourly": GroupedOutput(web_traffic_hourly, keys=HOUR_KEYS,
-                                        totals=hourly_totals),
-    "web_error_paths": GroupedOutput(web_error_paths, keys=ERROR_KEYS, lines=is_error),
+                                        totals=hourly_totals, day="log_date"),
+    "web_error_paths": GroupedOutput(web_error_paths, keys=ERROR_KEYS, lines=is_error,
+                                     day="log_date"),
 }

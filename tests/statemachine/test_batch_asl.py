@@ -27,7 +27,7 @@ def batch_manifest() -> dict[str, Any]:
             "run_id": rid, "partition": day, "attempt": 1,
             "input": {**single["input"], "key": f"online_retail/{day}.csv"},
             "outputs": {"sales_line_items": f"s3://curated/online_retail/sales_line_items/"
-                                            f"batch={BATCH}/partition={day}/run_id={rid}/"},
+                                            f"batch={BATCH}/partition={day}/"},
             "quarantine_uri": single["quarantine_uri"],
             "metrics_uri": f"s3://curated/_runs/online_retail/{rid}/metrics.json",
             "quality_uri": f"s3://curated/_runs/online_retail/{rid}/quality.json"})

@@ -32,14 +32,16 @@ TABLES = (TableLoad("sales_line_items", replace_by=("order_date",)),
 
 
 def out(table: str, day: str, batch: str = BATCH) -> str:
-    return f"{CURATED}/{table}/batch={batch}/partition={day}/run_id=r-{day}/"
+    return f"{CURATED}/{table}/batch={batch}/partition={day}/"
 
 
-def test_one_copy_per_table_replaces_exactly_the_batchs_partitions() -> None:
+@pytest.mark.parametrize("run_level", ["", "run_id=r/"],
+                         ids=["batch-layout", "earlier-layout-with-run-level"])
+def test_one_copy_per_table_replaces_exactly_the_batchs_partitions(run_level: str) -> None:
     batch = build_load_batch(
         schema="analytics", tables=TABLES, copy_role_arn=ROLE, pending=[], run_id=BATCH,
         applied_at="2026-11-21T10:00:00Z", partitions=list(DAYS),
-        outputs={t.name: [out(t.name, d) for d in DAYS] for t in TABLES})
+        outputs={t.name: [out(t.name, d) + run_level for d in DAYS] for t in TABLES})
     assert len(batch.sqls) == 10  # as many as a run of one partition
     days = "('2011-01-04', '2011-01-05', '2011-01-06')"
     assert batch.sqls[2] == (f"COPY stage_sales_line_items FROM '{CURATED}/sales_line_items/"
@@ -54,6 +56,7 @@ def test_one_copy_per_table_replaces_exactly_the_batchs_partitions() -> None:
     [out("sales_line_items", DAYS[0]), out("sales_line_items", DAYS[1], "other")],
     [out("sales_line_items", DAYS[0]),
      f"{CURATED}/sales_line_items/partition={DAYS[1]}/run_id=r/"],
+    [out("sales_line_items", DAYS[0]), out("sales_line_items", DAYS[1]) + "nested/"],
 ])
 def test_outputs_of_several_partitions_must_share_one_batch_prefix(outputs: list[str]) -> None:
     with pytest.raises(InvalidInput, match="one batch=<id>/ prefix"):

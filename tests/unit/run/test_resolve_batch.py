@@ -200,8 +200,7 @@ def test_batch_outputs_lie_under_the_batch_prefix(days, resolver) -> None:
     run = RunManifest.model_validate(resolver.resolve(request(batch(*days))))
     for part in run.partitions:
         assert part.outputs["sales_line_items"].endswith(
-            f"/online_retail/sales_line_items/batch={run.run_id}/partition={part.partition}"
-            f"/run_id={part.run_id}/")
+            f"/online_retail/sales_line_items/batch={run.run_id}/partition={part.partition}/")
         assert f"/quarantine/online_retail/batch={run.run_id}/" in part.quarantine_uri
         assert part.metrics_uri.endswith(f"/_runs/online_retail/{part.run_id}/metrics.json")
 
