@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import reduce
@@ -421,13 +421,18 @@ class QualityEngine:
         return self._measure(frame, None, extra)[None]
 
     def measure_each(self, frame: DataFrame, key: str,
-                     extra: Mapping[str, Column] | None = None
-                     ) -> dict[Any, tuple[QualityReport, dict[str, Any]]]:
+                     extra: Mapping[str, Column] | None = None,
+                     small: Collection[Any] = ()) -> dict[Any, tuple[QualityReport,
+                                                                     dict[str, Any]]]:
         """`measure` on each part of `frame` (its rows with one value of the column `key`),
-        all parts in one pass: by the key's value, each part that has rows."""
-        return self._measure(frame, key, extra)
+        all parts in one pass: by the key's value, each part that has rows. A `small` part's
+        CustomSql statements read its rows as one partition: a single Spark task that needs
+        no shuffle for the statement's grouping (a day's file is a few hundred of them
+        otherwise); the values are the same."""
+        return self._measure(frame, key, extra, small)
 
-    def _measure(self, frame: DataFrame, key: str | None, extra: Mapping[str, Column] | None
+    def _measure(self, frame: DataFrame, key: str | None, extra: Mapping[str, Column] | None,
+                 small: Collection[Any] = ()
                  ) -> dict[Any, tuple[QualityReport, dict[str, Any]]]:
         data = frame.drop(*(key,) if key else (), *self._hidden())  # the dataset's columns
         self.validate(data)
@@ -437,6 +442,8 @@ class QualityEngine:
         grouped = self._grouped(frame, [r for r in leaves
                                         if _measured_type(r) in GROUPED_TYPES], key)
         data_of = {part: _part_of(frame, key, part, self._hidden()) for part in rows}
+        data_of = {part: data.coalesce(1) if part in small else data
+                   for part, data in data_of.items()}
         custom = {str(rule.metric_name): self._custom_sql_each(data_of, rule)
                   for rule in leaves if _measured_type(rule) == "CustomSql"}
         measured = {}

@@ -63,10 +63,18 @@ def check_input(storage: Storage, uri: str, input_format: str, header: tuple[str
 
 def partitions(spark: SparkSession, infos: Sequence[ObjectInfo]) -> int:
     """Shuffle partitions for the inputs: about PARTITION_TARGET_BYTES of text each."""
-    estimate = sum(info.size * (GZIP_RATIO if info.uri.lower().endswith(".gz") else 1)
-                   for info in infos)
+    estimate = sum(_text_bytes(info) for info in infos)
     return max(spark.sparkContext.defaultParallelism,
                min(1000, math.ceil(estimate / PARTITION_TARGET_BYTES)))
+
+
+def fits_one_partition(info: ObjectInfo) -> bool:
+    """Whether an input's text is at most PARTITION_TARGET_BYTES: what one task reads."""
+    return _text_bytes(info) <= PARTITION_TARGET_BYTES
+
+
+def _text_bytes(info: ObjectInfo) -> int:
+    return info.size * (GZIP_RATIO if info.uri.lower().endswith(".gz") else 1)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ from spark_jobs.common.quality import QualityEngine, QualityReport
 from spark_jobs.common.raw_input import (
     LineCounts,
     check_input,
+    fits_one_partition,
     header_lines,
     no_data_reason,
     partitions,
@@ -426,7 +427,9 @@ class _Pass:
         if len(kept) < len(self.parts):
             lines = lines.where(F.col(PART).isin(kept))
         typed = lines.select(*self.job.typed_columns, PART, REFERENCE_TIME)
-        measured = self.engine.measure_each(typed, PART, extra=self.aggregates()) if kept else {}
+        small = [p for p in kept if fits_one_partition(self.parts[p].info)]
+        measured = self.engine.measure_each(typed, PART, extra=self.aggregates(),
+                                            small=small) if kept else {}
         for p in kept:
             if p not in measured or measured[p][1]["lines"] != counts[p].data:
                 raise RuntimeError(f"{self.parts[p].info.uri}: read {counts[p].data} data "

@@ -247,7 +247,7 @@ def test_each_part_measures_as_if_alone(spark, one_shuffle_partition, first, sec
         T.StructType([*SCHEMA.fields, T.StructField("_part", T.IntegerType()),
                       T.StructField("_at", T.TimestampType())])).coalesce(1)
     each = QualityEngine(ruleset, REFERENCE, reference_column="_at").measure_each(
-        frame, "_part", extra={"n": F.count(F.lit(1))})
+        frame, "_part", extra={"n": F.count(F.lit(1))}, small=[1])  # part 1: one partition
     assert set(each) == {part for part, rows in parts if rows}
     for part, rows in parts:
         if not rows:
@@ -393,9 +393,11 @@ def test_custom_sql_is_one_query_for_every_part(spark, monkeypatch):
         raise AssertionError("a CustomSql query per part")
 
     monkeypatch.setattr(QualityEngine, "_custom_sql", per_part)
-    each = engine.measure_each(_two_parts(spark, [(1, "a", None, None), (2, "b", None, None)],
-                                          [(40, "c", None, None)]), "_part")
-    assert [each[p][0].results[0].metric for p in (0, 1)] == [3, 40]
+    frame = _two_parts(spark, [(1, "a", None, None), (2, "b", None, None)],
+                       [(40, "c", None, None)]).repartition(3)
+    for small in ((), (0, 1)):  # a small part's rows read as one partition: the same values
+        each = engine.measure_each(frame, "_part", small=small)
+        assert [each[p][0].results[0].metric for p in (0, 1)] == [3, 40]
 
 
 @pytest.mark.parametrize(("statement", "problem"), [
