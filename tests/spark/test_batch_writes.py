@@ -1,11 +1,13 @@
 """A batch written in the product's layout (`.../<table>/batch=<id>/partition=<day>/`): each
 table is one partitioned write for every partition, and what lands in each partition's folder
-equals its single-file run's output; a rerun replaces, never adds; a row of no partition of
-the batch fails the job; outside that layout each partition writes alone."""
+equals its single-file run's output (every raw dataset's); a rerun replaces, never adds; a row
+of no partition of the batch fails the job; outside that layout each partition writes alone."""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import importlib
 import io
 import json
 from pathlib import Path
@@ -13,7 +15,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import functions as F
-from spark_helpers import SAMPLES
+from spark_helpers import REPO, SAMPLES
 from test_batch_job import partition_args, rules_with_custom_sql, run_main, table
 
 from spark_jobs.common import batch_writes, outputs
@@ -130,3 +132,46 @@ def test_a_row_of_no_partition_of_the_batch_fails_the_job(spark, tmp_path: Path)
         .withColumn("d", F.col("d").cast("date"))
     with pytest.raises(RuntimeError, match="1 rows of t belong to no partition of the batch"):
         batch_writes.write_tables(valid, "_part", grouped, batch)
+
+
+def _shop_events_days(tmp_path: Path) -> dict[str, Path]:
+    """The sample day, and a copy of it moved to the next day (every date in it)."""
+    text = gzip.decompress((REPO / "sample_data" / "shop_events" / "2019-10-01.csv.gz")
+                           .read_bytes()).decode("utf-8")
+    second = tmp_path / "2019-10-02.csv"
+    second.write_text(text.replace("2019-10-01", "2019-10-02"), encoding="utf-8")
+    return {"2019-10-01": REPO / "sample_data" / "shop_events" / "2019-10-01.csv.gz",
+            "2019-10-02": second}
+
+
+@pytest.mark.parametrize("dataset", ["bank_transactions", "web_logs", "shop_events"])
+def test_each_dataset_s_batch_folders_equal_its_single_runs(spark, tmp_path: Path, capsys,
+                                                           monkeypatch, dataset: str) -> None:
+    """Every dataset's GroupedOutputs route their groups by their `day` key: a batch in the
+    product's layout writes each table at once (a partition alone only a table it has no row
+    of) what each partition's own run writes, table by table."""
+    if dataset == "shop_events":
+        files = _shop_events_days(tmp_path)
+    else:
+        files = {p.name.split(".")[0]: p for p in sorted(
+            (REPO / "sample_data" / dataset).iterdir()) if p.name[0].isdigit()}
+    rules = REPO / "datasets" / f"{dataset}.dqdl"
+    main = importlib.import_module(f"spark_jobs.{dataset}.main")
+    capsys.readouterr()
+    alone: list[str] = []
+    real_write = outputs.write_parquet
+    monkeypatch.setattr(outputs, "write_parquet", lambda frame, uri, name: (
+        alone.append(uri), real_write(frame, uri, name))[1])
+    assert main.main(layout_argv(tmp_path / "batch", files, rules)) == 0, capsys.readouterr()
+    monkeypatch.setattr(outputs, "write_parquet", real_write)
+    for day, path in files.items():
+        single = tmp_path / "single" / day
+        assert main.main([*partition_args(single, path, day), "--rules", str(rules)]) == 0
+        got = json.loads((tmp_path / "batch" / "_runs" / day / "metrics.json").read_text())
+        want = json.loads((single / "metrics.json").read_text())
+        assert got["tables"].keys() == want["tables"].keys()
+        for name, figures in want["tables"].items():
+            folder = tmp_path / "batch" / name / "batch=b1" / f"partition={day}"
+            assert got["tables"][name]["rows"] == figures["rows"], (day, name)
+            assert table(folder) == table(single / name), (day, name)
+            assert (f"{folder}/" in alone) == (figures["rows"] == 0), (day, name)
