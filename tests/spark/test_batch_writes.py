@@ -18,6 +18,7 @@ from pyspark.sql import functions as F
 from spark_helpers import REPO, SAMPLES
 from test_batch_job import partition_args, rules_with_custom_sql, run_main, table
 
+from pipeline_core.errors import ConfigurationError
 from spark_jobs.common import batch_writes, outputs
 from spark_jobs.common.batch_writes import BatchPart
 from spark_jobs.common.outputs import GroupedOutput, LineOutput
@@ -175,3 +176,8 @@ def test_each_dataset_s_batch_folders_equal_its_single_runs(spark, tmp_path: Pat
             assert got["tables"][name]["rows"] == figures["rows"], (day, name)
             assert table(folder) == table(single / name), (day, name)
             assert (f"{folder}/" in alone) == (figures["rows"] == 0), (day, name)
+
+
+def test_a_grouped_output_s_day_must_be_one_of_its_keys() -> None:
+    with pytest.raises(ConfigurationError, match="the day 'when' of a GroupedOutput must be one"):
+        GroupedOutput(lambda v, r: v, ("d", "k"), day="when")
