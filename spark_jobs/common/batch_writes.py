@@ -127,14 +127,12 @@ def _write(built: DataFrame, name: str, batch: BatchLayout) -> dict[int, int]:
     observation = Observation(f"batch-{name}")
     counts = [F.count_if(F.col(PARTITION_DIR) == F.lit(p.partition)).alias(f"_rows{p.index}")
               for p in batch.parts]
-    (built.withColumn(PARTITION_DIR, folder)
-     .observe(observation, F.count_if(F.col(PARTITION_DIR).isNull()).alias("_lost"), *counts)
-     .where(F.col(PARTITION_DIR).isNotNull())
-     .write.mode("overwrite").option("partitionOverwriteMode", "static")
-     .partitionBy(PARTITION_DIR)
-     .option("compression", "zstd")
-     .option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
-     .parquet(batch.bases[name]))
+    routed = (built.withColumn(PARTITION_DIR, folder)
+              .observe(observation, F.count_if(F.col(PARTITION_DIR).isNull()).alias("_lost"),
+                       *counts)
+              .where(F.col(PARTITION_DIR).isNotNull()))
+    (outputs.parquet_writer(routed).option("partitionOverwriteMode", "static")
+     .partitionBy(PARTITION_DIR).parquet(batch.bases[name]))
     seen = observation.get
     if seen["_lost"]:
         raise RuntimeError(f"{seen['_lost']} rows of {name} belong to no partition of the "

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, DataFrameWriter, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from pipeline_core.errors import ConfigurationError, InvalidInput
@@ -176,9 +176,12 @@ def with_group_limits(judged: DataFrame, outputs: Mapping[str, Output],
 def write_parquet(frame: DataFrame, uri: str, name: str) -> int:
     """Write zstd parquet (no _SUCCESS marker) and return the rows written."""
     observation = Observation(name)
-    (frame.observe(observation, F.count(F.lit(1)).alias("rows"))
-     .write.mode("overwrite")
-     .option("compression", "zstd")
-     .option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
-     .parquet(uri))
+    parquet_writer(frame.observe(observation, F.count(F.lit(1)).alias("rows"))).parquet(uri)
     return int(observation.get["rows"])
+
+
+def parquet_writer(frame: DataFrame) -> DataFrameWriter:
+    """How every output is written: overwriting its folder, zstd, no _SUCCESS marker."""
+    return (frame.write.mode("overwrite")
+            .option("compression", "zstd")
+            .option("mapreduce.fileoutputcommitter.marksuccessfuljobs", "false"))
