@@ -109,6 +109,8 @@ class RawJob:
     range_columns: tuple[str, ...] = ()
     header: tuple[str, ...] = ()  # csv only: the catalog's source.header
     delimiter: str = ","  # csv only: the catalog's source.delimiter (the header check's)
+    # The quarantine's rows from the refused lines (`value`, parse()'s columns, `_reason`,
+    # `_source_line`) and the run id; by default the line's text, why and where.
     quarantine_rows: Callable[[DataFrame, str], DataFrame] | None = None
     # An exact copy of a line is a second delivery of one record in most sources, and is
     # loaded once; in some it is a second event (two identical requests in one second of an
@@ -456,9 +458,7 @@ class _Pass:
         kept = materialize(typed.withColumn("_reason", F.coalesce(*reasons)),
                            partitions(self.spark, [p.info for p in self.parts]), "_line")
         limited = outputs.with_group_limits(kept, job.outputs, tables)
-        # A dataset with its own quarantine rows has its raw fields: the line's text is only
-        # needed for the sample.
-        dropped = {"_reason", *_BOOKKEEPING, *(("value",) if job.quarantine_rows else ())}
+        dropped = {"_reason", *_BOOKKEEPING}
         sample = text.shown_text(F.col("value"), SAMPLE_CHARS)
         return limited.select(
             *[c for c in limited.columns if c not in dropped], PART, "_reason",

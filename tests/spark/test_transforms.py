@@ -206,9 +206,15 @@ def test_customer_daily_sales(spark):
     assertDataFrameEqual(got, spark.createDataFrame(expected, got.schema))
 
 
+def test_parse_keeps_its_input_the_typed_columns_and_the_reason_only(spark):
+    """The raw fields are not kept: every query of the job reads what parse returns."""
+    frame = tr.parse(lines_frame(spark, "536365,85123A,X,6,2010-12-01 08:26:00,2.55,17850.0,UK"))
+    assert tuple(frame.columns) == ("value", "_line", *tr.TYPED_COLUMNS, "_reason")
+
+
 def test_sales_line_items_and_quarantine_columns(spark):
-    frame = typed(spark, "536365,85123A,X,6,2010-12-01 08:26:00,2.55,17850.0,UK",
-                  "536365,85123A,X,six,2010-12-01 08:26:00,2.55,17850.0,UK")
+    frame = tr.parse(lines_frame(spark, "536365,85123A,X,6,2010-12-01 08:26:00,2.55,17850.0,UK",
+                                 "536365,85123A,X,six,2010-12-01 08:26:00,2.55,17850.0,UK"))
     frame = frame.withColumn("_source_line", F.col("_line"))
     items = tr.sales_line_items(frame.where("_reason is null"), "r1")
     assert tuple(items.columns) == tr.LINE_ITEM_COLUMNS
