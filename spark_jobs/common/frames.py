@@ -2,7 +2,10 @@
 
 Why not `DataFrame.cache()`: Spark counts every read of a cached block as *input* bytes, so a
 job that scans its file once and then runs five actions over the cache reports five times the
-file size, and a real re-read of the input can no longer be told apart from cache hits.
+file size, and a real re-read of the input can no longer be told apart from cache hits. It is
+not faster either: on 5M online_retail lines (2 cores), building the in-memory cache
+(MEMORY_AND_DISK) of the parsed lines took 51 task-seconds and the judged lines' 33, against
+20 and 15 for these shuffles; the reads it saves are 1-2 s each.
 
 Here the frame is shuffled once (hash on a key column) and the resulting RDD is wrapped back
 into a DataFrame. All later actions share that RDD and therefore its shuffle dependency: Spark
