@@ -4,6 +4,7 @@ by line (the rest of the day loads), and metrics.json shows samples of them."""
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,6 +130,26 @@ def test_values_the_tables_refuse_are_quarantined_line_by_line(run_job, tmp_path
     daily = _table(run.out / "customer_daily_sales").to_pylist()
     assert "99999" not in {r["customer_id"] for r in daily}
     _check_samples(run.metrics["quarantine_samples"])
+
+
+def test_the_quarantine_holds_each_refused_lines_fields_as_written(run_job, tmp_path):
+    """parse() keeps no raw field (the queries read less): the quarantine splits its lines
+    again from their text. Each row's fields are then the line's CSV fields, quoting and all,
+    also for a line refused with its group (its totals) after the lines were judged."""
+    quoted = _line("536992", '"PICTURE FRAME 7"", WHITE' + "X" * 280 + '"')
+    refused = [quoted, *(line for line, _ in REFUSED)]
+    run = run_job(_write(tmp_path / "fields.csv", refused), "2010-12-01")
+    assert run.code == 0, run.stderr
+    header, _ = data_lines(DAY)
+    names = header.split(",")
+    rows = {r["_source_line"]: r for r in _table(run.out / "quarantine").to_pylist()}
+    assert sorted(rows) == [LINES + 2 + i for i in range(len(refused))]
+    for i, line in enumerate(refused):
+        [fields] = csv.reader([line])
+        row = rows[LINES + 2 + i]
+        assert [row[n] for n in names] == [f or None for f in fields], line[:60]
+    assert rows[LINES + 2]["Description"].startswith('PICTURE FRAME 7", WHITEXX')
+    assert rows[LINES + 2 + 5]["_reason"].startswith("customer_daily_sales.revenue")
 
 
 def _check_samples(samples: list[dict]) -> None:
