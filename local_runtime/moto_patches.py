@@ -124,7 +124,7 @@ def _start_local_run(job_run: Any, request: dict[str, Any], application: Any = N
     job_run.state = "SUBMITTED"
     job_run.tags = request.get("tags") or {}
     if runner is None:
-        result.state, result.details = "FAILED", "no local Spark runner installed"
+        result.details, result.state = "no local Spark runner installed", "FAILED"
         result.finished.set()
         return
     need = capacity_need(_worker_plans[job_run.id]) if job_run.id in _worker_plans else None
@@ -138,7 +138,7 @@ def _start_local_run(job_run: Any, request: dict[str, Any], application: Any = N
                        list(driver.get("entryPointArguments") or []),
                        py_files=py_files, conf=conf, result=result, timeout_s=timeout)
         except Exception as e:
-            result.state, result.details = "FAILED", f"local runner error: {e}"
+            result.details, result.state = f"local runner error: {e}", "FAILED"
             result.ended_at = time.time()
 
     def work() -> None:
@@ -220,9 +220,9 @@ class CapacityGate:
         too_big = [f"{k} {need.get(k, 0):g} > {cap:g}" for k, cap in self.maximum.items()
                    if need.get(k, 0.0) > cap]
         if too_big:
-            result.state = "FAILED"
             result.details = ("the job run's initial workers exceed the application's maximum "
                               f"capacity: {', '.join(too_big)}")
+            result.state = "FAILED"
             return False
         with self._cond:
             result.state = "SCHEDULED"

@@ -457,25 +457,28 @@ class SparkRunner:
         result.storage_bytes = sum(p.stat().st_size for p in (work / "out").rglob("*")
                                    if p.is_file())
         result.log_tail = _tail(work / "stderr.log") or _tail(work / "stdout.log")
+        # Details before the final state, always: get_job_run reads `result` from another
+        # thread, and a FAILED run seen before its details would lose its cause (seen once
+        # under load: the ledger said "Job run FAILED" instead of the job's error).
         if result.state in ("CANCELLING", "CANCELLED"):
-            result.state = "CANCELLED"
             result.details = "Job run was cancelled."
+            result.state = "CANCELLED"
             return result
         if result.exit_code != 0:
-            result.state = "FAILED"
             result.details = failure_details(result.exit_code, work / "stderr.log")
+            result.state = "FAILED"
             return result
         t0 = time.monotonic()
         try:
             report_in_s3_terms(staged)
             self._upload_outputs(staged)
         except Exception as e:
-            result.state, result.details = "FAILED", f"uploading outputs failed: {e}"
+            result.details, result.state = f"uploading outputs failed: {e}", "FAILED"
             return result
         finally:
             result.upload_seconds = time.monotonic() - t0
-        result.state = "SUCCESS"
         result.details = ""
+        result.state = "SUCCESS"
         return result
 
     def cancel(self, job_id: str) -> bool:
@@ -521,7 +524,7 @@ def _table_uri(uri: str) -> Callable[[re.Match[str]], str]:
 
 
 def _failed(result: JobResult, details: str) -> JobResult:
-    result.state, result.details = "FAILED", details
+    result.details, result.state = details, "FAILED"
     result.ended_at = time.time()
     return result
 
