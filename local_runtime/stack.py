@@ -636,7 +636,7 @@ class LocalDeployment:
                 runner.run(step_id, entry, job_args, py_files=py_files, conf=conf,
                            result=result)
             except Exception as e:
-                result.state, result.details = "FAILED", f"step could not run: {e}"
+                result.details, result.state = f"step could not run: {e}", "FAILED"
             moto_step.end_date_time = datetime.now(UTC)
             moto_step.state = {"SUCCESS": "COMPLETED", "CANCELLED": "CANCELLED"}.get(
                 result.state, "FAILED")
